@@ -1,0 +1,131 @@
+"""REST routes: the same published view the streams serve, plus history and health.
+
+Torrents and status are read from the hub's view (what the streams have published), so a
+REST answer and the stream never disagree; history comes from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+
+from . import __version__
+from .errors import api_error
+from .events import PROTOCOL_VERSION
+from .runtime import runtime
+from .store import DB_ERRORS
+from .torrents import FIELDS, HASH_RE, PHASES
+
+bp = Blueprint("api", __name__)
+
+_SORTABLE = frozenset(FIELDS)
+
+
+def _bad(field: str, message: str) -> Response:
+    return api_error(400, "invalid_parameter", message, field)
+
+
+@bp.get("/api/torrents")
+async def list_torrents() -> Response:
+    """All torrents, optionally filtered by phase and sorted by any field."""
+    phases_arg = request.args.get("phase", "")
+    phases = {p.strip() for p in phases_arg.split(",") if p.strip()}
+    unknown = sorted(phases - set(PHASES))
+    if unknown:
+        return _bad("phase", f"unknown phase {unknown[0]!r}; expected one of {', '.join(PHASES)}")
+    sort = request.args.get("sort", "added_at")
+    if sort not in _SORTABLE:
+        return _bad("sort", f"cannot sort by {sort!r}; expected a record field such as name or progress")
+    order = request.args.get("order", "asc")
+    if order not in ("asc", "desc"):
+        return _bad("order", "order must be 'asc' or 'desc'")
+    hub = runtime().hub
+    records = [r for r in hub.torrents.values() if not phases or r["phase"] in phases]
+    records.sort(key=lambda r: _sort_key(r.get(sort)), reverse=order == "desc")
+    return jsonify({"torrents": records, "count": len(records), "event_id": hub.last_event_id})
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Sort None last and keep mixed types from raising."""
+    if value is None:
+        return (2, 0)
+    if isinstance(value, str):
+        return (1, value.casefold())
+    if isinstance(value, list):
+        return (1, ",".join(map(str, value)).casefold())
+    return (0, value)
+
+
+@bp.get("/api/torrents/<torrent_hash>")
+async def get_torrent(torrent_hash: str) -> Response:
+    """One torrent's record."""
+    torrent_hash = torrent_hash.lower()
+    if not HASH_RE.match(torrent_hash):
+        return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
+    record = runtime().hub.torrents.get(torrent_hash)
+    if record is None:
+        return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
+    return jsonify(record)
+
+
+@bp.get("/api/status")
+async def status() -> Response:
+    """The poller's and the server's state."""
+    rt = runtime()
+    return jsonify(
+        {
+            "status": rt.hub.status,
+            "transfer": rt.hub.transfer,
+            "poller": {
+                "interval": rt.poller.interval,
+                "errors": rt.poller.errors,
+                "last_error": rt.poller.last_error,
+                "last_duration": rt.poller.last_duration,
+            },
+            "database": {"ok": not rt.store.behind, "last_error": rt.store.last_error},
+            "clients": rt.hub.client_count,
+            "event_id": rt.hub.last_event_id,
+            "epoch": rt.hub.epoch,
+            "heartbeat": rt.settings.heartbeat,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+        }
+    )
+
+
+@bp.get("/api/history")
+async def history() -> Response:
+    """Speed samples of the last ``minutes`` (default 60), global or of one torrent."""
+    minutes_arg = request.args.get("minutes", "60")
+    try:
+        minutes = float(minutes_arg)
+    except ValueError:
+        return _bad("minutes", f"minutes must be a number, got {minutes_arg[:40]!r}")
+    if not 0 < minutes <= 525_600:
+        return _bad("minutes", "minutes must be between 0 and 525600")
+    torrent_hash = request.args.get("hash")
+    if torrent_hash is not None:
+        torrent_hash = torrent_hash.lower()
+        if not HASH_RE.match(torrent_hash):
+            return _bad("hash", "the hash must be 40 or 64 hexadecimal characters")
+    try:
+        samples = await runtime().store.history(time.time() - minutes * 60, torrent_hash)
+    except DB_ERRORS:
+        return api_error(503, "database_unavailable", "the history database cannot be read right now")
+    return jsonify({"samples": samples})
+
+
+@bp.get("/healthz")
+async def healthz() -> Response:
+    """Liveness: the server answers (qBittorrent's state is in /api/status)."""
+    return jsonify({"ok": True})
+
+
+@bp.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text format."""
+    return Response(
+        runtime().metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )

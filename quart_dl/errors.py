@@ -1,0 +1,59 @@
+"""JSON errors for the API, and handlers that keep every failure a clear JSON answer.
+
+Bad input is never a 500 and never a traceback: a client gets ``{"error": code, "message":
+sentence}`` (plus ``field`` when one parameter is at fault). An unexpected exception is
+logged for the operator and answered with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("quart_dl.errors")
+
+
+def api_error(status: int, code: str, message: str, field: str | None = None) -> Response:
+    """A JSON error response."""
+    body: dict[str, str] = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+}
+
+
+def install_error_handlers(app: Quart) -> None:
+    """JSON for every HTTP error, on the API and elsewhere (the panel is a single page)."""
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _CODES.get(status, "http_error")
+        if status == 404:
+            message = f"nothing at {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        else:
+            message = exc.description or exc.name
+        response = api_error(status, code, message)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return api_error(500, "internal_error", "the server hit an unexpected error; see its log")

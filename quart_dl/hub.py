@@ -1,0 +1,341 @@
+"""The event hub: the published view, the replay buffer, and one bounded queue per subscriber.
+
+Why it is shaped this way:
+
+- The hub owns the *published* view (torrents, status, transfer as of the last event). A
+  snapshot is taken from it, never from the poller's working table, so a snapshot and the
+  diffs that follow it always line up.
+- ``subscribe`` registers the subscriber and takes its snapshot in one synchronous step (no
+  ``await`` in between). ``publish`` is synchronous too, so no event can fall between the
+  two: a change landing while a client connects is neither lost nor applied twice. The
+  stream still drops queued events whose ``seq`` the snapshot already covers, as a guard.
+- An event is encoded once (``Event``) and the same bytes object goes to every queue.
+- Queues are bounded. A subscriber that falls ``queue_size`` events behind is dropped (its
+  handler task is cancelled, which also frees a send blocked on a client that stopped
+  reading); it resumes with ``Last-Event-ID`` from the replay buffer or a snapshot.
+- One shared heartbeat tick for all subscribers instead of a timer per stream: a stream that
+  has been silent for the heartbeat interval is woken with a heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .events import HEARTBEAT_COMMENT, PROTOCOL_VERSION, Event, frame, heartbeat_event
+from .metrics import Metrics
+from .torrents import ChangeSet, Record
+
+log = logging.getLogger("quart_dl.hub")
+
+#: Disconnect reasons, as logged and counted in /metrics.
+CLIENT_CLOSED = "client closed"
+SERVER_SHUTDOWN = "server shutdown"
+OVERFLOW = "overflow"
+
+
+def new_epoch() -> str:
+    """A per-process epoch: ids from an earlier run can never be taken for current ones."""
+    return secrets.token_hex(4)
+
+
+class Subscriber:
+    """One open stream: its queue of frames, and what it is waiting for."""
+
+    __slots__ = (
+        "client_id",
+        "close_reason",
+        "connected_at",
+        "heartbeat_as_event",
+        "heartbeat_due",
+        "last_sent",
+        "queue",
+        "remote",
+        "since_seq",
+        "task",
+        "torrent_hash",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        client_id: str,
+        remote: str,
+        torrent_hash: str | None,
+        heartbeat_as_event: bool,
+        now: float,
+    ) -> None:
+        self.client_id = client_id
+        self.remote = remote
+        self.torrent_hash = torrent_hash
+        self.heartbeat_as_event = heartbeat_as_event
+        self.queue: deque[tuple[int, bytes]] = deque()
+        self.wake = asyncio.Event()
+        self.since_seq = 0
+        self.connected_at = now
+        self.last_sent = now
+        self.heartbeat_due = False
+        self.close_reason: str | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def drain(self) -> list[bytes]:
+        """Take every queued frame the snapshot or replay has not already covered."""
+        out = [data for seq, data in self.queue if seq > self.since_seq]
+        self.queue.clear()
+        return out
+
+
+class Hub:
+    """Fans events out to subscribers; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        *,
+        heartbeat: float = 15.0,
+        queue_size: int = 256,
+        replay_size: int = 2048,
+        metrics: Metrics | None = None,
+        epoch: str | None = None,
+    ) -> None:
+        self.epoch = epoch or new_epoch()
+        self.heartbeat = heartbeat
+        self.queue_size = queue_size
+        self.metrics = metrics or Metrics()
+        self.seq = 0
+        self.torrents: dict[str, Record] = {}
+        self.status: Record = {
+            "qbittorrent": "connecting",
+            "message": None,
+            "since": time.time(),
+            "version": None,
+            "last_poll": None,
+        }
+        self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+        self._buffer: deque[Event] = deque(maxlen=replay_size)
+        self._subscribers: set[Subscriber] = set()
+        self._ids = itertools.count(1)
+        self._snapshot_cache: tuple[int, bytes] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closing = False
+        self.on_subscribe: Callable[[int], None] | None = None
+
+    # -- the published view ------------------------------------------------------------
+
+    @property
+    def last_event_id(self) -> str:
+        """Id of the newest event (``<epoch>-0`` before the first)."""
+        return f"{self.epoch}-{self.seq}"
+
+    @property
+    def client_count(self) -> int:
+        """Open streams."""
+        return len(self._subscribers)
+
+    def seed(self, torrents: dict[str, Record]) -> None:
+        """Start the view from what the store last saw (before any event is published)."""
+        self.torrents = {h: dict(r) for h, r in torrents.items()}
+
+    def publish_changes(self, changes: ChangeSet) -> Event | None:
+        """Apply a change set to the view and publish it as a ``diff`` event."""
+        if not changes:
+            return None
+        for torrent_hash, delta in changes.changed.items():
+            current = self.torrents.get(torrent_hash)
+            if current is None:
+                self.torrents[torrent_hash] = dict(delta)
+            else:
+                current.update(delta)
+        for torrent_hash in changes.removed:
+            self.torrents.pop(torrent_hash, None)
+        if changes.transfer is not None:
+            self.transfer = dict(changes.transfer)
+        return self._publish("diff", changes.as_event())
+
+    def publish_status(self, **status: Any) -> Event | None:
+        """Update the status object; publish a ``status`` event when a visible part changed.
+
+        ``last_poll`` alone changes on every poll: it is kept current for the REST API and
+        for snapshots, but is not worth an event.
+        """
+        before = {k: v for k, v in self.status.items() if k != "last_poll"}
+        self.status.update(status)
+        after = {k: v for k, v in self.status.items() if k != "last_poll"}
+        if before == after:
+            return None
+        return self._publish("status", dict(self.status))
+
+    def _publish(self, kind: str, payload: dict[str, Any]) -> Event:
+        self.seq += 1
+        event = Event(self.seq, self.epoch, kind, payload)
+        self._buffer.append(event)
+        self.metrics.inc("events_published_total", kind=kind)
+        for sub in list(self._subscribers):
+            data = event.data if sub.torrent_hash is None else event.for_torrent(sub.torrent_hash)
+            if data is None:
+                continue
+            if len(sub.queue) >= self.queue_size:
+                self._drop(sub, OVERFLOW)
+                continue
+            sub.queue.append((event.seq, data))
+            sub.wake.set()
+        return event
+
+    # -- subscribing ---------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        *,
+        remote: str = "-",
+        torrent_hash: str | None = None,
+        last_event_id: str | None = None,
+        heartbeat_as_event: bool = False,
+    ) -> tuple[Subscriber, list[bytes], str]:
+        """Register a stream; return it, its opening frames, and how it was opened.
+
+        The opening is a replay of the missed events when ``last_event_id`` is from this
+        process and still covered by the buffer, else a snapshot. The third value says which
+        (``replay`` or ``snapshot``), for the log.
+        """
+        now = time.monotonic()
+        sub = Subscriber(f"c{next(self._ids)}", remote, torrent_hash, heartbeat_as_event, now)
+        replay = self._replay(last_event_id, torrent_hash)
+        if replay is not None:
+            opening, how = replay, "replay"
+        else:
+            opening, how = [self.snapshot_frame(torrent_hash)], "snapshot"
+        sub.since_seq = self.seq
+        self._subscribers.add(sub)
+        self.metrics.inc("sse_connects_total", opened_with=how)
+        if self.on_subscribe is not None:
+            self.on_subscribe(len(self._subscribers))
+        return sub, opening, how
+
+    def unsubscribe(self, sub: Subscriber, reason: str) -> float:
+        """Forget a stream; returns how long it was open (seconds)."""
+        self._subscribers.discard(sub)
+        self.metrics.inc("sse_disconnects_total", reason=reason)
+        return time.monotonic() - sub.connected_at
+
+    def _drop(self, sub: Subscriber, reason: str) -> None:
+        """End a stream from the server side, even when it is blocked sending."""
+        if sub.close_reason is None:
+            sub.close_reason = reason
+        sub.queue.clear()
+        sub.wake.set()
+        if reason == OVERFLOW and sub.task is not None and not sub.task.done():
+            # The handler may be stuck in send() to a client that stopped reading: only a
+            # cancellation reaches it there. Quart treats that as a disconnect.
+            sub.task.cancel()
+
+    def parse_event_id(self, value: str | None) -> int | None:
+        """The sequence number of an id from this process, or None (other epoch, garbage)."""
+        if not value or len(value) > 64:
+            return None
+        epoch, sep, seq_text = value.strip().rpartition("-")
+        if not sep or epoch != self.epoch or not seq_text.isdigit() or len(seq_text) > 18:
+            return None
+        seq = int(seq_text)
+        return seq if seq <= self.seq else None
+
+    def _replay(self, last_event_id: str | None, torrent_hash: str | None) -> list[bytes] | None:
+        seq = self.parse_event_id(last_event_id)
+        if seq is None:
+            return None
+        if seq == self.seq:
+            return []
+        if not self._buffer or self._buffer[0].seq > seq + 1:
+            return None  # some of the missed events are gone: only a snapshot is honest
+        frames: list[bytes] = []
+        for event in self._buffer:
+            if event.seq <= seq:
+                continue
+            data = event.data if torrent_hash is None else event.for_torrent(torrent_hash)
+            if data is not None:
+                frames.append(data)
+        return frames
+
+    def snapshot_frame(self, torrent_hash: str | None = None) -> bytes:
+        """The ``snapshot`` event as of now, with the id of the newest event.
+
+        The all-torrents snapshot is cached per sequence number: a reconnect storm of
+        thousands of clients encodes it once.
+        """
+        if torrent_hash is None:
+            cached = self._snapshot_cache
+            if cached is not None and cached[0] == self.seq:
+                return cached[1]
+            torrents = self.torrents
+        else:
+            record = self.torrents.get(torrent_hash)
+            torrents = {torrent_hash: record} if record is not None else {}
+        payload: dict[str, Any] = {
+            "v": PROTOCOL_VERSION,
+            "torrents": torrents,
+            "status": self.status,
+            "heartbeat": self.heartbeat,
+        }
+        if torrent_hash is None:
+            payload["transfer"] = self.transfer
+        data = frame("snapshot", payload, self.last_event_id)
+        if torrent_hash is None:
+            self._snapshot_cache = (self.seq, data)
+        return data
+
+    # -- heartbeats and shutdown ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the shared heartbeat tick."""
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name="quart-dl heartbeat")
+
+    async def _tick(self) -> None:
+        period = min(1.0, self.heartbeat / 4)
+        while True:
+            await asyncio.sleep(period)
+            self.beat(time.monotonic())
+
+    def beat(self, now: float) -> int:
+        """Mark every stream silent for a heartbeat interval as due; returns how many."""
+        due = 0
+        for sub in self._subscribers:
+            if not sub.heartbeat_due and now - sub.last_sent >= self.heartbeat:
+                sub.heartbeat_due = True
+                sub.wake.set()
+                due += 1
+        return due
+
+    def heartbeat_frame(self, sub: Subscriber) -> bytes:
+        """The heartbeat this subscriber asked for (comment, or event for browsers)."""
+        self.metrics.inc("heartbeats_sent_total")
+        return heartbeat_event(time.time()) if sub.heartbeat_as_event else HEARTBEAT_COMMENT
+
+    def close_all(self, reason: str = SERVER_SHUTDOWN) -> None:
+        """End every stream (shutdown): each handler wakes and returns on its own."""
+        self._closing = True
+        for sub in list(self._subscribers):
+            self._drop(sub, reason)
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: new streams are refused."""
+        return self._closing
+
+    async def stop(self) -> None:
+        """Stop the tick; used at shutdown after ``close_all``."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+
+    def subscribers(self) -> Iterable[Subscriber]:
+        """The open streams (for status and tests)."""
+        return tuple(self._subscribers)

@@ -1,0 +1,196 @@
+"""The poller: follows qBittorrent, commits what changed, then publishes it.
+
+One loop, one direction: ``sync/maindata`` (on the worker thread) → ``TorrentTable.apply``
+→ ``Store.commit`` (one transaction) → ``Hub.publish_changes``. Publishing after the commit
+means the REST API and the stream never disagree; when the database is failing, the change is
+still published (the stream serves from memory) and the store catches up later.
+
+Cadence: fast while anyone watches, slow with nobody; a first subscriber wakes the poller at
+once so a newly opened panel never waits a slow interval for fresh data.
+
+Faults never end the loop. Unreachable → exponential backoff with full jitter, capped at 30 s.
+Auth failed → a long backoff (qBittorrent bans an address after 5 failed logins by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from .hub import Hub
+from .metrics import Metrics
+from .qbt_client import AuthFailed, QbtClient, QbtError, WorkerThread
+from .store import Store
+from .torrents import TorrentTable
+
+log = logging.getLogger("quart_dl.poller")
+
+UNREACHABLE_BASE = 1.0
+UNREACHABLE_CAP = 30.0
+AUTH_BASE = 60.0
+AUTH_CAP = 600.0
+
+
+def backoff(failures: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: between half and all of ``min(cap, base·2^(n-1))``.
+
+    Half-jitter rather than full: a delay near zero would hammer a qBittorrent that is
+    restarting, and for auth failures would spend the ban budget.
+    """
+    ceiling = min(cap, base * (2 ** max(0, failures - 1)))
+    return ceiling * (0.5 + 0.5 * rand())
+
+
+class Poller:
+    """Owns the qBittorrent session, the torrent table and the poll loop."""
+
+    def __init__(
+        self,
+        *,
+        client: QbtClient,
+        hub: Hub,
+        store: Store,
+        metrics: Metrics,
+        poll_interval: float,
+        idle_poll_interval: float,
+        sample_interval: float = 5.0,
+        history_seconds: float = 86400.0,
+    ) -> None:
+        self.client = client
+        self.hub = hub
+        self.store = store
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.idle_poll_interval = idle_poll_interval
+        self.sample_interval = sample_interval
+        self.history_seconds = history_seconds
+        self.table = TorrentTable()
+        self.failures = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.last_duration: float | None = None
+        self._worker = WorkerThread()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._logged_in = False
+        self._next_sample = 0.0
+        self._next_prune = 0.0
+        hub.on_subscribe = self._on_subscribe
+
+    @property
+    def interval(self) -> float:
+        """The current cadence."""
+        return self.poll_interval if self.hub.client_count else self.idle_poll_interval
+
+    def _on_subscribe(self, count: int) -> None:
+        # Poll at once for a first viewer, so it never waits out the idle interval; but not
+        # while credentials are failing: each attempt spends qBittorrent's ban budget.
+        if count == 1 and self.last_error != "auth_failed":
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Poll now (a first subscriber, or a test)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Load what the database knows, then start polling in the background."""
+        known = await self.store.open_instance()
+        self.table = TorrentTable(known)
+        self.hub.seed(self.table.records)
+        self._task = asyncio.create_task(self._run(), name="quart-dl poller")
+
+    async def stop(self) -> None:
+        """Stop the loop; a call hung on the worker thread is abandoned (it is a daemon)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._worker.close()
+        self.client.close()
+
+    async def _run(self) -> None:
+        while True:
+            delay = await self.poll_once()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def poll_once(self) -> float:
+        """One poll; returns how long to wait before the next."""
+        started = time.perf_counter()
+        try:
+            if not self._logged_in:
+                version = await self._worker.run(self.client.login)
+                self._logged_in = True
+                log.info("connected to qBittorrent %s", version)
+                self.hub.publish_status(qbittorrent="connected", message=None, since=time.time(), version=version)
+            data = await self._worker.run(self.client.maindata)
+        except QbtError as exc:
+            return await self._failed(exc)
+        except Exception as exc:
+            log.exception("unexpected error while polling qBittorrent")
+            return await self._failed(QbtError(f"unexpected error ({exc.__class__.__name__})"))
+
+        self.last_error = None
+        if self.failures:
+            log.info("qBittorrent is back after %d failed polls", self.failures)
+        self.failures = 0
+        changes = self.table.apply(data)
+        now = time.time()
+        if changes:
+            await self.store.commit(changes, self.table.records)
+            self.hub.publish_changes(changes)
+        status_changed = self.hub.status["qbittorrent"] != "connected"
+        self.hub.publish_status(
+            qbittorrent="connected",
+            message=None,
+            last_poll=now,
+            **({"since": now} if status_changed else {}),
+        )
+        if status_changed:
+            await self.store.save_status(self.hub.status)
+        self.last_duration = time.perf_counter() - started
+        self.metrics.observe("poll_duration_seconds", self.last_duration)
+        await self._housekeeping(now)
+        return self.interval
+
+    async def _failed(self, exc: QbtError) -> float:
+        self.failures += 1
+        self.errors += 1
+        self.last_error = exc.kind
+        self.metrics.inc("poll_errors_total", kind=exc.kind)
+        self._logged_in = False
+        self.client.reset()
+        if isinstance(exc, AuthFailed):
+            delay = backoff(self.failures, AUTH_BASE, AUTH_CAP)
+        else:
+            delay = backoff(self.failures, UNREACHABLE_BASE, UNREACHABLE_CAP)
+        previous = self.hub.status["qbittorrent"]
+        event = self.hub.publish_status(
+            qbittorrent=exc.kind,
+            message=str(exc),
+            **({"since": time.time()} if previous != exc.kind else {}),
+        )
+        if event is not None:
+            log.warning("qBittorrent %s: %s; retrying in %.1f s", exc.kind.replace("_", " "), exc, delay)
+            await self.store.save_status(self.hub.status)
+        else:
+            log.debug("still %s; retrying in %.1f s", exc.kind, delay)
+        return delay
+
+    async def _housekeeping(self, now: float) -> None:
+        """History samples and their retention, on their own slower clocks."""
+        if now >= self._next_sample:
+            self._next_sample = now + self.sample_interval
+            await self.store.sample(now, self.table.transfer, self.table.records)
+        if now >= self._next_prune:
+            self._next_prune = now + 300
+            await self.store.prune(now - self.history_seconds)

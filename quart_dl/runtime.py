@@ -1,0 +1,32 @@
+"""The running service's parts, reachable from request handlers through the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Quart, current_app
+
+from .hub import Hub
+from .metrics import Metrics
+from .poller import Poller
+from .settings import Settings
+from .store import Store
+
+
+@dataclass
+class Runtime:
+    """What ``create_app`` wires together; one per app."""
+
+    settings: Settings
+    hub: Hub
+    store: Store
+    poller: Poller
+    metrics: Metrics
+
+
+def runtime(app: Quart | None = None) -> Runtime:
+    """The runtime of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    rt = target.extensions["quart_dl"]
+    assert isinstance(rt, Runtime)
+    return rt

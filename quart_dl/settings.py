@@ -1,0 +1,339 @@
+"""Settings: command-line flags over ``QUART_DL_*`` environment variables over a TOML file.
+
+Every setting is declared once in ``FIELDS``; the CLI, the environment and the TOML file are
+all read through that table, so a setting cannot exist in one source and be missing from
+another. Validation happens here, before anything starts, and a bad value raises
+``SettingsError`` with one sentence naming the setting: the CLI prints it and exits 2.
+
+The qBittorrent password is kept in a ``Secret`` whose ``repr``/``str`` hide it, so no log
+line or error message built from settings can leak it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "QUART_DL_"
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the setting and the problem."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str`` or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must send it (the qBittorrent login)."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/quart-dl`` (``~/.local/share/quart-dl``): where SQLite lives by default."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "quart-dl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with, validated."""
+
+    qbt_url: str = "http://127.0.0.1:8080"
+    qbt_username: str = "admin"
+    qbt_password: Secret = field(default_factory=lambda: Secret(""))
+    qbt_password_file: Path | None = None
+    poll_interval: float = 1.0
+    idle_poll_interval: float = 30.0
+    heartbeat: float = 15.0
+    retry_ms: int = 3000
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""
+    bind: str = "127.0.0.1:8765"
+    root_path: str = ""
+    frame_ancestors: str = "*"
+    queue_size: int = 256
+    replay_size: int = 2048
+    history_minutes: int = 24 * 60
+    sample_interval: float = 5.0
+    backlog: int = 4096
+    log_level: str = "INFO"
+
+    @property
+    def host(self) -> str:
+        """Host part of ``bind``."""
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """Port part of ``bind``."""
+        return int(self.bind.rsplit(":", 1)[1])
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{self.data_dir / 'quart-dl.sqlite3'}"
+
+
+def _parse_float(name: str, raw: Any, minimum: float, maximum: float) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}: must be between {minimum:g} and {maximum:g}, got {value:g}")
+    return value
+
+
+def _parse_int(name: str, raw: Any, minimum: int, maximum: int) -> int:
+    try:
+        value = int(str(raw), 10) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+    except ValueError:
+        raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    if isinstance(raw, bool) or not minimum <= value <= maximum:
+        raise SettingsError(f"{name}: must be between {minimum} and {maximum}, got {raw!r}")
+    return value
+
+
+def _parse_url(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{name}: expected an http:// or https:// URL, got {text!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(f"{name}: the port in {text!r} is not valid") from None
+    if parts.username or parts.password:
+        raise SettingsError(f"{name}: put credentials in qbt_username/qbt_password, not the URL")
+    return text.rstrip("/")
+
+
+def _parse_bind(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise SettingsError(f"{name}: expected HOST:PORT, got {text!r}")
+    _parse_int(name, port, 0, 65535)
+    return text
+
+
+def _parse_db_url(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme not in ("sqlite", "postgres", "asyncpg", "psycopg"):
+        raise SettingsError(
+            f"{name}: expected sqlite://PATH or postgres://USER@HOST/DB, got scheme {scheme!r}"
+        )
+    return text
+
+
+def _parse_root_path(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    if not text.startswith("/") or any(c in text for c in "?#"):
+        raise SettingsError(f"{name}: expected a path starting with '/', got {text!r}")
+    return text.rstrip("/")
+
+
+def _parse_level(name: str, raw: Any) -> str:
+    text = str(raw).strip().upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"{name}: expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return text
+
+
+def _parse_frame_ancestors(name: str, raw: Any) -> str:
+    text = " ".join(str(raw).split())
+    if not text or any(c in text for c in ";,\r\n"):
+        raise SettingsError(
+            f"{name}: expected space-separated CSP sources ('*', \"'self'\", https://ha.lan), got {raw!r}"
+        )
+    return text
+
+
+def _parse_str(name: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise SettingsError(f"{name}: expected text, got {raw!r}")
+    return raw
+
+
+Parser = Callable[[str, Any], Any]
+
+#: name → (parser, CLI help). The order is the order of ``--help``.
+FIELDS: dict[str, tuple[Parser, str]] = {
+    "qbt_url": (_parse_url, "qBittorrent Web UI URL (default http://127.0.0.1:8080)"),
+    "qbt_username": (_parse_str, "qBittorrent Web UI user name (default admin)"),
+    "qbt_password": (lambda n, v: Secret(_parse_str(n, v)), "qBittorrent Web UI password"),
+    "qbt_password_file": (lambda n, v: Path(str(v)), "file holding the qBittorrent password"),
+    "poll_interval": (
+        lambda n, v: _parse_float(n, v, 0.1, 3600),
+        "seconds between polls while a client is connected (default 1)",
+    ),
+    "idle_poll_interval": (
+        lambda n, v: _parse_float(n, v, 0.1, 3600),
+        "seconds between polls with no client connected (default 30)",
+    ),
+    "heartbeat": (
+        lambda n, v: _parse_float(n, v, 1, 300),
+        "seconds of silence after which a stream gets a heartbeat (default 15, at least 1)",
+    ),
+    "retry_ms": (
+        lambda n, v: _parse_int(n, v, 100, 600_000),
+        "reconnect delay hinted to browsers, in ms (default 3000)",
+    ),
+    "data_dir": (lambda n, v: Path(str(v)).expanduser(), "data directory (default ~/.local/share/quart-dl)"),
+    "database_url": (_parse_db_url, "database URL (default sqlite://DATA_DIR/quart-dl.sqlite3)"),
+    "bind": (_parse_bind, "HOST:PORT to listen on (default 127.0.0.1:8765)"),
+    "root_path": (_parse_root_path, "path prefix when served behind a reverse proxy (e.g. /qbt)"),
+    "frame_ancestors": (
+        _parse_frame_ancestors,
+        "CSP frame-ancestors: who may embed the panel (default '*')",
+    ),
+    "queue_size": (
+        lambda n, v: _parse_int(n, v, 8, 100_000),
+        "events a slow client may fall behind before it is dropped (default 256)",
+    ),
+    "replay_size": (
+        lambda n, v: _parse_int(n, v, 16, 1_000_000),
+        "events kept for Last-Event-ID replay (default 2048)",
+    ),
+    "history_minutes": (
+        lambda n, v: _parse_int(n, v, 1, 525_600),
+        "minutes of speed history kept (default 1440)",
+    ),
+    "sample_interval": (
+        lambda n, v: _parse_float(n, v, 0.5, 3600),
+        "seconds between speed history samples (default 5)",
+    ),
+    "backlog": (lambda n, v: _parse_int(n, v, 16, 65_535), "listen backlog (default 4096)"),
+    "log_level": (_parse_level, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+}
+
+
+def env_name(name: str) -> str:
+    """``qbt_url`` → ``QUART_DL_QBT_URL``."""
+    return ENV_PREFIX + name.upper()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: top-level keys, or a ``[quart_dl]`` table."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config: file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config: cannot read {str(path)!r}: {exc.__class__.__name__}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {str(path)!r} is not valid TOML ({exc})") from None
+    table = data.get("quart_dl", data)
+    if not isinstance(table, dict):
+        raise SettingsError("config: [quart_dl] must be a table")
+    unknown = sorted(k for k in table if k.replace("-", "_") not in FIELDS)
+    if unknown:
+        raise SettingsError(f"config: unknown setting {unknown[0]!r} in {str(path)!r}")
+    return {k.replace("-", "_"): v for k, v in table.items()}
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge the three sources (CLI wins, then environment, then TOML) and validate.
+
+    ``cli`` holds only the flags actually given (``None`` values are ignored).
+    """
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get(env_name("config")):
+        config_file = Path(environ[env_name("config")])
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        raw.update(read_toml(config_file))
+    for name in FIELDS:
+        if env_name(name) in environ:
+            raw[name] = environ[env_name(name)]
+    for name, value in (cli or {}).items():
+        if value is not None:
+            raw[name] = value
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        parser = FIELDS[name][0]
+        values[name] = parser(name, value)
+    settings = Settings(**values)
+    return _finish(settings)
+
+
+def _finish(settings: Settings) -> Settings:
+    """Cross-field checks and the password file."""
+    if settings.qbt_password_file is not None:
+        if settings.qbt_password:
+            raise SettingsError("qbt_password_file: give either a password or a password file, not both")
+        try:
+            text = settings.qbt_password_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SettingsError(
+                f"qbt_password_file: file {str(settings.qbt_password_file)!r} does not exist"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"qbt_password_file: cannot read {str(settings.qbt_password_file)!r}"
+                f" ({exc.__class__.__name__})"
+            ) from None
+        settings = replace(settings, qbt_password=Secret(text.rstrip("\r\n")))
+    if settings.idle_poll_interval < settings.poll_interval:
+        raise SettingsError(
+            "idle_poll_interval: must not be shorter than poll_interval"
+            f" ({settings.idle_poll_interval:g} < {settings.poll_interval:g})"
+        )
+    return settings
+
+
+def public_view(settings: Settings) -> dict[str, Any]:
+    """Settings as shown to operators (``--print-config``, diagnostics): secrets masked."""
+    out: dict[str, Any] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Secret):
+            value = "********" if value else ""
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    out["database_url"] = _mask_db_password(settings.resolved_database_url())
+    return out
+
+
+def _mask_db_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
+        return url.replace(parts.netloc, netloc, 1)
+    return url

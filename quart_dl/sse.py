@@ -1,0 +1,129 @@
+"""The two SSE routes, and the stream loop every subscriber runs.
+
+How a stream ends, and what is logged (INFO, with client id, duration and reason):
+
+- client closed: the browser or program went away. Hypercorn reports the disconnect, Quart
+  cancels the handler (``CancelledError``, not ``GeneratorExit``), ``finally`` unsubscribes.
+- overflow: the client fell ``queue_size`` events behind (it stopped reading, or reads too
+  slowly). The hub cancels the handler, even when it is blocked in a send; the client
+  resumes with ``Last-Event-ID``.
+- server shutdown: ``Hub.close_all`` wakes every stream, which returns; Hypercorn's graceful
+  shutdown then has nothing to wait for.
+
+A stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
+``RESPONSE_TIMEOUT``, and the heartbeat keeps proxies and browsers from calling it idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from quart import Blueprint, Response, request
+
+from .errors import api_error
+from .events import retry_frame
+from .hub import CLIENT_CLOSED, Hub, Subscriber
+from .runtime import runtime
+from .torrents import HASH_RE
+
+log = logging.getLogger("quart_dl.sse")
+
+bp = Blueprint("sse", __name__)
+
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    # No Content-Encoding, ever: a compressing proxy holds events back until the stream ends.
+    "Content-Encoding": "identity",
+}
+
+
+@bp.get("/api/events")
+async def all_events() -> Response:
+    """Every torrent, status and transfer: the panel's dashboard and Home Assistant."""
+    return _stream_response(None)
+
+
+@bp.get("/api/torrents/<torrent_hash>/events")
+async def torrent_events(torrent_hash: str) -> Response:
+    """One torrent, for a detail view."""
+    torrent_hash = torrent_hash.lower()
+    if not HASH_RE.match(torrent_hash):
+        return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
+    if torrent_hash not in runtime().hub.torrents:
+        return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
+    return _stream_response(torrent_hash)
+
+
+def _stream_response(torrent_hash: str | None) -> Response:
+    rt = runtime()
+    mode = request.args.get("heartbeat", "comment")
+    if mode not in ("comment", "event"):
+        return api_error(400, "invalid_parameter", "heartbeat must be 'comment' or 'event'", "heartbeat")
+    if rt.hub.closing:
+        response = api_error(503, "shutting_down", "the server is restarting; retry shortly")
+        response.headers["Retry-After"] = "1"
+        return response
+    last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+    remote = request.remote_addr or "-"
+    body = _stream(rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, mode == "event")
+    response = Response(body, status=200, headers=STREAM_HEADERS)
+    response.timeout = None
+    return response
+
+
+async def _stream(
+    hub: Hub,
+    retry_ms: int,
+    torrent_hash: str | None,
+    last_event_id: str | None,
+    remote: str,
+    heartbeat_as_event: bool,
+) -> AsyncIterator[bytes]:
+    # Subscribing happens here, in the body, not in the handler: a body that never starts
+    # (the client left first) then never leaves a subscriber behind.
+    sub, opening, how = hub.subscribe(
+        remote=remote,
+        torrent_hash=torrent_hash,
+        last_event_id=last_event_id,
+        heartbeat_as_event=heartbeat_as_event,
+    )
+    sub.task = asyncio.current_task()
+    scope = f"torrent {torrent_hash[:12]}" if torrent_hash else "all torrents"
+    log.info("%s connected from %s (%s, opened with %s)", sub.client_id, remote, scope, how)
+    reason = CLIENT_CLOSED
+    try:
+        yield retry_frame(retry_ms) + b"".join(opening)
+        sub.last_sent = time.monotonic()
+        while True:
+            await sub.wake.wait()
+            sub.wake.clear()
+            if sub.close_reason is not None:
+                reason = sub.close_reason
+                return
+            chunk = _next_chunk(hub, sub)
+            if chunk:
+                yield chunk
+                sub.last_sent = time.monotonic()
+    except asyncio.CancelledError:
+        reason = sub.close_reason or CLIENT_CLOSED
+        raise
+    finally:
+        duration = hub.unsubscribe(sub, reason)
+        log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
+
+
+def _next_chunk(hub: Hub, sub: Subscriber) -> bytes:
+    frames = sub.drain()
+    if frames:
+        sub.heartbeat_due = False
+        return b"".join(frames)
+    if sub.heartbeat_due:
+        sub.heartbeat_due = False
+        log.debug("%s heartbeat", sub.client_id)
+        return hub.heartbeat_frame(sub)
+    return b""

@@ -1,0 +1,234 @@
+"""The store: commits change sets to the database, one transaction per poll.
+
+Changed and added torrents are written as one batched upsert of their full records (one
+statement for a few hundred rows instead of one UPDATE each). If a commit fails (database
+locked, read-only, PostgreSQL restarting), nothing is lost: the store remembers that it is
+behind and, on the next successful commit, rewrites the whole current table in one
+transaction. Meanwhile the hub keeps serving from memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.exceptions import BaseORMException
+from tortoise.transactions import in_transaction
+
+from .models import Instance, Torrent, TorrentSample, TransferSample
+from .torrents import ChangeSet, Record
+
+log = logging.getLogger("quart_dl.store")
+
+_RECORD_FIELDS = (
+    "name",
+    "state",
+    "phase",
+    "progress",
+    "complete",
+    "size",
+    "downloaded",
+    "amount_left",
+    "dl_speed",
+    "up_speed",
+    "eta",
+    "ratio",
+    "seeds",
+    "peers",
+    "category",
+    "tags",
+    "save_path",
+    "added_at",
+    "completed_at",
+)
+
+#: What a failing database raises: the ORM's own errors, the drivers' (OSError for a
+#: vanished socket), and sqlite3/asyncpg errors that come through unwrapped.
+DB_ERRORS: tuple[type[BaseException], ...] = (BaseORMException, OSError)
+try:  # pragma: no cover - both are installed in practice
+    import sqlite3
+
+    DB_ERRORS += (sqlite3.Error,)
+    import asyncpg
+
+    DB_ERRORS += (asyncpg.PostgresError, asyncpg.InterfaceError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def tortoise_url(url: str) -> str:
+    """Accept ``postgresql://`` too (what people copy from elsewhere)."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+async def open_database(url: str) -> None:
+    """Connect and create the schema if it is missing (safe on an existing database)."""
+    await Tortoise.init(
+        db_url=tortoise_url(url),
+        modules={"models": ["quart_dl.models"]},
+        _enable_global_fallback=True,
+    )
+    await Tortoise.generate_schemas(safe=True)
+
+
+async def close_database() -> None:
+    """Close every connection."""
+    await Tortoise.close_connections()
+
+
+class Store:
+    """Writes what the poller saw; reads what the REST API and a restart need."""
+
+    def __init__(self, instance_name: str, url: str) -> None:
+        self.instance_name = instance_name
+        self.url = url
+        self.instance_id: int | None = None
+        self.behind = False
+        self.last_error: str | None = None
+
+    async def open_instance(self) -> dict[str, Record]:
+        """Get or create the instance row; return the torrents last committed for it."""
+        instance, _ = await Instance.get_or_create(
+            name=self.instance_name, defaults={"url": self.url, "updated_at": time.time()}
+        )
+        if instance.url != self.url:
+            instance.url = self.url
+            await instance.save(update_fields=["url"])
+        self.instance_id = instance.id
+        rows = await Torrent.filter(instance_id=instance.id).values("hash", *_RECORD_FIELDS)
+        return {row["hash"]: _record(row) for row in rows}
+
+    async def commit(self, changes: ChangeSet, records: Mapping[str, Record]) -> bool:
+        """Commit one change set (or, after a failure, the whole table). True on success.
+
+        ``records`` is the poller's full current table: after a failure the next commit
+        writes all of it, so the database catches up with the present, not the past.
+        """
+        assert self.instance_id is not None, "open_instance() first"
+        try:
+            async with in_transaction() as conn:
+                if self.behind:
+                    await Torrent.filter(instance_id=self.instance_id).using_db(conn).delete()
+                    await self._upsert(records.values(), conn)
+                else:
+                    if changes.removed:
+                        await Torrent.filter(
+                            instance_id=self.instance_id, hash__in=changes.removed
+                        ).using_db(conn).delete()
+                    touched = [records[h] for h in changes.changed if h in records]
+                    if touched:
+                        await self._upsert(touched, conn)
+        except DB_ERRORS as exc:
+            if not self.behind:
+                log.warning("database write failed, serving from memory: %s", _describe(exc))
+            self.behind = True
+            self.last_error = exc.__class__.__name__
+            return False
+        if self.behind:
+            log.info("database reachable again; caught up with %d torrents", len(records))
+        self.behind = False
+        self.last_error = None
+        return True
+
+    async def _upsert(self, records: Any, conn: Any) -> None:
+        now = time.time()
+        objects = [
+            Torrent(
+                instance_id=self.instance_id,
+                hash=record["hash"],
+                updated_at=now,
+                **{f: record[f] for f in _RECORD_FIELDS},
+            )
+            for record in records
+        ]
+        if objects:
+            await Torrent.bulk_create(
+                objects,
+                batch_size=500,
+                on_conflict=["instance_id", "hash"],
+                update_fields=[*_RECORD_FIELDS, "updated_at"],
+                using_db=conn,
+            )
+
+    async def save_status(self, status: Mapping[str, Any]) -> None:
+        """Remember the instance status (best effort: a failure here is not worth a fault)."""
+        try:
+            await Instance.filter(id=self.instance_id).update(
+                status=status["qbittorrent"],
+                message=status.get("message"),
+                version=status.get("version"),
+                last_poll=status.get("last_poll"),
+                updated_at=time.time(),
+            )
+        except DB_ERRORS as exc:
+            log.debug("could not save status: %s", _describe(exc))
+
+    async def sample(self, now: float, transfer: Record, torrents: Mapping[str, Record]) -> None:
+        """Write one history sample: global speeds, and the speeds of active torrents."""
+        try:
+            async with in_transaction() as conn:
+                await TransferSample.create(
+                    instance_id=self.instance_id,
+                    t=now,
+                    dl_speed=transfer["dl_speed"],
+                    up_speed=transfer["up_speed"],
+                    using_db=conn,
+                )
+                active = [
+                    TorrentSample(
+                        instance_id=self.instance_id,
+                        hash=h,
+                        t=now,
+                        dl_speed=r["dl_speed"],
+                        up_speed=r["up_speed"],
+                    )
+                    for h, r in torrents.items()
+                    if r["dl_speed"] or r["up_speed"]
+                ]
+                if active:
+                    await TorrentSample.bulk_create(active, batch_size=500, using_db=conn)
+        except DB_ERRORS as exc:
+            log.debug("could not write a history sample: %s", _describe(exc))
+
+    async def prune(self, older_than: float) -> None:
+        """Drop history samples older than the retention."""
+        try:
+            await TransferSample.filter(t__lt=older_than).delete()
+            await TorrentSample.filter(t__lt=older_than).delete()
+        except DB_ERRORS as exc:
+            log.debug("could not prune history: %s", _describe(exc))
+
+    async def history(
+        self, since: float, torrent_hash: str | None = None, limit: int = 5000
+    ) -> list[dict[str, Any]]:
+        """Speed samples since ``since``, oldest first (global, or one torrent's)."""
+        if torrent_hash is None:
+            query = TransferSample.filter(instance_id=self.instance_id, t__gte=since)
+        else:
+            query = TorrentSample.filter(
+                instance_id=self.instance_id, hash=torrent_hash, t__gte=since
+            )
+        rows = await query.order_by("-t").limit(limit).values("t", "dl_speed", "up_speed")
+        return [
+            {"t": round(r["t"], 3), "dl_speed": r["dl_speed"], "up_speed": r["up_speed"]}
+            for r in reversed(rows)
+        ]
+
+
+def _record(row: Mapping[str, Any]) -> Record:
+    record: Record = {"hash": row["hash"]}
+    record.update({f: row[f] for f in _RECORD_FIELDS})
+    record["tags"] = list(record["tags"] or [])
+    record["complete"] = bool(record["complete"])
+    return record
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description of a database error (never the URL: it may hold a password)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}"[:200]

@@ -1,0 +1,246 @@
+"""The torrent table: qBittorrent's partial ``sync/maindata`` answers merged into full records.
+
+qBittorrent sends only the keys that changed since the last ``rid``; qbittorrent-api tracks
+the rid but does not merge. This module keeps the raw merged state, projects it onto the
+public record (docs/protocol.md), and compares projections to produce a ``ChangeSet``
+holding only the public fields that really changed. Raw keys that churn on every poll
+(``last_activity``, ``time_active``…) therefore never become events.
+
+Pure data, no I/O: the poller feeds it, the store and the hub consume its change sets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+
+HASH_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+#: qBittorrent reports an unknown/infinite ETA as 100 days.
+ETA_INFINITY = 8640000
+
+PHASES = ("downloading", "seeding", "stalled", "paused", "queued", "checking", "error", "unknown")
+
+_PHASE_OF_STATE = {
+    "downloading": "downloading",
+    "forcedDL": "downloading",
+    "metaDL": "downloading",
+    "forcedMetaDL": "downloading",
+    "uploading": "seeding",
+    "forcedUP": "seeding",
+    "stalledUP": "seeding",
+    "stalledDL": "stalled",
+    "pausedDL": "paused",
+    "pausedUP": "paused",
+    "stoppedDL": "paused",
+    "stoppedUP": "paused",
+    "queuedDL": "queued",
+    "queuedUP": "queued",
+    "checkingDL": "checking",
+    "checkingUP": "checking",
+    "checkingResumeData": "checking",
+    "moving": "checking",
+    "allocating": "checking",
+    "error": "error",
+    "missingFiles": "error",
+}
+
+#: Public record fields, in the order they are shown.
+FIELDS = (
+    "hash",
+    "name",
+    "state",
+    "phase",
+    "progress",
+    "complete",
+    "size",
+    "downloaded",
+    "amount_left",
+    "dl_speed",
+    "up_speed",
+    "eta",
+    "ratio",
+    "seeds",
+    "peers",
+    "category",
+    "tags",
+    "save_path",
+    "added_at",
+    "completed_at",
+)
+
+
+def phase_of(state: str) -> str:
+    """qBittorrent's state in plain words (see docs/protocol.md)."""
+    return _PHASE_OF_STATE.get(state, "unknown")
+
+
+def is_complete(state: str, amount_left: int) -> bool:
+    """Complete means nothing left *and* an upload state: progress alone shows 1.0 too early."""
+    return amount_left == 0 and state.endswith("UP")
+
+
+def _int(raw: Mapping[str, Any], key: str) -> int:
+    value = raw.get(key, 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(raw: Mapping[str, Any], key: str) -> float:
+    value = raw.get(key, 0.0)
+    try:
+        return round(float(value), 4)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def project(torrent_hash: str, raw: Mapping[str, Any]) -> Record:
+    """The public record of one merged raw torrent."""
+    state = str(raw.get("state", "unknown"))
+    amount_left = _int(raw, "amount_left")
+    eta = _int(raw, "eta")
+    completion = _int(raw, "completion_on")
+    complete = is_complete(state, amount_left)
+    tags_raw = raw.get("tags", "")
+    tags = [t.strip() for t in str(tags_raw).split(",") if t.strip()] if tags_raw else []
+    return {
+        "hash": torrent_hash,
+        "name": str(raw.get("name", "")),
+        "state": state,
+        "phase": phase_of(state),
+        "progress": _float(raw, "progress"),
+        "complete": complete,
+        "size": _int(raw, "size"),
+        "downloaded": _int(raw, "downloaded"),
+        "amount_left": amount_left,
+        "dl_speed": _int(raw, "dlspeed"),
+        "up_speed": _int(raw, "upspeed"),
+        "eta": None if (eta <= 0 and not complete) or eta >= ETA_INFINITY else eta,
+        "ratio": _float(raw, "ratio"),
+        "seeds": _int(raw, "num_seeds"),
+        "peers": _int(raw, "num_leechs"),
+        "category": str(raw.get("category") or ""),
+        "tags": tags,
+        "save_path": str(raw.get("save_path") or ""),
+        "added_at": _int(raw, "added_on"),
+        "completed_at": completion if completion > 0 and complete else None,
+    }
+
+
+def transfer_of(server_state: Mapping[str, Any]) -> Record:
+    """The global transfer object from qBittorrent's ``server_state``."""
+    return {
+        "dl_speed": _int(server_state, "dl_info_speed"),
+        "up_speed": _int(server_state, "up_info_speed"),
+        "dl_total": _int(server_state, "dl_info_data"),
+        "up_total": _int(server_state, "up_info_data"),
+    }
+
+
+@dataclass
+class ChangeSet:
+    """What one poll changed: only changed fields, with full records for added torrents."""
+
+    changed: dict[str, Record] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    transfer: Record | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.removed or self.transfer is not None)
+
+    def as_event(self) -> Record:
+        """The ``diff`` event payload (docs/protocol.md): empty lists are left out."""
+        payload: Record = {"changed": self.changed}
+        if self.removed:
+            payload["removed"] = self.removed
+        if self.added:
+            payload["added"] = self.added
+        if self.completed:
+            payload["completed"] = self.completed
+        if self.transfer is not None:
+            payload["transfer"] = self.transfer
+        return payload
+
+
+class TorrentTable:
+    """The merged raw state of one qBittorrent instance and its public projection.
+
+    ``known`` records (from the database, at start) seed the projection, so that the first
+    full update yields a diff against what was last seen, and a completion that happened
+    while quart-dl was not looking is still reported exactly once.
+    """
+
+    def __init__(self, known: Mapping[str, Record] | None = None) -> None:
+        self._raw: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, Record] = {h: dict(r) for h, r in (known or {}).items()}
+        self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+        self._completed: set[str] = {h for h, r in self.records.items() if r.get("completed_at")}
+
+    def apply(self, maindata: Mapping[str, Any]) -> ChangeSet:
+        """Merge one ``sync/maindata`` answer and return what changed in public terms."""
+        full = bool(maindata.get("full_update"))
+        torrents = maindata.get("torrents") or {}
+        removed_raw = [str(h) for h in maindata.get("torrents_removed") or ()]
+        changes = ChangeSet()
+        if full:
+            self._raw = {}
+        for torrent_hash, partial in torrents.items():
+            self._raw.setdefault(str(torrent_hash), {}).update(partial)
+        for torrent_hash in removed_raw:
+            self._raw.pop(torrent_hash, None)
+
+        touched = self._raw.keys() if full else (h for h in torrents if h in self._raw)
+        for torrent_hash in list(touched):
+            new = project(torrent_hash, self._raw[torrent_hash])
+            old = self.records.get(torrent_hash)
+            if old is None:
+                changes.added.append(torrent_hash)
+                changes.changed[torrent_hash] = new
+            else:
+                if old.get("completed_at") and not new["completed_at"] and new["complete"]:
+                    new["completed_at"] = old["completed_at"]
+                delta = {k: v for k, v in new.items() if old.get(k) != v}
+                if delta:
+                    changes.changed[torrent_hash] = delta
+            self.records[torrent_hash] = new
+            if new["complete"] and torrent_hash not in self._completed:
+                self._completed.add(torrent_hash)
+                changes.completed.append(torrent_hash)
+            elif not new["complete"] and torrent_hash in self._completed and new["amount_left"] > 0:
+                # Re-checked or files deleted: it may complete again, and that is news again.
+                self._completed.discard(torrent_hash)
+
+        gone = set(removed_raw)
+        if full:
+            gone |= set(self.records) - set(self._raw)
+        for torrent_hash in sorted(gone):
+            if self.records.pop(torrent_hash, None) is not None:
+                changes.removed.append(torrent_hash)
+            self._completed.discard(torrent_hash)
+
+        server_state = maindata.get("server_state")
+        if server_state:
+            merged = dict(self.transfer)
+            fresh = transfer_of({**self._raw_server_state(), **server_state})
+            merged.update(fresh)
+            if merged != self.transfer:
+                changes.transfer = merged
+                self.transfer = merged
+        return changes
+
+    def _raw_server_state(self) -> dict[str, Any]:
+        """The transfer object in qBittorrent's key names, so partial server_state merges."""
+        return {
+            "dl_info_speed": self.transfer["dl_speed"],
+            "up_info_speed": self.transfer["up_speed"],
+            "dl_info_data": self.transfer["dl_total"],
+            "up_info_data": self.transfer["up_total"],
+        }
