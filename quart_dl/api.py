@@ -41,7 +41,9 @@ async def list_torrents() -> Response:
     order = request.args.get("order", "asc")
     if order not in ("asc", "desc"):
         return _bad("order", "order must be 'asc' or 'desc'")
-    hub = runtime().hub
+    rt = runtime()
+    await rt.poller.fresh(rt.settings.poll_interval)
+    hub = rt.hub
     records = [r for r in hub.torrents.values() if not phases or r["phase"] in phases]
     records.sort(key=lambda r: _sort_key(r.get(sort)), reverse=order == "desc")
     return jsonify({"torrents": records, "count": len(records), "event_id": hub.last_event_id})
@@ -64,7 +66,9 @@ async def get_torrent(torrent_hash: str) -> Response:
     torrent_hash = torrent_hash.lower()
     if not HASH_RE.match(torrent_hash):
         return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
-    record = runtime().hub.torrents.get(torrent_hash)
+    rt = runtime()
+    await rt.poller.fresh(rt.settings.poll_interval)
+    record = rt.hub.torrents.get(torrent_hash)
     if record is None:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
     return jsonify(record)

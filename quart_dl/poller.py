@@ -74,6 +74,8 @@ class Poller:
         self.last_duration: float | None = None
         self._worker = WorkerThread()
         self._wake = asyncio.Event()
+        self._polled = asyncio.Condition()
+        self.last_success: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._logged_in = False
         self._next_sample = 0.0
@@ -94,6 +96,24 @@ class Poller:
     def wake(self) -> None:
         """Poll now (a first subscriber, or a test)."""
         self._wake.set()
+
+    async def fresh(self, max_age: float, timeout: float = 3.0) -> None:
+        """Make sure the view is at most ``max_age`` old, polling now if needed.
+
+        With no stream open the poller runs at the idle cadence; a REST request must still
+        not answer with 30 s old data, so it asks for a poll and waits (bounded) for it.
+        While qBittorrent is failing it returns at once: the status tells the truth then.
+        """
+        if self.failures or self._task is None:
+            return
+        if self.last_success is not None and time.monotonic() - self.last_success <= max_age:
+            return
+        async with self._polled:
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._polled.wait(), timeout)
+            except TimeoutError:
+                pass
 
     async def start(self) -> None:
         """Load what the database knows, then start polling in the background."""
@@ -118,6 +138,8 @@ class Poller:
         while True:
             delay = await self.poll_once()
             self._wake.clear()
+            async with self._polled:
+                self._polled.notify_all()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except TimeoutError:
@@ -158,6 +180,7 @@ class Poller:
         if status_changed:
             await self.store.save_status(self.hub.status)
         self.last_duration = time.perf_counter() - started
+        self.last_success = time.monotonic()
         self.metrics.observe("poll_duration_seconds", self.last_duration)
         await self._housekeeping(now)
         return self.interval

@@ -15,6 +15,7 @@ import signal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from quart import Quart
 
 from .app import create_app
 from .runtime import runtime
@@ -36,9 +37,9 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop`` is set)."""
-    app = create_app(settings)
+async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quart | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); ``app`` defaults to ``create_app``."""
+    app = app or create_app(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -109,10 +109,10 @@ async def _stream(
             if chunk:
                 yield chunk
                 sub.last_sent = time.monotonic()
-    except asyncio.CancelledError:
-        reason = sub.close_reason or CLIENT_CLOSED
-        raise
     finally:
+        # The hub's reason wins: a stream it dropped ends by cancellation or by Quart
+        # closing this generator (GeneratorExit), and either looks like a client leaving.
+        reason = sub.close_reason or reason
         duration = hub.unsubscribe(sub, reason)
         log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
 

@@ -1,0 +1,148 @@
+"""quart_dl.server: Hypercorn from code, as it runs in production.
+
+Two ways a stream ends that only a real server shows: a client that stops reading is dropped
+once its queue overflows (even while its send is blocked), and SIGTERM with streams open
+ends them all and exits within 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quart_dl.app import create_app
+from quart_dl.hub import OVERFLOW
+from quart_dl.qbt_process import free_port
+from quart_dl.runtime import runtime
+from quart_dl.server import hypercorn_config, serve
+from quart_dl.settings import Settings
+from quart_dl.testing import ServerProcess, SSEReader, wait_for
+
+
+class FloodingFakeQbtClient:
+    """A fake qBittorrent (unit-test fake) whose 500 torrents all change on every poll.
+
+    Each diff is a few hundred kilobytes, so a client that stops reading fills its socket buffers
+    and then its queue within seconds.
+    """
+
+    def __init__(self) -> None:
+        self.rid = 0
+        self.tick = 0
+
+    def login(self) -> str:
+        return "v4.5.2-fake"
+
+    def maindata(self) -> dict[str, Any]:
+        self.tick += 1
+        torrents = {
+            f"{i:040x}": {
+                "name": f"torrent {i} at tick {self.tick} " + "x" * 500,
+                "state": "downloading",
+                "downloaded": self.tick * 1000 + i,
+                "amount_left": 10**9,
+                "dlspeed": self.tick,
+            }
+            for i in range(500)
+        }
+        full = self.rid == 0
+        self.rid += 1
+        return {"rid": self.rid, "full_update": full, "torrents": torrents}
+
+    def torrent_count(self) -> int:
+        return 500
+
+    def reset(self) -> None:
+        self.rid = 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_hypercorn_config_has_a_large_backlog_and_no_read_timeout() -> None:
+    config = hypercorn_config(Settings(bind="127.0.0.1:9", backlog=4096))
+    assert config.backlog == 4096  # Hypercorn's default of 100 refuses reconnect storms
+    assert config.read_timeout is None  # a read timeout would cut streams whose clients never send
+    assert config.graceful_timeout <= 2
+
+
+async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(
+        bind=f"127.0.0.1:{port}",
+        database_url="sqlite://:memory:",
+        data_dir=tmp_path,
+        poll_interval=0.1,
+        idle_poll_interval=0.1,
+        queue_size=8,
+    )
+    app = create_app(settings, client=FloodingFakeQbtClient())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    try:
+        await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+        hub = runtime(app).hub
+        # A client with a tiny receive buffer that reads the headers and then nothing more.
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        await _wait_async(lambda: hub.client_count == 1, 5, "the stalled client to subscribe")
+        # A healthy client keeps reading throughout.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+
+        async def read_forever() -> None:
+            nonlocal received
+            while chunk := await reader.read(65536):
+                received += len(chunk)
+
+        healthy = asyncio.create_task(read_forever())
+        drops = lambda: runtime(app).metrics.value("sse_disconnects_total", reason=OVERFLOW)  # noqa: E731
+        await _wait_async(lambda: drops() >= 1, 30, "the stalled client to be dropped")
+        assert hub.client_count == 1, "the healthy client was dropped too"
+        before = received
+        await _wait_async(lambda: received > before + 100_000, 10, "the healthy client to keep receiving")
+        healthy.cancel()
+        writer.close()
+        stalled.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+def test_sigterm_with_open_streams_exits_within_two_seconds(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    server = make_server()
+    streams = [SSEReader(server.url + "api/events") for _ in range(20)]
+    try:
+        wait_for(lambda: server.status()["clients"] == 20, 10, "20 open streams")
+        took = server.stop()
+        assert took < 2.0, f"shutdown took {took:.2f} s"
+        for stream in streams:
+            assert stream.ended.wait(2), "a stream was left open"
+        log = server.log_text()
+        assert log.count("server shutdown") >= 20
+        assert "Traceback" not in log
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _wait_async(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
