@@ -1,0 +1,440 @@
+"""The hub: ids with epochs, replay or snapshot, the subscribe race, fan-out, overflow, beats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from fakes import H1, H2, H3, parse_frames, raw_torrent
+
+from quart_dl.hub import OVERFLOW, SERVER_SHUTDOWN, Hub
+from quart_dl.torrents import ChangeSet, project
+
+EPOCH = "cafe0001"
+
+
+def make_hub(**kwargs: Any) -> Hub:
+    kwargs.setdefault("epoch", EPOCH)
+    hub = Hub(**kwargs)
+    hub.seed({H1: project(H1, raw_torrent("one")), H2: project(H2, raw_torrent("two"))})
+    return hub
+
+
+def progress(torrent_hash: str, value: float) -> ChangeSet:
+    return ChangeSet(changed={torrent_hash: {"progress": value}})
+
+
+def decode(data: bytes) -> list[dict[str, Any]]:
+    """Frames with their JSON data decoded."""
+    frames = parse_frames(data)
+    for f in frames:
+        if "data" in f:
+            f["data"] = json.loads(f["data"])
+    return frames
+
+
+def only(data: bytes) -> dict[str, Any]:
+    (f,) = decode(data)
+    return f
+
+
+def queued(sub: Any) -> list[dict[str, Any]]:
+    return [only(d) for d in sub.drain()]
+
+
+# -- ids and the view --------------------------------------------------------------------------
+
+
+def test_ids_carry_the_epoch_and_count_from_one() -> None:
+    hub = make_hub()
+    assert hub.last_event_id == f"{EPOCH}-0"
+    first = hub.publish_changes(progress(H1, 0.4))
+    second = hub.publish_status(qbittorrent="connected", version="v4.5.2")
+    assert first is not None
+    assert second is not None
+    assert (first.id, second.id) == (f"{EPOCH}-1", f"{EPOCH}-2")
+    assert hub.last_event_id == f"{EPOCH}-2"
+
+
+def test_epochs_differ_between_hubs() -> None:
+    assert Hub().epoch != Hub().epoch
+
+
+def test_publish_changes_updates_the_view() -> None:
+    hub = make_hub()
+    hub.publish_changes(
+        ChangeSet(
+            changed={H1: {"progress": 0.9}, H3: project(H3, raw_torrent("three"))},
+            added=[H3],
+            removed=[H2],
+            transfer={"dl_speed": 9, "up_speed": 0, "dl_total": 99, "up_total": 0},
+        )
+    )
+    assert set(hub.torrents) == {H1, H3}
+    assert hub.torrents[H1]["progress"] == 0.9
+    assert hub.torrents[H1]["name"] == "one"
+    assert hub.torrents[H3]["name"] == "three"
+    assert hub.transfer["dl_total"] == 99
+
+
+def test_empty_change_set_is_not_published() -> None:
+    hub = make_hub()
+    assert hub.publish_changes(ChangeSet()) is None
+    assert hub.seq == 0
+
+
+def test_status_event_only_when_a_visible_field_changed() -> None:
+    hub = make_hub()
+    sub, _, _ = hub.subscribe()
+    event = hub.publish_status(qbittorrent="connected", message=None, version="v4.5.2")
+    assert event is not None
+    assert hub.publish_status(last_poll=1_764_446_412.5) is None
+    assert hub.publish_status(qbittorrent="connected", last_poll=1_764_446_413.5) is None
+    assert hub.status["last_poll"] == 1_764_446_413.5  # kept current all the same
+    assert hub.seq == 1
+    (status,) = queued(sub)
+    assert status["event"] == "status"
+    assert status["data"]["qbittorrent"] == "connected"
+    assert hub.publish_status(qbittorrent="unreachable", message="qBittorrent did not answer") is not None
+    assert queued(sub)[0]["data"]["message"] == "qBittorrent did not answer"
+
+
+# -- opening: snapshot or replay ---------------------------------------------------------------
+
+
+def test_new_subscriber_gets_a_snapshot() -> None:
+    hub = make_hub(heartbeat=15.0)
+    hub.publish_changes(progress(H1, 0.5))
+    sub, opening, how = hub.subscribe()
+    assert how == "snapshot"
+    (snap,) = decode(b"".join(opening))
+    assert snap["event"] == "snapshot"
+    assert snap["id"] == f"{EPOCH}-1"
+    assert snap["data"]["v"] == 1
+    assert snap["data"]["heartbeat"] == 15.0
+    assert set(snap["data"]["torrents"]) == {H1, H2}
+    assert snap["data"]["torrents"][H1]["progress"] == 0.5
+    assert snap["data"]["status"]["qbittorrent"] == "connecting"
+    assert snap["data"]["transfer"] == {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+    assert sub.drain() == []  # the event before subscribing is in the snapshot, not queued
+
+
+def test_replay_after_last_event_id_returns_exactly_the_missed_events() -> None:
+    hub = make_hub()
+    events = [hub.publish_changes(progress(H1, i / 10)) for i in range(1, 6)]
+    _, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-2")
+    assert how == "replay"
+    assert opening == [e.data for e in events[2:] if e is not None]
+    assert [only(d)["id"] for d in opening] == [f"{EPOCH}-3", f"{EPOCH}-4", f"{EPOCH}-5"]
+
+
+def test_replay_when_nothing_was_missed_is_empty() -> None:
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.2))
+    sub, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-1")
+    assert (opening, how) == ([], "replay")
+    event = hub.publish_changes(progress(H1, 0.3))
+    assert event is not None
+    assert sub.drain() == [event.data]
+
+
+def test_replay_from_zero_returns_everything_still_buffered() -> None:
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.2))
+    hub.publish_changes(progress(H1, 0.3))
+    _, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-0")
+    assert how == "replay"
+    assert len(opening) == 2
+
+
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "0badbeef-1",  # another epoch (an earlier server run)
+        f"{EPOCH}-99",  # forged: beyond the current sequence
+        f"{EPOCH}--1",  # negative
+        f"{EPOCH}-1.5",
+        f"{EPOCH}-",
+        f"{EPOCH}-{'9' * 40}",
+        "garbage",
+        "",
+        "-",
+        "\x00",
+        f"{EPOCH}-1" + "x" * 10_000,
+        "9" * 10_000,
+        f"{EPOCH}-" + "1" * 10_000,
+    ],
+    ids=lambda v: repr(v[:24]),
+)
+def test_unusable_last_event_id_gives_a_snapshot(last_event_id: str) -> None:
+    hub = make_hub()
+    for i in range(3):
+        hub.publish_changes(progress(H1, i / 10))
+    _, opening, how = hub.subscribe(last_event_id=last_event_id)
+    assert how == "snapshot"
+    (snap,) = decode(b"".join(opening))
+    assert snap["event"] == "snapshot"
+    assert snap["id"] == f"{EPOCH}-3"
+
+
+@pytest.mark.parametrize("digits", ["\u00b2", "1\u00b2", "\u2075"])
+def test_regression_non_ascii_digit_in_last_event_id_raises(digits: str) -> None:
+    # str.isdigit() accepts superscripts that int() refuses: a Last-Event-ID header byte 0xB2
+    # ("²" in latin-1) made subscribe() raise ValueError inside the stream body, after the
+    # 200 was sent; the browser then reconnected with the same id, forever.
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.1))
+    assert hub.parse_event_id(f"{EPOCH}-{digits}") is None
+    _, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-{digits}")
+    assert how == "snapshot"
+    assert only(opening[0])["event"] == "snapshot"
+
+
+def test_parse_event_id() -> None:
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.1))
+    assert hub.parse_event_id(f"{EPOCH}-1") == 1
+    assert hub.parse_event_id(f"{EPOCH}-0") == 0
+    assert hub.parse_event_id(f"{EPOCH}-2") is None
+    assert hub.parse_event_id(None) is None
+
+
+def test_replay_needing_dropped_events_gives_a_snapshot() -> None:
+    hub = make_hub(replay_size=16)
+    for i in range(40):
+        hub.publish_changes(progress(H1, i / 100))
+    # the buffer holds 25..40: resuming after 9 needs 10..24, which are gone
+    _, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-9")
+    assert how == "snapshot"
+    assert only(opening[0])["data"]["torrents"][H1]["progress"] == 0.39
+    # resuming after 24 needs exactly what is buffered
+    _, opening, how = hub.subscribe(last_event_id=f"{EPOCH}-24")
+    assert how == "replay"
+    assert [only(d)["id"] for d in opening] == [f"{EPOCH}-{n}" for n in range(25, 41)]
+    # resuming after 23 needs 24, just dropped
+    assert hub.subscribe(last_event_id=f"{EPOCH}-23")[2] == "snapshot"
+
+
+def test_snapshot_is_cached_per_sequence() -> None:
+    hub = make_hub()
+    first = hub.snapshot_frame()
+    assert hub.snapshot_frame() is first
+    hub.publish_changes(progress(H1, 0.8))
+    assert hub.snapshot_frame() is not first
+
+
+# -- the subscribe / snapshot race -------------------------------------------------------------
+
+
+def test_publish_right_after_subscribe_is_delivered_once_and_not_in_the_snapshot() -> None:
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.4))  # before: in the snapshot
+    sub, opening, _ = hub.subscribe()
+    hub.publish_changes(progress(H1, 0.6))  # after: queued, not in the snapshot
+    snap = only(opening[0])
+    assert snap["data"]["torrents"][H1]["progress"] == 0.4
+    assert snap["id"] == f"{EPOCH}-1"
+    diffs = queued(sub)
+    assert [d["id"] for d in diffs] == [f"{EPOCH}-2"]
+    assert diffs[0]["data"]["changed"] == {H1: {"progress": 0.6}}
+    assert sub.drain() == []
+
+
+def test_drain_drops_events_the_opening_already_covered() -> None:
+    hub = make_hub()
+    first = hub.publish_changes(progress(H1, 0.4))
+    sub, _, _ = hub.subscribe()
+    assert first is not None
+    sub.queue.appendleft((first.seq, first.data))  # as if it had raced into the queue
+    later = hub.publish_changes(progress(H1, 0.5))
+    assert later is not None
+    assert sub.drain() == [later.data]
+
+
+async def test_concurrent_publishers_and_subscribers_lose_and_duplicate_nothing() -> None:
+    hub = make_hub()
+    subs: list[tuple[Any, int]] = []
+
+    async def publisher() -> None:
+        for i in range(200):
+            hub.publish_changes(progress(H1, i / 1000))
+            await asyncio.sleep(0)
+
+    async def subscriber() -> None:
+        for _ in range(50):
+            sub, opening, _ = hub.subscribe()
+            subs.append((sub, int(only(opening[0])["id"].rsplit("-", 1)[1])))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(publisher(), subscriber())
+    for sub, snapshot_seq in subs:
+        seqs = [int(only(d)["id"].rsplit("-", 1)[1]) for d in sub.drain()]
+        assert seqs == list(range(snapshot_seq + 1, hub.seq + 1))
+
+
+# -- fan-out and overflow ----------------------------------------------------------------------
+
+
+def test_the_same_bytes_object_goes_to_every_queue() -> None:
+    hub = make_hub()
+    subs = [hub.subscribe()[0] for _ in range(5)]
+    event = hub.publish_changes(progress(H1, 0.5))
+    assert event is not None
+    for sub in subs:
+        (item,) = sub.queue
+        assert item[1] is event.data
+        assert sub.wake.is_set()
+
+
+def test_overflow_drops_the_slow_subscriber_and_others_keep_receiving() -> None:
+    hub = make_hub(queue_size=8)
+    slow, _, _ = hub.subscribe()
+    fast, _, _ = hub.subscribe()
+    for i in range(8):
+        hub.publish_changes(progress(H1, i / 100))
+        assert len(fast.drain()) == 1  # the fast one keeps up
+    assert slow.close_reason is None
+    assert len(slow.queue) == 8
+    hub.publish_changes(progress(H1, 0.5))
+    assert slow.close_reason == OVERFLOW
+    assert len(slow.queue) == 0
+    assert slow.wake.is_set()
+    assert fast.close_reason is None
+    assert [only(d)["data"]["changed"][H1]["progress"] for d in fast.drain()] == [0.5]
+    hub.publish_changes(progress(H1, 0.6))
+    assert len(fast.drain()) == 1
+    assert hub.metrics.value("events_published_total", kind="diff") == 10
+
+
+async def test_overflow_cancels_the_subscriber_task() -> None:
+    hub = make_hub(queue_size=8)
+    sub, _, _ = hub.subscribe()
+    blocked = asyncio.Event()
+
+    async def stuck_in_send() -> None:
+        blocked.set()
+        await asyncio.Event().wait()  # a send to a client that stopped reading
+
+    sub.task = asyncio.create_task(stuck_in_send())
+    await blocked.wait()
+    for i in range(9):
+        hub.publish_changes(progress(H1, i / 100))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(sub.task, 1.0)
+    assert sub.close_reason == OVERFLOW
+
+
+def test_unsubscribe_counts_and_forgets() -> None:
+    hub = make_hub()
+    sub, _, _ = hub.subscribe()
+    assert hub.client_count == 1
+    assert hub.unsubscribe(sub, "client closed") >= 0
+    assert hub.client_count == 0
+    assert hub.metrics.value("sse_disconnects_total", reason="client closed") == 1
+    assert hub.metrics.value("sse_connects_total", opened_with="snapshot") == 1
+
+
+def test_on_subscribe_hook_gets_the_count() -> None:
+    hub = make_hub()
+    counts: list[int] = []
+    hub.on_subscribe = counts.append
+    hub.subscribe()
+    hub.subscribe()
+    assert counts == [1, 2]
+
+
+# -- per-torrent subscribers -------------------------------------------------------------------
+
+
+def test_per_torrent_subscriber_gets_only_its_torrents_diffs() -> None:
+    hub = make_hub()
+    sub, opening, how = hub.subscribe(torrent_hash=H1)
+    snap = only(opening[0])
+    assert how == "snapshot"
+    assert set(snap["data"]["torrents"]) == {H1}
+    assert "transfer" not in snap["data"]
+    hub.publish_changes(progress(H2, 0.9))
+    hub.publish_changes(
+        ChangeSet(
+            changed={H1: {"progress": 0.7}, H2: {"progress": 0.95}},
+            transfer={"dl_speed": 5, "up_speed": 0, "dl_total": 5, "up_total": 0},
+        )
+    )
+    hub.publish_status(qbittorrent="connected")
+    frames = queued(sub)
+    assert [f["event"] for f in frames] == ["diff", "status"]
+    assert frames[0]["id"] == f"{EPOCH}-2"
+    assert frames[0]["data"] == {"changed": {H1: {"progress": 0.7}}}
+
+
+def test_per_torrent_replay_uses_the_shared_sequence() -> None:
+    hub = make_hub()
+    hub.publish_changes(progress(H1, 0.1))
+    hub.publish_changes(progress(H2, 0.2))
+    hub.publish_changes(progress(H1, 0.3))
+    _, opening, how = hub.subscribe(torrent_hash=H1, last_event_id=f"{EPOCH}-1")
+    assert how == "replay"
+    assert [(f["id"], f["data"]) for f in (only(d) for d in opening)] == [
+        (f"{EPOCH}-3", {"changed": {H1: {"progress": 0.3}}})
+    ]
+
+
+def test_per_torrent_snapshot_of_an_unknown_torrent_is_empty() -> None:
+    hub = make_hub()
+    assert only(hub.snapshot_frame(H3))["data"]["torrents"] == {}
+
+
+# -- heartbeats and shutdown -------------------------------------------------------------------
+
+
+def test_beat_marks_only_silent_subscribers() -> None:
+    hub = make_hub(heartbeat=15.0)
+    quiet, _, _ = hub.subscribe()
+    busy, _, _ = hub.subscribe()
+    quiet.last_sent = 100.0
+    busy.last_sent = 110.0
+    assert hub.beat(114.9) == 0
+    assert hub.beat(115.0) == 1
+    assert quiet.heartbeat_due
+    assert quiet.wake.is_set()
+    assert not busy.heartbeat_due
+    assert not busy.wake.is_set()
+    assert hub.beat(116.0) == 0  # already due: not counted twice
+    assert hub.beat(125.0) == 1
+    assert busy.heartbeat_due
+
+
+def test_heartbeat_frame_comment_or_event() -> None:
+    hub = make_hub()
+    comment, _, _ = hub.subscribe()
+    browser, _, _ = hub.subscribe(heartbeat_as_event=True)
+    assert hub.heartbeat_frame(comment) == b": heartbeat\n\n"
+    assert only(hub.heartbeat_frame(browser))["event"] == "heartbeat"
+    assert hub.metrics.value("heartbeats_sent_total") == 2
+
+
+async def test_heartbeat_tick_wakes_a_silent_subscriber() -> None:
+    hub = make_hub(heartbeat=1.0)
+    sub, _, _ = hub.subscribe()
+    hub.start()
+    try:
+        await asyncio.wait_for(sub.wake.wait(), 2.5)
+        assert sub.heartbeat_due
+    finally:
+        await hub.stop()
+    assert hub._ticker is None
+
+
+def test_close_all_ends_every_stream_and_refuses_new_ones() -> None:
+    hub = make_hub()
+    subs = [hub.subscribe()[0] for _ in range(3)]
+    hub.publish_changes(progress(H1, 0.5))
+    assert not hub.closing
+    hub.close_all()
+    assert hub.closing
+    for sub in subs:
+        assert sub.close_reason == SERVER_SHUTDOWN
+        assert sub.wake.is_set()
+        assert sub.drain() == []

@@ -1,0 +1,430 @@
+"""The poller with a scripted qBittorrent, a real hub and a real store (in-memory SQLite)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fakes import (
+    H1,
+    H2,
+    FakeQbtClient,
+    forget_sql_dialect,
+    full_update,
+    parse_frames,
+    partial_update,
+    raw_torrent,
+    seeding_torrent,
+    wait_until,
+)
+
+from quart_dl.hub import Hub
+from quart_dl.metrics import Metrics
+from quart_dl.models import Instance, Torrent
+from quart_dl.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
+from quart_dl.qbt_client import AuthFailed, Unreachable
+from quart_dl.store import Store, close_database, open_database
+from quart_dl.torrents import ChangeSet, Record, TorrentTable, project
+
+EPOCH = "feed0001"
+QBT_URL = "http://127.0.0.1:8080"
+SERVER_STATE = {"dl_info_speed": 204_800, "up_info_speed": 0, "dl_info_data": 650_117, "up_info_data": 0}
+
+MakePoller = Callable[..., Poller]
+
+
+class RecordingStore(Store):
+    """A real store that notes, at the end of each commit, the hub's sequence and the rows."""
+
+    def __init__(self) -> None:
+        super().__init__("default", QBT_URL)
+        self.hub: Hub | None = None
+        self.commits: list[tuple[int, set[str]]] = []
+
+    async def commit(self, changes: ChangeSet, records: Any) -> bool:
+        ok = await super().commit(changes, records)
+        if ok and self.hub is not None:
+            rows = await Torrent.all().values_list("hash", flat=True)
+            self.commits.append((self.hub.seq, set(rows)))
+        return ok
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[RecordingStore]:
+    forget_sql_dialect()
+    await open_database("sqlite://:memory:")
+    try:
+        yield RecordingStore()
+    finally:
+        await close_database()
+
+
+@pytest.fixture
+async def make_poller(store: RecordingStore) -> AsyncIterator[MakePoller]:
+    made: list[Poller] = []
+
+    def make(client: FakeQbtClient, **kwargs: Any) -> Poller:
+        metrics = Metrics()
+        hub = Hub(heartbeat=15.0, metrics=metrics, epoch=EPOCH)
+        store.hub = hub
+        kwargs.setdefault("poll_interval", 0.05)
+        kwargs.setdefault("idle_poll_interval", 30.0)
+        poller = Poller(client=client, hub=hub, store=store, metrics=metrics, **kwargs)
+        made.append(poller)
+        return poller
+
+    yield make
+    for poller in made:
+        # A loop task that died raises here; the test that killed it has failed already.
+        with contextlib.suppress(Exception):
+            await poller.stop()
+
+
+async def prepare(poller: Poller, known: dict[str, Record] | None = None) -> None:
+    """What ``Poller.start`` does before its loop, so tests can call ``poll_once`` by hand."""
+    loaded = await poller.store.open_instance()
+    if known:
+        loaded.update(known)
+    poller.table = TorrentTable(loaded)
+    poller.hub.seed(poller.table.records)
+
+
+def events(sub: Any) -> list[dict[str, Any]]:
+    out = []
+    for data in sub.drain():
+        (f,) = parse_frames(data)
+        f["data"] = json.loads(f["data"])
+        out.append(f)
+    return out
+
+
+# -- backoff -----------------------------------------------------------------------------------
+
+
+def test_backoff_bounds() -> None:
+    assert backoff(1, 1.0, 30.0, rand=lambda: 0.0) == 0.5
+    assert backoff(1, 1.0, 30.0, rand=lambda: 1.0) == 1.0
+    assert backoff(0, 1.0, 30.0, rand=lambda: 1.0) == 1.0
+    assert backoff(3, 1.0, 30.0, rand=lambda: 1.0) == 4.0
+    assert backoff(3, 1.0, 30.0, rand=lambda: 0.5) == 3.0
+    assert backoff(6, 1.0, 30.0, rand=lambda: 1.0) == 30.0  # 32 capped
+    assert backoff(500, 1.0, 30.0, rand=lambda: 1.0) == 30.0  # no overflow
+    assert backoff(500, 1.0, 30.0, rand=lambda: 0.0) == 15.0
+    assert backoff(1, 60.0, 600.0, rand=lambda: 0.0) == 30.0
+
+
+def test_backoff_with_real_jitter_stays_within_half_and_all() -> None:
+    for failures in range(1, 12):
+        ceiling = min(30.0, 2.0 ** (failures - 1))
+        for _ in range(50):
+            assert ceiling / 2 <= backoff(failures, 1.0, 30.0) <= ceiling
+
+
+# -- a good poll -------------------------------------------------------------------------------
+
+
+async def test_first_poll_logs_in_commits_then_publishes(
+    make_poller: MakePoller, store: RecordingStore
+) -> None:
+    client = FakeQbtClient([full_update({H1: raw_torrent()}, SERVER_STATE)])
+    poller = make_poller(client)
+    await prepare(poller)
+    sub, _, _ = poller.hub.subscribe()
+    assert await poller.poll_once() == 0.05  # someone watches: the fast cadence
+    assert client.calls[:2] == ["login", "maindata"]
+    status, diff = events(sub)
+    assert status["event"] == "status"
+    assert status["data"]["qbittorrent"] == "connected"
+    assert status["data"]["version"] == "v4.5.2"
+    assert diff["event"] == "diff"
+    assert diff["data"]["added"] == [H1]
+    assert diff["data"]["changed"][H1] == project(H1, raw_torrent())
+    assert diff["data"]["transfer"]["dl_speed"] == 204_800
+    # committed before published: at the end of the commit the row was there and the diff
+    # (event 2) was not yet out
+    assert store.commits == [(1, {H1})]
+    assert diff["id"] == f"{EPOCH}-2"
+    assert poller.hub.torrents[H1]["progress"] == 0.31
+    assert poller.hub.status["last_poll"] is not None
+    assert poller.metrics.value("poll_duration_seconds_count") == 1
+    assert poller.last_duration is not None
+
+
+async def test_quiet_polls_publish_nothing(make_poller: MakePoller, store: RecordingStore) -> None:
+    client = FakeQbtClient([full_update({H1: raw_torrent()}), partial_update({H1: {"time_active": 13}})])
+    poller = make_poller(client)
+    await prepare(poller)
+    await poller.poll_once()
+    seq = poller.hub.seq
+    first_poll = poller.hub.status["last_poll"]
+    await poller.poll_once()  # raw-only churn
+    await poller.poll_once()  # script used up: nothing changed
+    assert poller.hub.seq == seq
+    assert len(store.commits) == 1
+    assert poller.hub.status["last_poll"] >= first_poll
+    assert client.count("login") == 1
+
+
+async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: RecordingStore) -> None:
+    client = FakeQbtClient([full_update({H1: raw_torrent()}, SERVER_STATE)])
+    poller = make_poller(client, sample_interval=60.0)
+    await prepare(poller)
+    await poller.poll_once()
+    await poller.poll_once()
+    samples = await store.history(0)
+    assert [s["dl_speed"] for s in samples] == [204_800]
+    assert [s["dl_speed"] for s in await store.history(0, H1)] == [204_800]
+
+
+async def test_known_torrents_seed_the_table_and_a_missed_completion_is_reported(
+    make_poller: MakePoller,
+) -> None:
+    client = FakeQbtClient([full_update({H1: seeding_torrent("debian.iso"), H2: raw_torrent("two")})])
+    poller = make_poller(client)
+    # what the database saw last time: H1 at 31 %, H2 exactly as now
+    await prepare(poller, {H1: project(H1, raw_torrent("debian.iso")), H2: project(H2, raw_torrent("two"))})
+    sub, opening, _ = poller.hub.subscribe()
+    (snap,) = parse_frames(opening[0])
+    assert set(json.loads(snap["data"])["torrents"]) == {H1, H2}
+    await poller.poll_once()
+    diff = [e for e in events(sub) if e["event"] == "diff"]
+    assert len(diff) == 1
+    assert diff[0]["data"]["completed"] == [H1]
+    assert set(diff[0]["data"]["changed"]) == {H1}
+    assert "added" not in diff[0]["data"]
+
+
+async def test_changes_are_published_while_the_database_fails(
+    make_poller: MakePoller, store: RecordingStore
+) -> None:
+    from tortoise import Tortoise
+
+    client = FakeQbtClient([full_update({H1: raw_torrent()}), partial_update({H1: {"progress": 0.5}})])
+    poller = make_poller(client)
+    await prepare(poller)
+    await poller.poll_once()
+    conn = Tortoise.get_connection("default")
+    await conn.execute_script("ALTER TABLE torrent RENAME TO torrent_away")
+    sub, _, _ = poller.hub.subscribe()
+    await poller.poll_once()
+    assert store.behind is True
+    (diff,) = events(sub)
+    assert diff["data"]["changed"] == {H1: {"progress": 0.5}}
+    await conn.execute_script("ALTER TABLE torrent_away RENAME TO torrent")
+    client.script(partial_update({H2: raw_torrent("two")}))
+    await poller.poll_once()
+    assert store.behind is False
+    rows = {r["hash"]: r["progress"] for r in await Torrent.all().values("hash", "progress")}
+    assert rows == {H1: 0.5, H2: 0.31}
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+async def test_unreachable_backs_off_with_jitter_up_to_30_s(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    client.failure = Unreachable("cannot reach qBittorrent at http://127.0.0.1:8080 (connection refused)")
+    poller = make_poller(client)
+    await prepare(poller)
+    sub, _, _ = poller.hub.subscribe()
+    delays = [await poller.poll_once() for _ in range(12)]
+    for n, delay in enumerate(delays, start=1):
+        ceiling = min(UNREACHABLE_CAP, 2.0 ** (n - 1))
+        assert ceiling / 2 <= delay <= ceiling, (n, delay)
+    assert max(delays) <= 30.0
+    assert min(delays[6:]) >= 15.0  # it grew
+    assert len(set(delays[6:])) > 1  # jittered, not in lockstep
+    (status,) = events(sub)  # one event: the repeats change nothing visible
+    assert status["data"]["qbittorrent"] == "unreachable"
+    assert status["data"]["message"].startswith("cannot reach qBittorrent")
+    assert poller.failures == 12
+    assert poller.errors == 12
+    assert poller.last_error == "unreachable"
+    assert poller.metrics.value("poll_errors_total", kind="unreachable") == 12
+    assert client.count("reset") == 12
+    assert client.count("login") == 12  # each attempt starts with a fresh login
+
+
+async def test_status_since_changes_only_on_a_transition(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    client.failure = Unreachable("down")
+    poller = make_poller(client)
+    await prepare(poller)
+    await poller.poll_once()
+    since = poller.hub.status["since"]
+    await poller.poll_once()
+    assert poller.hub.status["since"] == since
+
+
+async def test_auth_failed_backs_off_long(make_poller: MakePoller) -> None:
+    client = FakeQbtClient(login_answers=[AuthFailed("qBittorrent rejected the user name or password")])
+    poller = make_poller(client)
+    await prepare(poller)
+    sub, _, _ = poller.hub.subscribe()
+    delay = await poller.poll_once()
+    assert AUTH_BASE / 2 <= delay <= AUTH_BASE
+    (status,) = events(sub)
+    assert status["data"]["qbittorrent"] == "auth_failed"
+    assert status["data"]["message"] == "qBittorrent rejected the user name or password"
+    assert poller.last_error == "auth_failed"
+    assert client.count("maindata") == 0
+    row = await Instance.get(name="default")
+    assert row.status == "auth_failed"
+
+
+async def test_a_new_subscriber_does_not_wake_a_poller_whose_credentials_fail(
+    make_poller: MakePoller,
+) -> None:
+    client = FakeQbtClient(login_answers=[AuthFailed("rejected")])
+    poller = make_poller(client)
+    await prepare(poller)
+    await poller.poll_once()
+    poller.hub.subscribe()
+    assert not poller._wake.is_set()
+
+
+async def test_recovery_publishes_connected(make_poller: MakePoller) -> None:
+    client = FakeQbtClient([full_update({H1: raw_torrent()})])
+    poller = make_poller(client)
+    await prepare(poller)
+    await poller.poll_once()
+    client.failure = Unreachable("down")
+    await poller.poll_once()
+    await poller.poll_once()
+    sub, _, _ = poller.hub.subscribe()
+    client.failure = None
+    client.script(full_update({H1: raw_torrent(progress=0.4)}))  # after reset: a full update
+    assert await poller.poll_once() == 0.05
+    frames = events(sub)
+    assert [f["event"] for f in frames] == ["status", "diff"]
+    assert frames[0]["data"]["qbittorrent"] == "connected"
+    assert frames[0]["data"]["message"] is None
+    assert frames[1]["data"] == {"changed": {H1: {"progress": 0.4}}}
+    assert poller.failures == 0
+    assert poller.errors == 2
+    assert poller.last_error is None
+
+
+async def test_regression_connected_status_never_saved(make_poller: MakePoller) -> None:
+    # Login publishes "connected" itself, so the later "status changed?" check is always
+    # false and save_status() is never called for it: the instance row kept "unreachable".
+    client = FakeQbtClient([full_update({H1: raw_torrent()})])
+    poller = make_poller(client)
+    await prepare(poller)
+    client.failure = Unreachable("down")
+    await poller.poll_once()
+    assert (await Instance.get(name="default")).status == "unreachable"
+    client.failure = None
+    await poller.poll_once()
+    assert poller.hub.status["qbittorrent"] == "connected"
+    row = await Instance.get(name="default")
+    assert row.status == "connected"
+    assert row.version == "v4.5.2"
+
+
+async def test_unexpected_exception_is_an_unreachable_poll(make_poller: MakePoller) -> None:
+    client = FakeQbtClient([RuntimeError("surprise")])
+    poller = make_poller(client)
+    await prepare(poller)
+    delay = await poller.poll_once()
+    assert 0.5 <= delay <= 1.0
+    assert poller.hub.status["qbittorrent"] == "unreachable"
+    assert poller.hub.status["message"] == "unexpected error (RuntimeError)"
+
+
+async def test_unexpected_exception_does_not_kill_the_loop(make_poller: MakePoller) -> None:
+    client = FakeQbtClient(
+        [full_update({H1: raw_torrent()}), RuntimeError("surprise"), partial_update({H1: {"progress": 0.9}})]
+    )
+    poller = make_poller(client)
+    poller.hub.subscribe()  # fast cadence
+    await poller.start()
+    await wait_until(
+        lambda: poller.hub.torrents.get(H1, {}).get("progress") == 0.9, what="poll after the error"
+    )
+    assert poller.errors == 1
+    assert poller.hub.status["qbittorrent"] == "connected"
+    assert poller._task is not None
+    assert not poller._task.done()
+
+
+async def test_regression_malformed_maindata_kills_the_poll_loop(make_poller: MakePoller) -> None:
+    # A torrent entry that is not an object (a proxy or a broken qBittorrent answering
+    # something odd) raised TypeError in TorrentTable.apply, outside poll_once's try: the
+    # loop task died and nothing was polled again, silently.
+    client = FakeQbtClient(
+        [
+            full_update({H1: raw_torrent()}),
+            {"rid": 3, "torrents": {H2: None}},
+            partial_update({H1: {"progress": 0.9}}),
+        ]
+    )
+    poller = make_poller(client)
+    poller.hub.subscribe()
+    await poller.start()
+    await wait_until(lambda: client.count("maindata") >= 2, what="the malformed answer")
+    await wait_until(
+        lambda: client.count("maindata") >= 3, timeout=1.5, what="a poll after the malformed answer"
+    )
+    assert poller._task is not None
+    assert not poller._task.done()
+
+
+# -- cadence and the loop ----------------------------------------------------------------------
+
+
+async def test_cadence_fast_with_subscribers_slow_without(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    poller = make_poller(client, poll_interval=1.0, idle_poll_interval=30.0)
+    await prepare(poller)
+    assert poller.interval == 30.0
+    assert await poller.poll_once() == 30.0
+    sub, _, _ = poller.hub.subscribe()
+    assert poller.interval == 1.0
+    assert await poller.poll_once() == 1.0
+    poller.hub.unsubscribe(sub, "client closed")
+    assert await poller.poll_once() == 30.0
+
+
+async def test_loop_polls_at_the_fast_cadence_with_a_subscriber(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    poller = make_poller(client, poll_interval=0.05, idle_poll_interval=30.0)
+    poller.hub.subscribe()
+    await poller.start()
+    await wait_until(lambda: client.count("maindata") >= 5, timeout=3.0, what="five fast polls")
+
+
+async def test_first_subscriber_wakes_an_idle_poller(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    poller = make_poller(client, poll_interval=1.0, idle_poll_interval=30.0)
+    await poller.start()
+    await wait_until(lambda: poller.hub.status["last_poll"] is not None, what="the first poll")
+    assert client.count("maindata") == 1
+    poller.hub.subscribe()
+    await wait_until(lambda: client.count("maindata") == 2, timeout=2.0, what="a poll for the first viewer")
+
+
+async def test_start_loads_what_the_database_knows(make_poller: MakePoller, store: RecordingStore) -> None:
+    await store.open_instance()
+    record = project(H1, raw_torrent())
+    await store.commit(ChangeSet(changed={H1: record}, added=[H1]), {H1: record})
+    client = FakeQbtClient()
+    client.failure = Unreachable("down")
+    poller = make_poller(client)
+    await poller.start()
+    assert poller.hub.torrents == {H1: record}
+    assert poller.table.records == {H1: record}
+
+
+async def test_stop_ends_the_loop_and_closes_the_client(make_poller: MakePoller) -> None:
+    client = FakeQbtClient()
+    poller = make_poller(client)
+    await poller.start()
+    task = poller._task
+    assert task is not None
+    await poller.stop()
+    assert task.done()
+    assert client.count("close") == 1

@@ -1,0 +1,234 @@
+"""Settings: precedence, validation naming the setting, and the password never leaking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quart_dl.settings import (
+    FIELDS,
+    Secret,
+    Settings,
+    SettingsError,
+    env_name,
+    load_settings,
+    public_view,
+)
+
+PASSWORD = "hunter2-s3cret"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- precedence ------------------------------------------------------------------------------
+
+
+def test_defaults_without_any_source() -> None:
+    settings = load_settings(environ={})
+    assert settings == Settings()
+    assert settings.qbt_url == "http://127.0.0.1:8080"
+    assert settings.heartbeat == 15.0
+    assert settings.poll_interval == 1.0
+    assert settings.idle_poll_interval == 30.0
+    assert settings.retry_ms == 3000
+    assert settings.bind == "127.0.0.1:8765"
+    assert settings.frame_ancestors == "*"
+    assert not settings.qbt_password
+
+
+def test_cli_beats_env_beats_toml_beats_defaults(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "q.toml",
+        'heartbeat = 20\npoll_interval = 2\nidle_poll_interval = 40\nqbt_username = "toml"\n',
+    )
+    environ = {env_name("heartbeat"): "25", env_name("poll_interval"): "3"}
+    settings = load_settings(cli={"heartbeat": "30"}, environ=environ, config_file=config)
+    assert settings.heartbeat == 30.0  # CLI over env and TOML
+    assert settings.poll_interval == 3.0  # env over TOML
+    assert settings.idle_poll_interval == 40.0  # TOML over default
+    assert settings.qbt_username == "toml"
+    assert settings.retry_ms == 3000  # default
+
+
+def test_cli_none_values_are_ignored() -> None:
+    settings = load_settings(cli={"heartbeat": None}, environ={env_name("heartbeat"): "9"})
+    assert settings.heartbeat == 9.0
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", "[quart_dl]\nretry-ms = 5000\n")
+    settings = load_settings(environ={env_name("config"): str(config)})
+    assert settings.retry_ms == 5000
+
+
+def test_toml_table_and_dashed_keys(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", "[quart_dl]\nframe-ancestors = \"'self' https://ha.lan\"\n")
+    settings = load_settings(environ={}, config_file=config)
+    assert settings.frame_ancestors == "'self' https://ha.lan"
+
+
+def test_every_field_has_an_env_name_and_a_parser() -> None:
+    names = {f for f in Settings.__dataclass_fields__}
+    assert set(FIELDS) == names
+    assert env_name("qbt_url") == "QUART_DL_QBT_URL"
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = load_settings(
+        environ={
+            env_name("queue_size"): "64",
+            env_name("heartbeat"): "1",
+            env_name("log_level"): "debug",
+            env_name("root_path"): "/qbt/",
+            env_name("qbt_url"): "https://qbt.lan:8443/",
+            env_name("bind"): "[::1]:9000",
+        }
+    )
+    assert settings.queue_size == 64
+    assert settings.heartbeat == 1.0
+    assert settings.log_level == "DEBUG"
+    assert settings.root_path == "/qbt"
+    assert settings.qbt_url == "https://qbt.lan:8443"
+    assert settings.host == "::1"
+    assert settings.port == 9000
+
+
+def test_resolved_database_url_defaults_to_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(environ={env_name("data_dir"): str(tmp_path)})
+    assert settings.resolved_database_url() == f"sqlite://{tmp_path / 'quart-dl.sqlite3'}"
+    settings = load_settings(environ={env_name("database_url"): "postgres://u@db/quart"})
+    assert settings.resolved_database_url() == "postgres://u@db/quart"
+
+
+# -- each invalid value names its setting ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("qbt_url", "ftp://127.0.0.1:8080"),
+        ("qbt_url", "127.0.0.1:8080"),
+        ("qbt_url", "http://"),
+        ("qbt_url", "http://127.0.0.1:99999"),
+        ("qbt_url", "http://127.0.0.1:port"),
+        ("qbt_url", "http://admin:pw@127.0.0.1:8080"),
+        ("bind", "8765"),
+        ("bind", ":8765"),
+        ("bind", "127.0.0.1:65536"),
+        ("bind", "127.0.0.1:http"),
+        ("heartbeat", "-5"),
+        ("heartbeat", "0"),
+        ("heartbeat", "0.5"),
+        ("heartbeat", "nan"),
+        ("heartbeat", "inf"),
+        ("heartbeat", "often"),
+        ("poll_interval", "0"),
+        ("retry_ms", "3.5"),
+        ("retry_ms", "50"),
+        ("queue_size", "-1"),
+        ("replay_size", "lots"),
+        ("database_url", "mysql://db/quart"),
+        ("root_path", "qbt"),
+        ("root_path", "/qbt?x=1"),
+        ("frame_ancestors", "'self'; script-src *"),
+        ("frame_ancestors", "https://a.lan,https://b.lan"),
+        ("log_level", "LOUD"),
+    ],
+)
+def test_invalid_value_raises_naming_the_setting(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={env_name(name): value})
+    assert str(info.value).startswith(f"{name}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_invalid_value_from_cli_names_the_setting() -> None:
+    with pytest.raises(SettingsError, match=r"^heartbeat: must be between 1 and 300, got -1$"):
+        load_settings(cli={"heartbeat": "-1"}, environ={})
+
+
+def test_invalid_value_from_toml_names_the_setting(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", "queue_size = true\n")
+    with pytest.raises(SettingsError, match=r"^queue_size: "):
+        load_settings(environ={}, config_file=config)
+
+
+def test_idle_interval_shorter_than_poll_interval() -> None:
+    with pytest.raises(SettingsError, match=r"^idle_poll_interval: must not be shorter"):
+        load_settings(cli={"poll_interval": "5", "idle_poll_interval": "2"}, environ={})
+
+
+def test_unknown_toml_key(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", "heartbeat = 10\nhaertbeat = 10\n")
+    with pytest.raises(SettingsError, match=r"^config: unknown setting 'haertbeat'"):
+        load_settings(environ={}, config_file=config)
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", "heartbeat = = 10\n")
+    with pytest.raises(SettingsError, match=r"^config: .* is not valid TOML"):
+        load_settings(environ={}, config_file=config)
+
+
+def test_missing_toml_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^config: file .* does not exist$"):
+        load_settings(environ={}, config_file=tmp_path / "nope.toml")
+
+
+def test_toml_quart_dl_not_a_table(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", 'quart_dl = "yes"\n')
+    with pytest.raises(SettingsError, match=r"^config: \[quart_dl\] must be a table$"):
+        load_settings(environ={}, config_file=config)
+
+
+# -- the password ------------------------------------------------------------------------------
+
+
+def test_password_and_password_file_both(tmp_path: Path) -> None:
+    pw_file = write(tmp_path / "pw", PASSWORD)
+    with pytest.raises(SettingsError, match=r"^qbt_password_file: give either") as info:
+        load_settings(
+            environ={env_name("qbt_password"): PASSWORD, env_name("qbt_password_file"): str(pw_file)}
+        )
+    assert PASSWORD not in str(info.value)
+
+
+def test_missing_password_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^qbt_password_file: file .* does not exist$"):
+        load_settings(environ={env_name("qbt_password_file"): str(tmp_path / "missing")})
+
+
+def test_password_file_is_read_and_stripped(tmp_path: Path) -> None:
+    pw_file = write(tmp_path / "pw", PASSWORD + "\r\n")
+    settings = load_settings(environ={env_name("qbt_password_file"): str(pw_file)})
+    assert settings.qbt_password.reveal() == PASSWORD
+    assert settings.qbt_password == Secret(PASSWORD)
+
+
+def test_password_never_in_repr_str_or_public_view(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={
+            env_name("qbt_password"): PASSWORD,
+            env_name("database_url"): "postgres://quart:dbpass99@db.lan:5432/quart",
+        }
+    )
+    assert settings.qbt_password.reveal() == PASSWORD
+    for text in (repr(settings), str(settings), f"{settings}", f"{settings.qbt_password}"):
+        assert PASSWORD not in text
+    view = public_view(settings)
+    assert PASSWORD not in repr(view)
+    assert view["qbt_password"] == "********"
+    assert view["database_url"] == "postgres://quart:********@db.lan:5432/quart"
+    assert "dbpass99" not in repr(view)
+    assert view["data_dir"] == str(settings.data_dir)
+
+
+def test_empty_password_shows_empty() -> None:
+    settings = load_settings(environ={})
+    assert public_view(settings)["qbt_password"] == ""
+    assert repr(settings.qbt_password) == "Secret('')"
+    assert repr(Secret("x")) == "Secret('********')"
