@@ -130,6 +130,4 @@ async def healthz() -> Response:
 @bp.get("/metrics")
 async def metrics() -> Response:
     """Prometheus text format."""
-    return Response(
-        runtime().metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return Response(runtime().metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

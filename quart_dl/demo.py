@@ -58,8 +58,7 @@ def run_demo(settings: Settings, minutes: float = 4.0) -> int:
     feeder = threading.Thread(target=_add_samples, args=(pair, minutes), daemon=True)
     feeder.start()
     print(
-        f"quart-dl demo: open http://{settings.bind}{settings.root_path}/ in a browser"
-        " (Ctrl-C to stop)",
+        f"quart-dl demo: open http://{settings.bind}{settings.root_path}/ in a browser (Ctrl-C to stop)",
         file=sys.stderr,
         flush=True,
     )
@@ -84,6 +83,7 @@ def _add_samples(pair: TransferPair, minutes: float) -> None:
         rate = int(size / duration) if duration else 0
         try:
             pair.add_transfer(name, size=size, rate=rate, timeout=60)
-            log.info("demo: added %s (%d MiB%s)", name, size // MiB, f" at {rate // 1024} KiB/s" if rate else "")
+            speed = f" at {rate // 1024} KiB/s" if rate else ""
+            log.info("demo: added %s (%d MiB%s)", name, size // MiB, speed)
         except Exception as exc:  # noqa: BLE001 - a demo sample failing must not stop the server
             log.warning("demo: could not add %s: %s", name, exc)

@@ -51,7 +51,7 @@ class Torrent(Model):
     seeds = fields.IntField(default=0)
     peers = fields.IntField(default=0)
     category = fields.TextField(default="")
-    tags = fields.JSONField(default=list)
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
     save_path = fields.TextField(default="")
     added_at = fields.BigIntField(default=0)
     completed_at = fields.BigIntField(null=True)

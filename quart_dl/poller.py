@@ -40,8 +40,8 @@ def backoff(failures: int, base: float, cap: float, rand: Callable[[], float] = 
     Half-jitter rather than full: a delay near zero would hammer a qBittorrent that is
     restarting, and for auth failures would spend the ban budget.
     """
-    ceiling = min(cap, base * (2 ** max(0, failures - 1)))
-    return ceiling * (0.5 + 0.5 * rand())
+    ceiling = min(cap, base * 2.0 ** max(0, failures - 1))
+    return float(ceiling * (0.5 + 0.5 * rand()))
 
 
 class Poller:
@@ -153,7 +153,9 @@ class Poller:
                 version = await self._worker.run(self.client.login)
                 self._logged_in = True
                 log.info("connected to qBittorrent %s", version)
-                self.hub.publish_status(qbittorrent="connected", message=None, since=time.time(), version=version)
+                self.hub.publish_status(
+                    qbittorrent="connected", message=None, since=time.time(), version=version
+                )
             data = await self._worker.run(self.client.maindata)
         except QbtError as exc:
             return await self._failed(exc)

@@ -60,5 +60,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         settings.qbt_url,
         settings.heartbeat,
     )
-    await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+    await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
     log.info("stopped")

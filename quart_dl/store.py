@@ -52,7 +52,7 @@ try:  # pragma: no cover - both are installed in practice
     import sqlite3
 
     DB_ERRORS += (sqlite3.Error,)
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     DB_ERRORS += (asyncpg.PostgresError, asyncpg.InterfaceError)
 except ImportError:  # pragma: no cover
@@ -117,9 +117,11 @@ class Store:
                     await self._upsert(records.values(), conn)
                 else:
                     if changes.removed:
-                        await Torrent.filter(
-                            instance_id=self.instance_id, hash__in=changes.removed
-                        ).using_db(conn).delete()
+                        await (
+                            Torrent.filter(instance_id=self.instance_id, hash__in=changes.removed)
+                            .using_db(conn)
+                            .delete()
+                        )
                     touched = [records[h] for h in changes.changed if h in records]
                     if touched:
                         await self._upsert(touched, conn)
@@ -207,13 +209,13 @@ class Store:
         self, since: float, torrent_hash: str | None = None, limit: int = 5000
     ) -> list[dict[str, Any]]:
         """Speed samples since ``since``, oldest first (global, or one torrent's)."""
+        columns = ("t", "dl_speed", "up_speed")
         if torrent_hash is None:
             query = TransferSample.filter(instance_id=self.instance_id, t__gte=since)
+            rows = await query.order_by("-t").limit(limit).values(*columns)
         else:
-            query = TorrentSample.filter(
-                instance_id=self.instance_id, hash=torrent_hash, t__gte=since
-            )
-        rows = await query.order_by("-t").limit(limit).values("t", "dl_speed", "up_speed")
+            per_torrent = TorrentSample.filter(instance_id=self.instance_id, hash=torrent_hash, t__gte=since)
+            rows = await per_torrent.order_by("-t").limit(limit).values(*columns)
         return [
             {"t": round(r["t"], 3), "dl_speed": r["dl_speed"], "up_speed": r["up_speed"]}
             for r in reversed(rows)

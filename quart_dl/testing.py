@@ -229,7 +229,8 @@ class SSEReader:
         self.ended = threading.Event()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
-        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         self._conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
         self._sock = self._conn.sock

@@ -25,9 +25,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransferPair]:
 
 
 @pytest.fixture
-def make_server(
-    pair: TransferPair, tmp_path: Path
-) -> Iterator[Callable[..., ServerProcess]]:
+def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start quart-dl processes following the pair's leecher; all stopped at the end."""
     started: list[ServerProcess] = []
 

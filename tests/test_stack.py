@@ -8,6 +8,7 @@ reported without a crash or a ban, and a stream outlives Quart's 60 s response t
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -66,7 +67,8 @@ def test_stream_shows_progress_rising_to_completion(
         first = stream.wait(lambda m: m, 5, "the first message")[0]
         assert first.retry == 3000
         snapshot = stream.wait(lambda m: [e for e in m if e.event == "snapshot"], 5, "a snapshot")[0]
-        assert snapshot.id and snapshot.id.startswith(server.status()["epoch"] + "-")
+        assert snapshot.id is not None
+        assert snapshot.id.startswith(server.status()["epoch"] + "-")
         assert snapshot.json()["v"] == 1
 
         torrent_hash = pair.add_transfer("rising.bin", size=2 * MiB, rate=256 * 1024)
@@ -77,10 +79,12 @@ def test_stream_shows_progress_rising_to_completion(
         )
         assert len(completed) == 1
         values = progress_values(stream.snapshot(), torrent_hash)
-        rises = sum(1 for a, b in zip(values, values[1:], strict=False) if b > a)
+        rises = sum(1 for a, b in itertools.pairwise(values) if b > a)
         assert rises >= 3, f"progress rose only {rises} times: {values}"
         view = apply_stream(stream.snapshot())[torrent_hash]
-        assert view["complete"] is True and view["amount_left"] == 0 and view["phase"] == "seeding"
+        assert view["complete"] is True
+        assert view["amount_left"] == 0
+        assert view["phase"] == "seeding"
         # The REST API tells the same story as the stream.
         assert get_json(server.url + f"api/torrents/{torrent_hash}")["complete"] is True
         ids = [m.id for m in stream.events()]
@@ -155,7 +159,9 @@ def test_poller_recovers_after_qbittorrent_is_killed_and_restarted(
         pair.leecher.start()
         down_at = len(stream.snapshot())
         stream.wait(
-            lambda m: [e for e in m[down_at:] if e.event == "status" and e.json()["qbittorrent"] == "connected"],
+            lambda m: [
+                e for e in m[down_at:] if e.event == "status" and e.json()["qbittorrent"] == "connected"
+            ],
             40,
             "status connected again",
         )
