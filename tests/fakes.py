@@ -9,10 +9,12 @@ so its bookkeeping is guarded by a lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from quart_dl.settings import Settings, load_settings
@@ -203,6 +205,31 @@ def make_settings(**values: Any) -> Settings:
     """Validated settings from the given values only (no environment, no TOML file)."""
     values.setdefault("database_url", "sqlite://:memory:")
     return load_settings(cli=values, environ={})
+
+
+@dataclass
+class RunningApp:
+    """An app started with ``test_app()`` (before_serving ran), its test client and parts."""
+
+    app: Any
+    client: Any
+    runtime: Any
+    qbt: FakeQbtClient
+
+
+@contextlib.asynccontextmanager
+async def running_app(qbt: FakeQbtClient | None = None, **settings: Any) -> AsyncIterator[RunningApp]:
+    """``create_app`` over a ``FakeQbtClient``, started, with its first poll done."""
+    from quart_dl.app import create_app
+    from quart_dl.runtime import runtime
+
+    forget_sql_dialect()
+    qbt = qbt if qbt is not None else FakeQbtClient()
+    app = create_app(make_settings(**settings), client=qbt)  # type: ignore[arg-type]
+    async with app.test_app() as test_app:
+        rt = runtime(app)
+        await wait_until(lambda: rt.poller.last_success is not None or rt.poller.errors, what="first poll")
+        yield RunningApp(app, test_app.test_client(), rt, qbt)
 
 
 def parse_frames(data: bytes) -> list[dict[str, Any]]:

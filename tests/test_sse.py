@@ -1,0 +1,343 @@
+"""The SSE routes through the HTTP layer (Quart's test client over the real app).
+
+``client.get`` never returns on an endless stream: streams are opened with
+``client.request(...)`` and read frame by frame with deadlines (``StreamReader``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fakes import (
+    H1,
+    H2,
+    UNKNOWN_HASH,
+    FakeQbtClient,
+    RunningApp,
+    StreamReader,
+    full_update,
+    partial_update,
+    raw_torrent,
+    running_app,
+    wait_until,
+)
+
+from quart_dl import sse
+from quart_dl.torrents import ChangeSet
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[RunningApp]:
+    qbt = FakeQbtClient([full_update({H1: raw_torrent("one"), H2: raw_torrent("two")})])
+    async with running_app(qbt, retry_ms=5000, heartbeat=1) as running:
+        await wait_until(lambda: len(running.runtime.hub.torrents) == 2, what="the torrents")
+        yield running
+
+
+def data(frame: dict[str, Any]) -> Any:
+    return json.loads(frame["data"])
+
+
+def seq_of(frame: dict[str, Any]) -> int:
+    return int(frame["id"].rsplit("-", 1)[1])
+
+
+async def close(conn: Any) -> None:
+    await conn.disconnect()
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+async def test_headers(served: RunningApp) -> None:
+    async with served.client.request("/api/events", headers={"Accept-Encoding": "gzip, br"}) as conn:
+        await StreamReader(conn).next_frame()
+        assert conn.status_code == 200
+        headers = conn.headers
+        assert headers["Content-Type"].split(";")[0] == "text/event-stream"
+        assert headers["Cache-Control"] == "no-cache"
+        assert headers["X-Accel-Buffering"] == "no"
+        assert headers.get("Content-Encoding", "identity") == "identity"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        await close(conn)
+
+
+async def test_retry_then_snapshot(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events") as conn:
+        reader = StreamReader(conn)
+        assert await reader.next_frame() == {"retry": "5000"}
+        snap = await reader.next_frame()
+        assert snap["event"] == "snapshot"
+        assert snap["id"] == hub.last_event_id
+        body = data(snap)
+        assert body["v"] == 1
+        assert body["heartbeat"] == 1.0
+        assert set(body["torrents"]) == {H1, H2}
+        assert body["torrents"][H1] == hub.torrents[H1]
+        assert body["status"]["qbittorrent"] == "connected"
+        assert "transfer" in body
+        await close(conn)
+
+
+async def test_diffs_follow_the_snapshot(served: RunningApp) -> None:
+    async with served.client.request("/api/events") as conn:
+        reader = StreamReader(conn)
+        snap = await reader.next_event()
+        served.qbt.script(partial_update({H1: {"progress": 0.5, "amount_left": 1_048_576}}))
+        served.runtime.poller.wake()
+        diff = await reader.next_event()
+        assert diff["event"] == "diff"
+        assert seq_of(diff) == seq_of(snap) + 1
+        assert data(diff) == {"changed": {H1: {"progress": 0.5, "amount_left": 1_048_576}}}
+        event = served.runtime.hub.publish_changes(ChangeSet(removed=[H2]))
+        assert event is not None
+        removed = await reader.next_event()
+        assert removed["id"] == event.id
+        assert data(removed) == {"changed": {}, "removed": [H2]}
+        await close(conn)
+
+
+async def test_status_events_reach_the_stream(served: RunningApp) -> None:
+    async with served.client.request("/api/events") as conn:
+        reader = StreamReader(conn)
+        await reader.next_event()
+        served.runtime.hub.publish_status(qbittorrent="unreachable", message="qBittorrent did not answer")
+        status = await reader.next_event()
+        assert status["event"] == "status"
+        assert data(status)["qbittorrent"] == "unreachable"
+        await close(conn)
+
+
+async def test_every_subscriber_gets_every_event(served: RunningApp) -> None:
+    async with (
+        served.client.request("/api/events") as one,
+        served.client.request("/api/events") as two,
+    ):
+        readers = [StreamReader(one), StreamReader(two)]
+        for reader in readers:
+            await reader.next_event()
+        await wait_until(lambda: served.runtime.hub.client_count == 2, what="two clients")
+        for i in range(1, 6):
+            served.runtime.hub.publish_changes(ChangeSet(changed={H1: {"progress": i / 10}}))
+        for reader in readers:
+            got = [data(await reader.next_event())["changed"][H1]["progress"] for _ in range(5)]
+            assert got == [0.1, 0.2, 0.3, 0.4, 0.5]
+        await close(one)
+        await close(two)
+
+
+# -- heartbeats --------------------------------------------------------------------------------
+
+
+async def test_heartbeat_comment_after_a_silent_interval(served: RunningApp) -> None:
+    # Quart's RESPONSE_TIMEOUT cuts any response that runs longer; streams lift it. Lowered
+    # here below the heartbeat, the stream must still be alive for the heartbeat and after.
+    served.app.config["RESPONSE_TIMEOUT"] = 0.3
+    async with served.client.request("/api/events") as conn:
+        reader = StreamReader(conn)
+        await reader.next_event()
+        started = time.monotonic()
+        beat = await reader.next_frame(timeout=3.0)
+        assert beat == {"comment": "heartbeat"}
+        assert time.monotonic() - started >= 0.9  # not before the interval (1 s)
+        served.runtime.hub.publish_changes(ChangeSet(changed={H1: {"progress": 0.7}}))
+        assert data(await reader.next_event())["changed"] == {H1: {"progress": 0.7}}
+        await close(conn)
+    assert served.runtime.metrics.value("heartbeats_sent_total") >= 1
+
+
+async def test_heartbeat_as_event(served: RunningApp) -> None:
+    async with served.client.request("/api/events?heartbeat=event") as conn:
+        reader = StreamReader(conn)
+        await reader.next_event()
+        beat = await reader.next_frame(timeout=3.0)
+        assert beat["event"] == "heartbeat"
+        assert "id" not in beat  # a heartbeat does not move Last-Event-ID
+        assert abs(data(beat)["t"] - time.time()) < 5
+        await close(conn)
+
+
+async def test_bad_heartbeat_mode_is_a_400(served: RunningApp) -> None:
+    response = await served.client.get("/api/events?heartbeat=loud")
+    assert response.status_code == 400
+    body = await response.get_json()
+    assert body["field"] == "heartbeat"
+    assert body["error"] == "invalid_parameter"
+
+
+async def test_response_timeout_is_none_for_streams(served: RunningApp) -> None:
+    async with served.app.test_request_context("/api/events"):
+        response = await sse.all_events()
+        assert response.timeout is None
+    async with served.app.test_request_context(f"/api/torrents/{H1}/events"):
+        response = await sse.torrent_events(H1)
+        assert response.timeout is None
+    assert served.runtime.hub.client_count == 0  # the body never ran: nobody subscribed
+
+
+# -- Last-Event-ID -----------------------------------------------------------------------------
+
+
+async def test_last_event_id_replays_exactly_the_missed_events(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events") as conn:
+        snap = await StreamReader(conn).next_event()
+        await close(conn)
+    await wait_until(lambda: hub.client_count == 0, what="the first stream to end")
+    missed = [hub.publish_changes(ChangeSet(changed={H1: {"progress": p}})) for p in (0.6, 0.7)]
+    async with served.client.request("/api/events", headers={"Last-Event-ID": snap["id"]}) as conn:
+        reader = StreamReader(conn)
+        assert await reader.next_frame() == {"retry": "5000"}
+        first, second = await reader.next_frame(), await reader.next_frame()
+        assert [first["id"], second["id"]] == [e.id for e in missed if e is not None]
+        assert [data(first)["changed"][H1]["progress"], data(second)["changed"][H1]["progress"]] == [0.6, 0.7]
+        # and then live events, no snapshot
+        hub.publish_changes(ChangeSet(changed={H1: {"progress": 0.8}}))
+        live = await reader.next_event()
+        assert live["event"] == "diff"
+        assert data(live)["changed"][H1]["progress"] == 0.8
+        await close(conn)
+    assert served.runtime.metrics.value("sse_connects_total", opened_with="replay") == 1
+
+
+async def test_last_event_id_query_parameter(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    last = hub.last_event_id
+    hub.publish_changes(ChangeSet(changed={H1: {"progress": 0.65}}))
+    async with served.client.request(f"/api/events?lastEventId={last}") as conn:
+        replayed = await StreamReader(conn).next_event()
+        assert replayed["event"] == "diff"
+        assert data(replayed)["changed"][H1]["progress"] == 0.65
+        await close(conn)
+
+
+@pytest.mark.parametrize("last_event_id", ["0badbeef-1", "garbage", "x" * 10_000])
+async def test_unusable_last_event_id_gets_a_snapshot(served: RunningApp, last_event_id: str) -> None:
+    async with served.client.request("/api/events", headers={"Last-Event-ID": last_event_id}) as conn:
+        snap = await StreamReader(conn).next_event()
+        assert snap["event"] == "snapshot"
+        assert snap["id"] == served.runtime.hub.last_event_id
+        await close(conn)
+
+
+@pytest.mark.parametrize("where", ["header", "query"])
+async def test_regression_latin1_digit_in_last_event_id_breaks_the_stream(
+    served: RunningApp, where: str
+) -> None:
+    # Header byte 0xB2 is "²" in latin-1, which str.isdigit() accepts and int() refuses:
+    # subscribe() raised inside the body after the 200 was sent, so the stream died before
+    # its retry line, and the browser reconnected with the same id, forever.
+    epoch = served.runtime.hub.epoch.encode()
+    path = "/api/events" if where == "header" else f"/api/events?lastEventId={epoch.decode()}-%C2%B2"
+    conn = served.client.request(path)
+    if where == "header":
+        conn.scope["headers"].append((b"last-event-id", epoch + b"-\xb2"))
+    try:
+        async with conn:
+            reader = StreamReader(conn)
+            assert await reader.next_frame(timeout=1.0) == {"retry": "5000"}
+            assert (await reader.next_event(timeout=1.0))["event"] == "snapshot"
+            await close(conn)
+    except ValueError as exc:
+        pytest.fail(f"the stream raised {exc!r}")
+
+
+# -- the per-torrent stream --------------------------------------------------------------------
+
+
+async def test_per_torrent_stream(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request(f"/api/torrents/{H1.upper()}/events") as conn:
+        reader = StreamReader(conn)
+        snap = await reader.next_event()
+        assert snap["event"] == "snapshot"
+        assert set(data(snap)["torrents"]) == {H1}
+        assert "transfer" not in data(snap)
+        hub.publish_changes(ChangeSet(changed={H2: {"progress": 0.9}}))
+        mine = hub.publish_changes(ChangeSet(changed={H1: {"progress": 0.4}, H2: {"progress": 0.95}}))
+        assert mine is not None
+        diff = await reader.next_event()
+        assert diff["id"] == mine.id  # the one about H2 alone was never sent
+        assert data(diff) == {"changed": {H1: {"progress": 0.4}}}
+        await close(conn)
+
+
+async def test_per_torrent_stream_unknown_is_a_404(served: RunningApp) -> None:
+    response = await served.client.get(f"/api/torrents/{UNKNOWN_HASH}/events")
+    assert response.status_code == 404
+    assert response.content_type == "application/json"
+    assert (await response.get_json())["error"] == "not_found"
+
+
+@pytest.mark.parametrize("bad", ["zz", H1[:-1], H1 + "00", "g" * 40])
+async def test_per_torrent_stream_malformed_is_a_400(served: RunningApp, bad: str) -> None:
+    response = await served.client.get(f"/api/torrents/{bad}/events")
+    assert response.status_code == 400
+    body = await response.get_json()
+    assert body["error"] == "invalid_hash"
+    assert body["field"] == "hash"
+
+
+# -- how streams end ---------------------------------------------------------------------------
+
+
+async def test_client_disconnect_unsubscribes(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events") as conn:
+        await StreamReader(conn).next_event()
+        assert hub.client_count == 1
+        await close(conn)
+    await wait_until(lambda: hub.client_count == 0, what="the subscriber to be gone")
+    assert served.runtime.metrics.value("sse_disconnects_total", reason="client closed") == 1
+
+
+async def test_overflow_drops_the_stream_and_it_resumes_with_last_event_id(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events") as conn:
+        snap = await StreamReader(conn).next_event()
+        # One burst with no await in between: the stream task cannot drain its queue, as
+        # when a client stops reading.
+        for i in range(hub.queue_size + 1):
+            hub.publish_changes(ChangeSet(changed={H1: {"progress": round(i / 1000, 3)}}))
+        await wait_until(lambda: hub.client_count == 0, what="the overflowed stream to end")
+        assert served.runtime.metrics.value("sse_disconnects_total", reason="overflow") == 1
+        assert served.runtime.metrics.value("sse_disconnects_total", reason="client closed") == 0
+        await close(conn)
+    async with served.client.request("/api/events", headers={"Last-Event-ID": snap["id"]}) as conn:
+        reader = StreamReader(conn)
+        await reader.next_frame()  # retry
+        replayed = [await reader.next_frame() for _ in range(hub.queue_size + 1)]
+        assert [seq_of(f) for f in replayed] == list(range(seq_of(snap) + 1, hub.seq + 1))
+        assert data(replayed[-1])["changed"][H1]["progress"] == round(hub.queue_size / 1000, 3)
+        await close(conn)
+
+
+async def test_shutdown_ends_streams_and_refuses_new_ones(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events") as conn:
+        await StreamReader(conn).next_event()
+        hub.close_all()
+        ended = await asyncio.wait_for(_read_to_end(conn), 3.0)
+        assert ended == b""
+    await wait_until(lambda: hub.client_count == 0, what="the stream to end")
+    assert served.runtime.metrics.value("sse_disconnects_total", reason="server shutdown") == 1
+    response = await served.client.get("/api/events")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.get_json())["error"] == "shutting_down"
+
+
+async def _read_to_end(conn: Any) -> bytes:
+    """Read until the final empty body chunk (the response is complete); return the rest."""
+    rest = b""
+    while True:
+        chunk = await conn.receive()
+        if chunk == b"":
+            return rest
+        rest += chunk

@@ -1,0 +1,103 @@
+"""The panel's static files and the security headers on every answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fakes import RunningApp, running_app
+
+from quart_dl.web import panel_dir
+
+FRAME_ANCESTORS = "'self' https://ha.lan:8123"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[RunningApp]:
+    async with running_app(frame_ancestors=FRAME_ANCESTORS) as running:
+        yield running
+
+
+def test_panel_dir_is_the_source_trees_panel() -> None:
+    assert panel_dir() == REPO / "panel"
+    assert (panel_dir() / "index.html").is_file()
+
+
+async def test_index_is_the_panel(served: RunningApp) -> None:
+    response = await served.client.get("/")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/html")
+    body = await response.get_data()
+    assert body == (panel_dir() / "index.html").read_bytes()
+    assert response.headers["Cache-Control"] == "no-cache"
+
+
+async def test_assets_are_served_with_their_types(served: RunningApp) -> None:
+    response = await served.client.get("/app.js")
+    assert response.status_code == 200
+    assert "javascript" in response.content_type
+    assert await response.get_data() == (panel_dir() / "app.js").read_bytes()
+    svg = await served.client.get("/icon.svg")
+    assert svg.status_code == 200
+    assert svg.content_type.startswith("image/svg+xml")
+
+
+async def test_security_headers_on_the_panel(served: RunningApp) -> None:
+    response = await served.client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["frame-ancestors"] == FRAME_ANCESTORS
+    assert directives["default-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    # X-Frame-Options would forbid what frame-ancestors allows (Home Assistant's iframe)
+    assert "X-Frame-Options" not in response.headers
+
+
+async def test_default_frame_ancestors_is_anyone() -> None:
+    async with running_app() as served:
+        response = await served.client.get("/")
+        assert response.headers["Content-Security-Policy"].endswith("frame-ancestors *")
+
+
+@pytest.mark.parametrize("path", ["/api/status", "/healthz", "/metrics", "/api/nope"])
+async def test_api_answers_have_nosniff_but_no_csp(served: RunningApp, path: str) -> None:
+    response = await served.client.get(path)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in response.headers
+    assert "X-Frame-Options" not in response.headers
+
+
+async def test_missing_panel_file_is_a_json_404(served: RunningApp) -> None:
+    response = await served.client.get("/nothing.js")
+    assert response.status_code == 404
+    assert (await response.get_json())["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../setup.cfg",
+        "/%2e%2e/setup.cfg",
+        "/%2E%2E/setup.cfg",
+        "/..%2fsetup.cfg",
+        "/%2e%2e%2fsetup.cfg",
+        "/panel/../../setup.cfg",
+        "/./../setup.cfg",
+        "/..\\setup.cfg",
+        "/%2e%2e%5csetup.cfg",
+        f"/{REPO / 'setup.cfg'}",
+        "/../quart_dl/settings.py",
+        "/%00../setup.cfg",
+    ],
+)
+async def test_static_files_cannot_escape_the_panel_folder(served: RunningApp, path: str) -> None:
+    assert (REPO / "setup.cfg").is_file()
+    response = await served.client.get(path)
+    assert response.status_code in (400, 404)
+    body = await response.get_data(as_text=True)
+    assert "[metadata]" not in body
+    assert "SettingsError" not in body
