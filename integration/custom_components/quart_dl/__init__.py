@@ -1,0 +1,76 @@
+"""The quart-dl integration: a live download panel and push-updated sensors.
+
+One config entry per quart-dl server. Setting it up fetches the state once over REST (an
+unreachable server fails the setup, and Home Assistant retries), adds the entities, starts
+the event stream as a background task of the entry and puts the server's web panel in the
+sidebar. Unloading undoes all of it: the entry cancels its background task, the panel is
+removed, and no task, timer or connection is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .api import QuartDlClient
+from .coordinator import QuartDlCoordinator
+from .panel import async_register_panel, async_remove_panel
+
+PLATFORMS: tuple[Platform, ...] = (Platform.BINARY_SENSOR, Platform.SENSOR)
+
+
+@dataclass(slots=True)
+class QuartDlRuntimeData:
+    """What a loaded entry holds: the client and the coordinator feeding the entities."""
+
+    client: QuartDlClient
+    coordinator: QuartDlCoordinator
+    #: The options this setup applied; the update listener reloads only when they change
+    #: (a reconfigure or reauth reloads the entry by itself).
+    options: Mapping[str, Any]
+
+
+type QuartDlConfigEntry = ConfigEntry[QuartDlRuntimeData]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> bool:
+    """Set up one quart-dl server."""
+    client = QuartDlClient(
+        async_get_clientsession(hass),
+        entry.data[CONF_URL],
+        entry.data.get(CONF_ACCESS_TOKEN),
+    )
+    coordinator = QuartDlCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = QuartDlRuntimeData(
+        client=client, coordinator=coordinator, options=dict(entry.options)
+    )
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    # Entities exist now, so the very first pushed event reaches them.
+    coordinator.async_start_stream()
+
+    if async_register_panel(hass, entry, client.base_url):
+        entry.async_on_unload(lambda: async_remove_panel(hass, entry))
+
+    # Options only change the panel, but a reload keeps one code path for setup.
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> bool:
+    """Unload the platforms; the stream task and the panel go with the entry."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: QuartDlConfigEntry) -> None:
+    """Apply changed options (panel shown, title, icon) by reloading the entry."""
+    if dict(entry.options) != entry.runtime_data.options:
+        await hass.config_entries.async_reload(entry.entry_id)

@@ -1,0 +1,217 @@
+"""Config flow: add a quart-dl server by URL; options for the sidebar panel.
+
+A server is identified by its normalized base URL (the protocol has no stable server id:
+the epoch changes with every server process), so adding the same server twice is refused,
+and a reconfigure that points an entry at a URL another entry already uses is refused too.
+Every step that takes a URL or a token proves it by calling ``/api/status`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
+from homeassistant.core import callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    IconSelector,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+from yarl import URL
+
+from .api import (
+    QuartDlAuthError,
+    QuartDlClient,
+    QuartDlConnectionError,
+    QuartDlError,
+    normalize_url,
+)
+from .const import (
+    CONF_PANEL_ICON,
+    CONF_PANEL_TITLE,
+    CONF_SHOW_PANEL,
+    DEFAULT_PANEL_ICON,
+    DEFAULT_PANEL_TITLE,
+    DEFAULT_SHOW_PANEL,
+    DOMAIN,
+    LOGGER,
+    PROTOCOL_VERSION,
+)
+
+SERVER_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+        vol.Optional(CONF_ACCESS_TOKEN): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+    }
+)
+TOKEN_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_ACCESS_TOKEN): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        )
+    }
+)
+
+
+def entry_title(base_url: str) -> str:
+    """A readable title: ``quart-dl (host:port)``, plus a path prefix if there is one."""
+    url = URL(base_url)
+    where = f"{url.host}:{url.port}" if url.port else str(url.host)
+    if url.path not in ("", "/"):
+        where += url.path
+    return f"quart-dl ({where})"
+
+
+class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add, reconfigure and re-authenticate quart-dl servers."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> QuartDlOptionsFlow:
+        """The panel options."""
+        return QuartDlOptionsFlow()
+
+    async def _async_validate(
+        self, raw_url: str, token: str | None
+    ) -> tuple[str | None, dict[str, str]]:
+        """Check a URL and token against the server: (normalized URL, errors)."""
+        try:
+            base_url = normalize_url(raw_url)
+        except ValueError:
+            return None, {CONF_URL: "invalid_url"}
+        client = QuartDlClient(async_get_clientsession(self.hass), base_url, token)
+        try:
+            status = await client.status()
+        except QuartDlAuthError:
+            return base_url, {"base": "invalid_auth"}
+        except QuartDlConnectionError:
+            return base_url, {"base": "cannot_connect"}
+        except QuartDlError:
+            return base_url, {"base": "not_quart_dl"}
+        except Exception:  # noqa: BLE001 - a config flow must never crash the UI
+            LOGGER.exception("Unexpected error checking %s", base_url)
+            return base_url, {"base": "unknown"}
+        if status.get("protocol") != PROTOCOL_VERSION:
+            return base_url, {"base": "unsupported_protocol"}
+        return base_url, {}
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the server's URL (and token), prove it, create the entry."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = user_input.get(CONF_ACCESS_TOKEN) or None
+            base_url, errors = await self._async_validate(user_input[CONF_URL], token)
+            if base_url is not None:
+                await self.async_set_unique_id(base_url)
+                self._abort_if_unique_id_configured()
+            if not errors and base_url is not None:
+                data = {CONF_URL: base_url}
+                if token:
+                    data[CONF_ACCESS_TOKEN] = token
+                return self.async_create_entry(title=entry_title(base_url), data=data)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Point an existing entry at another URL or token, keeping its entities."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = user_input.get(CONF_ACCESS_TOKEN) or None
+            base_url, errors = await self._async_validate(user_input[CONF_URL], token)
+            if base_url is not None and any(
+                other.unique_id == base_url and other.entry_id != entry.entry_id
+                for other in self._async_current_entries(include_ignore=False)
+            ):
+                return self.async_abort(reason="already_configured")
+            if not errors and base_url is not None:
+                data = {CONF_URL: base_url}
+                if token:
+                    data[CONF_ACCESS_TOKEN] = token
+                return self.async_update_reload_and_abort(
+                    entry, unique_id=base_url, title=entry_title(base_url), data=data
+                )
+        suggested = user_input or {CONF_URL: entry.data[CONF_URL]}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, suggested),
+            errors=errors,
+        )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """The server refused our token: ask for a new one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Take a new token and prove it against the same URL."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = user_input.get(CONF_ACCESS_TOKEN) or None
+            _, errors = await self._async_validate(entry.data[CONF_URL], token)
+            if not errors:
+                data = {CONF_URL: entry.data[CONF_URL]}
+                if token:
+                    data[CONF_ACCESS_TOKEN] = token
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=TOKEN_SCHEMA,
+            description_placeholders={"name": entry.title, "url": entry.data[CONF_URL]},
+            errors=errors,
+        )
+
+
+class QuartDlOptionsFlow(OptionsFlow):
+    """Whether the panel is in the sidebar, and under which title and icon."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show and take the panel options."""
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        options = self.config_entry.options
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_SHOW_PANEL,
+                    default=options.get(CONF_SHOW_PANEL, DEFAULT_SHOW_PANEL),
+                ): bool,
+                vol.Required(
+                    CONF_PANEL_TITLE,
+                    default=options.get(CONF_PANEL_TITLE, DEFAULT_PANEL_TITLE),
+                ): TextSelector(),
+                vol.Required(
+                    CONF_PANEL_ICON,
+                    default=options.get(CONF_PANEL_ICON, DEFAULT_PANEL_ICON),
+                ): IconSelector(),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)

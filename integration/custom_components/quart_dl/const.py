@@ -1,0 +1,60 @@
+"""Constants for the quart-dl integration.
+
+Timing constants live here (not inline) so that the tests can shorten them with a patch
+and so that every number that shapes the reconnect behaviour is in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "quart_dl"
+LOGGER = logging.getLogger(__package__)
+
+#: Protocol version this integration speaks (``v`` in a snapshot, ``protocol`` in
+#: ``/api/status``). A server speaking another version is refused by the config flow.
+PROTOCOL_VERSION: Final = 1
+
+# Options (the sidebar panel).
+CONF_SHOW_PANEL: Final = "show_panel"
+CONF_PANEL_TITLE: Final = "panel_title"
+CONF_PANEL_ICON: Final = "panel_icon"
+DEFAULT_SHOW_PANEL: Final = True
+DEFAULT_PANEL_TITLE: Final = "Downloads"
+DEFAULT_PANEL_ICON: Final = "mdi:download"
+
+#: Path of the web panel on the quart-dl server, relative to its base URL.
+PANEL_PATH: Final = "/"
+
+# Bus events for automations.
+EVENT_DOWNLOAD_ADDED: Final = f"{DOMAIN}_download_added"
+EVENT_DOWNLOAD_COMPLETED: Final = f"{DOMAIN}_download_completed"
+
+#: How often the REST API is polled while the event stream is down. While the stream is
+#: up nothing is polled: the stream is the single source of truth.
+FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=10)
+
+#: Timeout of one REST request (config flow, fallback polling).
+REQUEST_TIMEOUT: Final = 10.0
+
+#: Heartbeat assumed until the server tells its own (``/api/status`` or a snapshot).
+DEFAULT_HEARTBEAT: Final = 15.0
+
+#: Extra seconds on top of twice the heartbeat before a silent stream counts as dead.
+#: The protocol says a client may call a stream stale after twice the heartbeat; the
+#: margin absorbs a busy event loop on either side.
+STREAM_READ_MARGIN: Final = 5.0
+
+#: Reconnect delays: the server's ``retry:`` hint (milliseconds) doubled per failed
+#: attempt, up to the maximum, plus up to this much random jitter (a fraction) so that
+#: many Home Assistant instances behind one server do not reconnect in lockstep.
+DEFAULT_RETRY_MS: Final = 3000
+MIN_RETRY_DELAY: Final = 0.1
+MAX_RETRY_DELAY: Final = 60.0
+RETRY_JITTER: Final = 0.2
+
+#: Upper bound for one SSE line. Snapshots of big libraries are large (hundreds of KiB),
+#: but a line that never ends would otherwise grow the buffer without bound.
+MAX_LINE_BYTES: Final = 64 * 1024 * 1024

@@ -1,0 +1,268 @@
+"""The coordinator: the event stream pushes, REST polling covers while it is down.
+
+Home Assistant's qBittorrent integration polls every 30 s. Here the server's SSE stream is
+the source of truth: every event is applied and handed to the entities at once through
+``async_set_updated_data``, so a change reaches an entity state within the server's poll
+interval plus a few milliseconds. Polling (``_async_update_data``) is used only
+
+* once at setup, so that the entities have data and an unreachable server fails the setup
+  (Home Assistant then retries it), and
+* while the stream is down: the update interval is switched on when the stream drops and
+  off again when it delivers its first event. A failed poll is what marks the entities
+  unavailable.
+
+Automation events are fired from ``diff`` events only (their ``added`` and ``completed``
+lists), never from a snapshot or a poll: a snapshot shows state, not what just happened,
+so a reconnect must not announce every finished download again. A reconnect carries
+``Last-Event-ID``, so missed diffs are replayed by the server exactly once; when the
+server can no longer replay them it sends a snapshot and those events are gone (the
+protocol's trade-off, which we accept rather than guess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .api import (
+    QuartDlAuthError,
+    QuartDlClient,
+    QuartDlError,
+    decode_event,
+)
+from .const import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_RETRY_MS,
+    DOMAIN,
+    EVENT_DOWNLOAD_ADDED,
+    EVENT_DOWNLOAD_COMPLETED,
+    FALLBACK_POLL_INTERVAL,
+    LOGGER,
+    MAX_RETRY_DELAY,
+    MIN_RETRY_DELAY,
+    PROTOCOL_VERSION,
+    RETRY_JITTER,
+    STREAM_READ_MARGIN,
+)
+from .models import ServerState, TorrentRecord
+from .sse import SseEvent, SseParser
+
+if TYPE_CHECKING:
+    from . import QuartDlConfigEntry
+
+
+@dataclass(slots=True)
+class StreamInfo:
+    """How the event stream is doing; shown in diagnostics."""
+
+    connected: bool = False
+    last_event_id: str | None = None
+    connects: int = 0
+    failures: int = 0
+    events: int = 0
+    snapshots: int = 0
+    last_error: str | None = None
+    connected_since: float | None = None
+
+
+class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
+    """Keep one :class:`ServerState` current for the entities of one config entry."""
+
+    config_entry: QuartDlConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: QuartDlConfigEntry,
+        client: QuartDlClient,
+    ) -> None:
+        """Set up the coordinator; the stream starts with :meth:`async_start_stream`."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {client.base_url}",
+            update_interval=FALLBACK_POLL_INTERVAL,
+        )
+        self.client = client
+        self.stream = StreamInfo()
+        #: Lives across connections: it holds the Last-Event-ID and the retry hint.
+        self.parser = SseParser()
+        # Bumped whenever the stream changes the state, so that a poll that was already
+        # running when the stream came back does not overwrite newer pushed data.
+        self._generation = 0
+        self._stream_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ polling
+
+    async def _async_update_data(self) -> ServerState:
+        """Fetch the full state over REST (setup, and while the stream is down)."""
+        if self.stream.connected and self.data is not None:
+            # The stream is authoritative; a manual refresh has nothing to add.
+            return self.data
+        generation = self._generation
+        try:
+            status = await self.client.status()
+            torrents = await self.client.torrents()
+        except QuartDlAuthError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="invalid_auth"
+            ) from err
+        except QuartDlError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        if generation != self._generation and self.data is not None:
+            # The stream delivered while we were polling: its data is newer.
+            return self.data
+        state = ServerState.from_rest(status, torrents)
+        if state.heartbeat is None and self.data is not None:
+            state.heartbeat = self.data.heartbeat
+        return state
+
+    # ------------------------------------------------------------------ streaming
+
+    @callback
+    def async_start_stream(self) -> None:
+        """Run the stream reader as a background task of the config entry.
+
+        A background task, not a plain one: ``async_block_till_done`` (used by Home
+        Assistant's startup and by tests) waits for ordinary tasks, and this one never
+        ends. The entry cancels it on unload, so nothing outlives the entry.
+        """
+        self._stream_task = self.config_entry.async_create_background_task(
+            self.hass, self._async_stream_forever(), f"{DOMAIN} event stream"
+        )
+
+    def _read_timeout(self) -> float:
+        """Silence after which the stream counts as dead: above twice the heartbeat."""
+        heartbeat = (self.data.heartbeat if self.data else None) or DEFAULT_HEARTBEAT
+        return 2 * heartbeat + STREAM_READ_MARGIN
+
+    def _retry_delay(self) -> float:
+        """Delay before the next connection attempt (server hint, doubled per failure)."""
+        base = (self.parser.retry_ms or DEFAULT_RETRY_MS) / 1000
+        delay = base * 2 ** max(0, self.stream.failures - 1)
+        delay = min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, delay))
+        return delay * (1 + random.uniform(0, RETRY_JITTER))
+
+    async def _async_stream_forever(self) -> None:
+        """Connect, read until the stream ends, fall back to polling, back off, repeat."""
+        while True:
+            try:
+                await self._async_read_stream()
+            except QuartDlAuthError as err:
+                self._stream_lost(str(err))
+                # Polling hits the same 401 and starts the reauth flow; reading on would
+                # only hammer the server with refused requests until the user acts.
+                await self.async_refresh()
+                LOGGER.warning("quart-dl at %s refused our token", self.client.base_url)
+                return
+            except QuartDlError as err:
+                self._stream_lost(str(err))
+            else:
+                self._stream_lost("stream closed by the server")
+            if not self.stream.connected and self.stream.failures <= 1:
+                # First failure after a healthy stream: find out at once whether the
+                # server is gone (entities unavailable) or only the stream broke.
+                await self.async_refresh()
+            await asyncio.sleep(self._retry_delay())
+
+    async def _async_read_stream(self) -> None:
+        """One connection: apply every event until the stream ends."""
+        LOGGER.debug(
+            "Connecting to %s/api/events (Last-Event-ID %s)",
+            self.client.base_url,
+            self.parser.last_event_id,
+        )
+        events = self.client.events(
+            last_event_id=self.parser.last_event_id,
+            read_timeout=self._read_timeout(),
+            parser=self.parser,
+        )
+        # aclosing: a bad event raises out of the loop; the response must be closed now,
+        # not whenever the abandoned generator is garbage-collected.
+        async with aclosing(events):
+            async for event in events:
+                self._handle_event(event)
+
+    @callback
+    def _stream_lost(self, reason: str) -> None:
+        """The stream ended: count it, and switch polling on until it is back."""
+        if self.stream.connected:
+            LOGGER.info("Event stream from %s lost: %s", self.client.base_url, reason)
+            self.stream.failures = 0
+        else:
+            LOGGER.debug("Event stream from %s failed: %s", self.client.base_url, reason)
+        self.stream.connected = False
+        self.stream.connected_since = None
+        self.stream.failures += 1
+        self.stream.last_error = reason
+        if self.update_interval is None:
+            self.update_interval = FALLBACK_POLL_INTERVAL
+            self._schedule_refresh()
+
+    @callback
+    def _handle_event(self, event: SseEvent) -> None:
+        """Apply one stream event and publish the result."""
+        payload = decode_event(event)
+        if not self.stream.connected:
+            self.stream.connected = True
+            self.stream.connects += 1
+            self.stream.failures = 0
+            self.stream.last_error = None
+            self.stream.connected_since = time.time()
+            # The stream pushes: no polling while it is up.
+            self.update_interval = None
+            LOGGER.debug("Event stream from %s is up", self.client.base_url)
+        self.stream.events += 1
+        self.stream.last_event_id = event.id
+        state = self.data if self.data is not None else ServerState()
+        diff = None
+        if event.event == "snapshot":
+            if payload.get("v") != PROTOCOL_VERSION:
+                LOGGER.warning(
+                    "quart-dl at %s speaks protocol %s, this integration %s",
+                    self.client.base_url,
+                    payload.get("v"),
+                    PROTOCOL_VERSION,
+                )
+            self.stream.snapshots += 1
+            state.apply_snapshot(payload)
+        elif event.event == "diff":
+            diff = state.apply_diff(payload)
+        elif event.event == "status":
+            state.apply_status(payload)
+        else:
+            LOGGER.debug("Ignoring unknown event %r", event.event)
+            return
+        self._generation += 1
+        self.async_set_updated_data(state)
+        if diff is not None:
+            for record in diff.added:
+                self._fire(EVENT_DOWNLOAD_ADDED, record)
+            for record in diff.completed:
+                self._fire(EVENT_DOWNLOAD_COMPLETED, record)
+
+    @callback
+    def _fire(self, event_type: str, record: TorrentRecord) -> None:
+        """Put a download event on the bus, with what an automation needs to act."""
+        data: dict[str, Any] = {
+            "config_entry_id": self.config_entry.entry_id,
+            "hash": record.get("hash"),
+            "name": record.get("name"),
+            "size": record.get("size"),
+            "save_path": record.get("save_path"),
+        }
+        LOGGER.debug("Firing %s for %s", event_type, data["hash"])
+        self.hass.bus.async_fire(event_type, data)

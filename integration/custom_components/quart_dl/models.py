@@ -1,0 +1,138 @@
+"""The integration's view of one quart-dl server, and how events change it.
+
+Kept free of Home Assistant imports: applying a snapshot or a diff is pure data work,
+tested on its own, and the coordinator only decides *when* to apply and whom to tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+type TorrentRecord = dict[str, Any]
+
+#: Phases counted as "downloading": incomplete torrents that are active, whether bytes are
+#: flowing right now (``downloading``) or not (``stalled``). A paused or queued torrent is
+#: not downloading.
+DOWNLOADING_PHASES = frozenset({"downloading", "stalled"})
+SEEDING_PHASES = frozenset({"seeding"})
+PAUSED_PHASES = frozenset({"paused"})
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """What one applied diff means for automations: the downloads it added and completed.
+
+    Each entry is a copy of the torrent's record as it stood after the diff's changes, so
+    an event about a torrent that the same diff also removed still has its name and size.
+    """
+
+    added: tuple[TorrentRecord, ...] = ()
+    completed: tuple[TorrentRecord, ...] = ()
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Everything the entities show, as last told by the server.
+
+    ``torrents`` maps hash to the full record (diff fields merged in). ``status`` and
+    ``transfer`` are the protocol's status and transfer objects.
+    """
+
+    torrents: dict[str, TorrentRecord] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    transfer: dict[str, Any] = field(default_factory=dict)
+    heartbeat: float | None = None
+    version: str | None = None
+
+    @property
+    def qbittorrent_state(self) -> str | None:
+        """Connection state of qBittorrent as the server sees it (``connected``, …)."""
+        value = self.status.get("qbittorrent")
+        return value if isinstance(value, str) else None
+
+    @property
+    def qbittorrent_connected(self) -> bool:
+        """Whether the server currently reaches qBittorrent."""
+        return self.qbittorrent_state == "connected"
+
+    def count(self, phases: frozenset[str]) -> int:
+        """Number of torrents whose phase is one of ``phases``."""
+        return sum(1 for record in self.torrents.values() if record.get("phase") in phases)
+
+    def speed(self, key: str) -> int | None:
+        """A global speed from the transfer object (bytes per second)."""
+        value = self.transfer.get(key)
+        return value if isinstance(value, int) else None
+
+    @classmethod
+    def from_rest(
+        cls, status_answer: Mapping[str, Any], torrents_answer: Mapping[str, Any]
+    ) -> ServerState:
+        """Build a state from ``GET /api/status`` and ``GET /api/torrents`` answers."""
+        torrents = {
+            record["hash"]: dict(record)
+            for record in torrents_answer.get("torrents", [])
+            if isinstance(record, Mapping) and isinstance(record.get("hash"), str)
+        }
+        heartbeat = status_answer.get("heartbeat")
+        version = status_answer.get("version")
+        return cls(
+            torrents=torrents,
+            status=dict(status_answer.get("status") or {}),
+            transfer=dict(status_answer.get("transfer") or {}),
+            heartbeat=float(heartbeat) if isinstance(heartbeat, int | float) else None,
+            version=version if isinstance(version, str) else None,
+        )
+
+    def apply_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the whole view, as the protocol demands on every ``snapshot``."""
+        torrents = snapshot.get("torrents") or {}
+        self.torrents = {
+            str(key): dict(record)
+            for key, record in torrents.items()
+            if isinstance(record, Mapping)
+        }
+        self.status = dict(snapshot.get("status") or {})
+        self.transfer = dict(snapshot.get("transfer") or {})
+        heartbeat = snapshot.get("heartbeat")
+        if isinstance(heartbeat, int | float) and heartbeat > 0:
+            self.heartbeat = float(heartbeat)
+
+    def apply_diff(self, diff: Mapping[str, Any]) -> DiffResult:
+        """Merge one ``diff`` event and say which downloads it added and completed.
+
+        A hash in ``changed`` that is not known yet is taken as a new torrent (the
+        protocol's rule); its record is whatever the diff carries. ``removed`` is applied
+        after ``changed``, so a torrent changed and removed in one event ends up gone.
+        """
+        changed = diff.get("changed") or {}
+        for key, fields in changed.items():
+            if not isinstance(fields, Mapping):
+                continue
+            record = self.torrents.get(key)
+            if record is None:
+                record = self.torrents[key] = {"hash": key}
+            record.update(fields)
+        result = DiffResult(
+            added=self._records(diff.get("added")),
+            completed=self._records(diff.get("completed")),
+        )
+        for key in diff.get("removed") or ():
+            self.torrents.pop(key, None)
+        if isinstance(transfer := diff.get("transfer"), Mapping):
+            self.transfer.update(transfer)
+        return result
+
+    def _records(self, hashes: Any) -> tuple[TorrentRecord, ...]:
+        """Copies of the records of ``hashes`` (a bare ``{"hash": …}`` if unknown)."""
+        if not isinstance(hashes, list):
+            return ()
+        return tuple(
+            dict(self.torrents.get(str(key)) or {"hash": str(key)}) for key in hashes
+        )
+
+    def apply_status(self, status: Mapping[str, Any]) -> None:
+        """Take a ``status`` event: the status object as a whole."""
+        self.status = dict(status)

@@ -1,0 +1,241 @@
+"""Test helpers: waiting on conditions with deadlines, recording states and events, and a
+TCP proxy that can cut the network between Home Assistant and the server.
+
+No test sleeps and hopes: every wait names its condition and fails with it at a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_state_change_event
+
+from custom_components.quart_dl.const import DOMAIN
+from custom_components.quart_dl.sse import SseParser
+
+
+async def wait_for[T](
+    predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01
+) -> T:
+    """Await until ``predicate()`` is truthy and return it; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_blocking[T](
+    hass: HomeAssistant,
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+) -> T:
+    """Like :func:`wait_for` for a blocking predicate (run in the executor)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await hass.async_add_executor_job(predicate)
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def entity_id(hass: HomeAssistant, entry_id: str, platform: str, key: str) -> str:
+    """The entity id of one of our entities, found by its unique id."""
+    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry_id}_{key}")
+    assert found is not None, f"no {platform} entity with key {key}"
+    return found
+
+
+@dataclass
+class StateRecorder:
+    """Every state an entity takes, with the monotonic time it was written."""
+
+    hass: HomeAssistant
+    entity_id: str
+    states: list[tuple[float, State | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Start listening at once."""
+        self._unsub = async_track_state_change_event(
+            self.hass, [self.entity_id], self._changed
+        )
+
+    @callback
+    def _changed(self, event: Event[EventStateChangedData]) -> None:
+        self.states.append((time.monotonic(), event.data["new_state"]))
+
+    def first(self, predicate: Callable[[State], bool]) -> tuple[float, State] | None:
+        """The first recorded state matching ``predicate``, with its time."""
+        for at, state in self.states:
+            if state is not None and predicate(state):
+                return at, state
+        return None
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._unsub()
+
+
+@dataclass
+class EventRecorder:
+    """Every bus event of one type, with the monotonic time it was fired."""
+
+    hass: HomeAssistant
+    event_type: str
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Start listening at once."""
+        self._unsub = self.hass.bus.async_listen(self.event_type, self._fired)
+
+    @callback
+    def _fired(self, event: Event) -> None:
+        self.events.append((time.monotonic(), dict(event.data)))
+
+    def for_hash(self, torrent_hash: str) -> list[dict[str, Any]]:
+        """The events about one torrent."""
+        return [data for _, data in self.events if data.get("hash") == torrent_hash]
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._unsub()
+
+
+class TcpProxy:
+    """Forward 127.0.0.1:<port> to the server, with a switch to cut the network.
+
+    ``cut()`` drops every open connection and refuses new ones (each is accepted and closed
+    at once, as a broken network path looks to a client); ``restore()`` lets them through
+    again. The server keeps running, so a reconnect can resume with ``Last-Event-ID``.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        """Proxy to ``host:port`` (started by :meth:`start`)."""
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.open = True
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL of the proxy."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.get_running_loop().create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()
+            self._writers.discard(sink)
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones."""
+        self.open = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        """Let connections through again."""
+        self.open = True
+
+    async def stop(self) -> None:
+        """Close everything; no task is left behind."""
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class StreamTap:
+    """An independent reader of the server's event stream, timestamping each event.
+
+    It tells *when the server published* a change, so a test can measure the
+    integration's own delay from that moment to the entity state.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        """Read ``base_url``/api/events once :meth:`start` is awaited."""
+        self._url = f"{base_url.rstrip('/')}/api/events"
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Connect and wait for the first event (the snapshot)."""
+        self._session = aiohttp.ClientSession()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+        await wait_for(lambda: self.events, 10, "the tap's snapshot")
+
+    async def _read(self) -> None:
+        assert self._session is not None
+        parser = SseParser()
+        async with self._session.get(
+            self._url, timeout=aiohttp.ClientTimeout(total=None, sock_read=30)
+        ) as response:
+            async for chunk in response.content.iter_any():
+                now = time.monotonic()
+                for event in parser.feed(chunk):
+                    self.events.append((now, event.event, json.loads(event.data)))
+
+    def first(
+        self, kind: str, predicate: Callable[[dict[str, Any]], bool]
+    ) -> tuple[float, dict[str, Any]] | None:
+        """The first event of ``kind`` whose payload matches, with its arrival time."""
+        for at, event, payload in self.events:
+            if event == kind and predicate(payload):
+                return at, payload
+        return None
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
