@@ -194,3 +194,29 @@ def test_python_m_quart_dl_exit_code_is_real(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert one_line(result.stderr).startswith("quart-dl: unreachable: cannot reach qBittorrent")
     assert PASSWORD not in result.stderr
+
+
+def test_regression_serve_on_a_busy_port_hangs_after_the_error(tmp_path: Path) -> None:
+    # Hypercorn runs the app's startup (database open, poller started) before it binds. When
+    # the bind failed, the error was printed but after_serving never ran: aiosqlite's
+    # (non-daemon) connection thread stayed alive and the process never exited.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUART_DL_")}
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = str(REPO)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [sys.executable, "-m", "quart_dl", "serve", "--bind", f"127.0.0.1:{port}"]
+        argv += ["--qbt-url", f"http://127.0.0.1:{closed_port()}", "--log-level", "ERROR"]
+        try:
+            result = subprocess.run(
+                argv, capture_output=True, text=True, timeout=5, env=env, cwd=tmp_path, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"quart-dl serve did not exit within 5 s after failing to bind: {exc.stderr!r}")
+    assert result.returncode == 1
+    assert (
+        one_line(result.stderr)
+        == f"quart-dl: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

@@ -325,6 +325,26 @@ async def test_regression_connected_status_never_saved(make_poller: MakePoller) 
     assert row.version == "v4.5.2"
 
 
+async def test_regression_status_flaps_when_login_works_but_maindata_fails(make_poller: MakePoller) -> None:
+    # Every retry logs in again and login publishes "connected" before any data came back;
+    # maindata then fails and "unreachable" follows: two status events per retry, the panel
+    # blinks "connected", and "since" restarts every time.
+    client = FakeQbtClient(
+        [Unreachable("sync failed"), Unreachable("sync failed"), Unreachable("sync failed")]
+    )
+    poller = make_poller(client)
+    await prepare(poller)
+    sub, _, _ = poller.hub.subscribe()
+    await poller.poll_once()
+    since = poller.hub.status["since"]
+    await poller.poll_once()
+    await poller.poll_once()
+    assert client.count("login") == 3
+    states = [e["data"]["qbittorrent"] for e in events(sub) if e["event"] == "status"]
+    assert states == ["unreachable"]
+    assert poller.hub.status["since"] == since
+
+
 async def test_unexpected_exception_is_an_unreachable_poll(make_poller: MakePoller) -> None:
     client = FakeQbtClient([RuntimeError("surprise")])
     poller = make_poller(client)
