@@ -1,0 +1,591 @@
+// The dashboard: one row per torrent, kept in step with the stream by diffs.
+//
+// DOM work is proportional to what changed: records live in a Map, rows in another Map
+// (hash -> Row), updates are batched into one requestAnimationFrame, a row only writes the
+// cells whose text changed, and the order is recomputed only when a diff touched the sorted
+// field (or the filter's), then applied with the fewest moves (longest increasing subsequence).
+// Rows that are filtered out stay detached and are brought up to date when shown again.
+
+import * as fmt from "./format.js";
+import { debugExtra } from "./stream.js";
+
+const COLUMNS = [
+  { key: "name", label: "Name", cls: "c-name" },
+  { key: "progress", label: "Progress", cls: "c-progress" },
+  { key: "phase", label: "State", cls: "c-state" },
+  { key: "dl_speed", label: "Down", cls: "c-dl num", desc: true },
+  { key: "up_speed", label: "Up", cls: "c-up num", desc: true },
+  { key: "eta", label: "ETA", cls: "c-eta num" },
+  { key: "size", label: "Size", cls: "c-size num", desc: true },
+  { key: "ratio", label: "Ratio", cls: "c-ratio num", desc: true },
+];
+const SORT_KEYS = new Set(["added_at", ...COLUMNS.map((c) => c.key)]);
+
+const DEFAULTS = {
+  name: "",
+  state: "unknown",
+  progress: 0,
+  complete: false,
+  size: 0,
+  downloaded: 0,
+  amount_left: 0,
+  dl_speed: 0,
+  up_speed: 0,
+  eta: null,
+  ratio: 0,
+  seeds: 0,
+  peers: 0,
+  category: "",
+  tags: [],
+  save_path: "",
+  added_at: 0,
+  completed_at: null,
+};
+
+export function normalize(hash, rec) {
+  return { ...DEFAULTS, ...rec, hash };
+}
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+const PHASE_RANK = Object.fromEntries(fmt.PHASES.map((p, i) => [p, i]));
+
+function sortValue(rec, key) {
+  switch (key) {
+    case "progress":
+      return rec.complete ? 1 : Math.min(rec.progress || 0, 0.999);
+    case "phase":
+      return PHASE_RANK[fmt.phaseOf(rec)];
+    case "eta":
+      return rec.eta === null || rec.eta === undefined || rec.eta < 0 ? Infinity : rec.eta;
+    default:
+      return rec[key] ?? 0;
+  }
+}
+
+function comparator(key, dir) {
+  const sign = dir === "desc" ? -1 : 1;
+  if (key === "name") {
+    return (a, b) => sign * collator.compare(a.name, b.name) || (a.hash < b.hash ? -1 : 1);
+  }
+  return (a, b) => {
+    const va = sortValue(a, key);
+    const vb = sortValue(b, key);
+    if (va !== vb) {
+      // Unknown ETAs stay last in both directions.
+      if (va === Infinity) return 1;
+      if (vb === Infinity) return -1;
+      return sign * (va < vb ? -1 : 1);
+    }
+    return collator.compare(a.name, b.name) || (a.hash < b.hash ? -1 : 1);
+  };
+}
+
+/** Indices (into seq) of one longest strictly increasing subsequence, ignoring -1 entries. */
+function lisIndices(seq) {
+  const tails = []; // index into seq of the smallest tail of each length
+  const prev = new Array(seq.length).fill(-1);
+  for (let i = 0; i < seq.length; i += 1) {
+    const v = seq[i];
+    if (v < 0) continue;
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seq[tails[mid]] < v) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) prev[i] = tails[lo - 1];
+    tails[lo] = i;
+  }
+  const keep = new Set();
+  let k = tails.length ? tails[tails.length - 1] : -1;
+  while (k >= 0) {
+    keep.add(k);
+    k = prev[k];
+  }
+  return keep;
+}
+
+let template = null;
+function rowTemplate() {
+  if (template) return template;
+  const t = document.createElement("template");
+  t.innerHTML =
+    '<div class="row" role="row" data-testid="torrent-row">' +
+    '<div role="cell" class="c-name"><a class="name" data-testid="torrent-name"></a>' +
+    '<span class="meta" data-testid="torrent-meta"></span></div>' +
+    '<div role="cell" class="c-progress"><div class="bar" role="progressbar" aria-valuemin="0" ' +
+    'aria-valuemax="100" data-testid="torrent-progress"><div class="fill"></div></div>' +
+    '<span class="pct" data-testid="torrent-progress-text"></span></div>' +
+    '<div role="cell" class="c-state"><span class="badge" data-testid="torrent-state"></span></div>' +
+    '<div role="cell" class="c-size num" data-testid="torrent-size"></div>' +
+    '<div class="facts">' +
+    '<div role="cell" class="c-dl num" data-label="↓" data-testid="torrent-dl"></div>' +
+    '<div role="cell" class="c-up num" data-label="↑" data-testid="torrent-up"></div>' +
+    '<div role="cell" class="c-eta num" data-label="ETA" data-testid="torrent-eta"></div>' +
+    '<div role="cell" class="c-ratio num" data-label="Ratio" data-testid="torrent-ratio"></div>' +
+    "</div>" +
+    "</div>";
+  template = t.content.firstChild;
+  return template;
+}
+
+class Row {
+  constructor(hash) {
+    const el = rowTemplate().cloneNode(true);
+    el.dataset.hash = hash;
+    const [cName, cProg, cState, cSize, facts] = el.children;
+    const [cDl, cUp, cEta, cRatio] = facts.children;
+    this.el = el;
+    this.name = cName.firstChild;
+    this.name.href = `#/torrent/${hash}`;
+    this.name.id = `n-${hash}`;
+    this.meta = cName.lastChild;
+    this.bar = cProg.firstChild;
+    this.bar.setAttribute("aria-labelledby", this.name.id);
+    this.fill = this.bar.firstChild;
+    this.pct = cProg.lastChild;
+    this.badge = cState.firstChild;
+    this.cells = { dl: cDl, up: cUp, eta: cEta, size: cSize, ratio: cRatio };
+    this.last = {};
+  }
+
+  set(key, node, text) {
+    if (this.last[key] !== text) {
+      this.last[key] = text;
+      node.textContent = text;
+    }
+  }
+
+  render(rec) {
+    const L = this.last;
+    this.set("name", this.name, rec.name || rec.hash);
+    const meta = [rec.category, ...(rec.tags || [])].filter(Boolean).join(" · ");
+    this.set("meta", this.meta, meta);
+    const p = fmt.percent(rec);
+    if (L.frac !== p.fraction) {
+      L.frac = p.fraction;
+      this.fill.style.transform = `scaleX(${p.fraction})`;
+    }
+    if (L.pv !== p.value) {
+      L.pv = p.value;
+      this.bar.setAttribute("aria-valuenow", String(p.value));
+      this.bar.setAttribute("aria-valuetext", p.text);
+    }
+    this.set("pct", this.pct, p.text);
+    const phase = fmt.phaseOf(rec);
+    if (L.phase !== phase) {
+      L.phase = phase;
+      this.el.dataset.phase = phase;
+    }
+    const complete = !!rec.complete;
+    if (L.complete !== complete) {
+      L.complete = complete;
+      this.el.classList.toggle("complete", complete);
+    }
+    this.set("badge", this.badge, fmt.PHASE_LABEL[phase]);
+    if (L.rawState !== rec.state) {
+      L.rawState = rec.state;
+      this.badge.title = `qBittorrent state: ${rec.state}`;
+    }
+    this.num("dl", rec.dl_speed, fmt.speed);
+    this.num("up", rec.up_speed, fmt.speed);
+    this.set("eta", this.cells.eta, complete ? "–" : fmt.eta(rec.eta));
+    this.set("size", this.cells.size, fmt.bytes(rec.size));
+    this.set("ratio", this.cells.ratio, fmt.ratio(rec.ratio));
+  }
+
+  num(key, value, f) {
+    const text = f(value);
+    if (this.last[key] !== text) {
+      this.last[key] = text;
+      const node = this.cells[key];
+      node.textContent = text;
+      node.classList.toggle("zero", !value);
+    }
+  }
+}
+
+function readPrefs() {
+  try {
+    return JSON.parse(localStorage.getItem("quart-dl.prefs") || "{}") || {};
+  } catch (_) {
+    return {}; // storage blocked (third-party iframe) or corrupt: defaults
+  }
+}
+
+function writePrefs(p) {
+  try {
+    localStorage.setItem("quart-dl.prefs", JSON.stringify(p));
+  } catch (_) {
+    /* storage blocked: the choice lasts for this page only */
+  }
+}
+
+export class Dashboard {
+  constructor(root) {
+    this.root = root;
+    this.records = new Map(); // hash -> record
+    this.rows = new Map(); // hash -> Row
+    this.visible = []; // Rows in the container, in order
+    this.dirty = new Set(); // hashes whose row needs a render
+    this.orderDirty = true;
+    this.countsDirty = true;
+    this.raf = 0;
+    this.loaded = false; // a snapshot arrived
+    this.transfer = null;
+    this.status = null;
+
+    const prefs = readPrefs();
+    this.sortKey = SORT_KEYS.has(prefs.sortKey) ? prefs.sortKey : "added_at";
+    this.sortDir = prefs.sortDir === "asc" ? "asc" : "desc";
+    this.phaseFilter = fmt.PHASES.includes(prefs.phase) ? prefs.phase : "all";
+    this.query = "";
+
+    this.body = root.querySelector("#rows");
+    this.head = root.querySelector("#thead-row");
+    this.chips = root.querySelector("#filters");
+    this.search = root.querySelector("#search");
+    this.sortSelect = root.querySelector("#sort-select");
+    this.emptyEl = root.querySelector("#empty");
+    this.tableEl = root.querySelector("#table");
+    this.totalDl = root.querySelector("#total-dl");
+    this.totalUp = root.querySelector("#total-up");
+    this.totalCount = root.querySelector("#total-count");
+    this.chipEls = {};
+    this.buildHead();
+    this.buildChips();
+    this.bind();
+  }
+
+  buildHead() {
+    for (const col of COLUMNS) {
+      const h = document.createElement("div");
+      h.setAttribute("role", "columnheader");
+      h.className = col.cls;
+      h.dataset.key = col.key;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.testid = `sort-${col.key}`;
+      b.innerHTML = `<span></span><svg class="arrow" viewBox="0 0 10 10" aria-hidden="true"><path d="M2 4l3 3 3-3"/></svg>`;
+      b.firstChild.textContent = col.label;
+      b.addEventListener("click", () => this.setSort(col.key));
+      h.appendChild(b);
+      this.head.appendChild(h);
+    }
+    this.sortSelect.innerHTML = "";
+    const opts = [["added_at:desc", "Newest first"], ["added_at:asc", "Oldest first"],
+      ["name:asc", "Name"], ["progress:desc", "Progress"], ["phase:asc", "State"],
+      ["dl_speed:desc", "Download speed"], ["up_speed:desc", "Upload speed"],
+      ["eta:asc", "ETA"], ["size:desc", "Size"], ["ratio:desc", "Ratio"]];
+    for (const [v, label] of opts) {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = label;
+      this.sortSelect.appendChild(o);
+    }
+    this.sortSelect.addEventListener("change", () => {
+      const [k, d] = this.sortSelect.value.split(":");
+      this.sortKey = k;
+      this.sortDir = d;
+      this.sortChanged();
+    });
+    this.showSort();
+  }
+
+  buildChips() {
+    const all = ["all", ...fmt.PHASES];
+    for (const p of all) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "chip";
+      b.dataset.phase = p;
+      b.dataset.testid = `filter-${p}`;
+      b.innerHTML = '<span class="chip-dot" aria-hidden="true"></span><span class="chip-label"></span><span class="chip-count"></span>';
+      b.children[1].textContent = p === "all" ? "All" : fmt.PHASE_LABEL[p];
+      b.lastChild.dataset.testid = `count-${p}`;
+      b.addEventListener("click", () => this.setFilter(p === this.phaseFilter && p !== "all" ? "all" : p));
+      this.chips.appendChild(b);
+      this.chipEls[p] = b;
+    }
+    this.showFilter();
+  }
+
+  bind() {
+    let t = 0;
+    this.search.addEventListener("input", () => {
+      clearTimeout(t);
+      t = setTimeout(() => {
+        this.query = this.search.value.trim().toLocaleLowerCase();
+        this.orderDirty = true;
+        this.schedule();
+      }, 80);
+    });
+    this.body.addEventListener("click", (ev) => {
+      if (ev.target.closest("a")) return;
+      const row = ev.target.closest(".row");
+      if (row && !window.getSelection().toString()) location.hash = `#/torrent/${row.dataset.hash}`;
+    });
+    this.root.querySelector("#clear-filters").addEventListener("click", () => {
+      this.search.value = "";
+      this.query = "";
+      this.setFilter("all");
+    });
+  }
+
+  savePrefs() {
+    writePrefs({ sortKey: this.sortKey, sortDir: this.sortDir, phase: this.phaseFilter });
+  }
+
+  setSort(key) {
+    if (this.sortKey === key) {
+      this.sortDir = this.sortDir === "asc" ? "desc" : "asc";
+    } else {
+      this.sortKey = key;
+      this.sortDir = COLUMNS.find((c) => c.key === key)?.desc ? "desc" : "asc";
+    }
+    this.sortChanged();
+  }
+
+  sortChanged() {
+    this.showSort();
+    this.savePrefs();
+    this.orderDirty = true;
+    this.schedule();
+  }
+
+  showSort() {
+    for (const h of this.head.children) {
+      const active = h.dataset.key === this.sortKey;
+      h.setAttribute("aria-sort", active ? (this.sortDir === "asc" ? "ascending" : "descending") : "none");
+      h.classList.toggle("sorted", active);
+      h.classList.toggle("asc", active && this.sortDir === "asc");
+    }
+    const v = `${this.sortKey}:${this.sortDir}`;
+    if (![...this.sortSelect.options].some((o) => o.value === v)) {
+      const o = document.createElement("option");
+      o.value = v;
+      const col = COLUMNS.find((c) => c.key === this.sortKey);
+      o.textContent = `${col ? col.label : this.sortKey} ${this.sortDir === "asc" ? "↑" : "↓"}`;
+      this.sortSelect.appendChild(o);
+    }
+    this.sortSelect.value = v;
+  }
+
+  setFilter(p) {
+    this.phaseFilter = p;
+    this.showFilter();
+    this.savePrefs();
+    this.orderDirty = true;
+    this.countsDirty = true;
+    this.schedule();
+  }
+
+  showFilter() {
+    for (const [p, b] of Object.entries(this.chipEls)) {
+      b.setAttribute("aria-pressed", String(p === this.phaseFilter));
+    }
+  }
+
+  // ---- data in ----
+
+  snapshot(torrents, transfer) {
+    const next = new Map();
+    for (const [hash, rec] of Object.entries(torrents || {})) next.set(hash, normalize(hash, rec));
+    for (const hash of this.records.keys()) {
+      if (!next.has(hash)) this.dropRow(hash);
+    }
+    this.records = next;
+    for (const hash of next.keys()) this.dirty.add(hash);
+    this.transfer = transfer || null;
+    this.loaded = true;
+    this.orderDirty = true;
+    this.countsDirty = true;
+    this.schedule();
+  }
+
+  diff(d) {
+    const changed = d.changed || {};
+    const filterByPhase = this.phaseFilter !== "all";
+    for (const hash of Object.keys(changed)) {
+      const f = changed[hash];
+      const rec = this.records.get(hash);
+      if (!rec) {
+        this.records.set(hash, normalize(hash, f));
+        this.orderDirty = true;
+        this.countsDirty = true;
+      } else {
+        Object.assign(rec, f);
+        if (
+          this.sortKey in f ||
+          (this.sortKey === "progress" && "complete" in f) ||
+          (this.sortKey === "phase" && "state" in f) ||
+          (this.sortKey !== "name" && "name" in f) || // tie-breaker
+          (filterByPhase && ("phase" in f || "state" in f)) ||
+          (this.query && "name" in f)
+        ) {
+          this.orderDirty = true;
+        }
+        if ("phase" in f || "state" in f) this.countsDirty = true;
+      }
+      this.dirty.add(hash);
+    }
+    for (const hash of d.removed || []) {
+      if (this.records.delete(hash)) {
+        this.dropRow(hash);
+        this.orderDirty = true;
+        this.countsDirty = true;
+      }
+    }
+    if (d.transfer) this.transfer = d.transfer;
+    this.schedule();
+  }
+
+  setTransfer(t) {
+    this.transfer = t;
+    this.schedule();
+  }
+
+  setStatus(s) {
+    this.status = s;
+    this.schedule();
+  }
+
+  dropRow(hash) {
+    const row = this.rows.get(hash);
+    if (row) {
+      row.el.remove();
+      this.rows.delete(hash);
+    }
+    this.dirty.delete(hash);
+  }
+
+  /** A hidden page gets no animation frames; a timeout keeps the data current anyway. */
+  schedule() {
+    if (this.raf) return;
+    if (document.hidden) {
+      this.raf = setTimeout(() => this.flush(), 250);
+      this.rafIsTimeout = true;
+    } else {
+      this.raf = requestAnimationFrame(() => this.flush());
+      this.rafIsTimeout = false;
+    }
+  }
+
+  // ---- DOM out ----
+
+  matches(rec) {
+    if (this.phaseFilter !== "all" && fmt.phaseOf(rec) !== this.phaseFilter) return false;
+    if (this.query && !String(rec.name).toLocaleLowerCase().includes(this.query)) return false;
+    return true;
+  }
+
+  getRow(hash) {
+    let row = this.rows.get(hash);
+    if (!row) {
+      row = new Row(hash);
+      this.rows.set(hash, row);
+    }
+    return row;
+  }
+
+  flush() {
+    this.raf = 0;
+    const t0 = performance.now();
+    let rendered = 0;
+    if (this.orderDirty) {
+      this.orderDirty = false;
+      const recs = [];
+      for (const rec of this.records.values()) if (this.matches(rec)) recs.push(rec);
+      recs.sort(comparator(this.sortKey, this.sortDir));
+      const nextRows = recs.map((r) => this.getRow(r.hash));
+      // Bring rows that are about to be shown up to date while they are still detached.
+      for (let i = 0; i < nextRows.length; i += 1) {
+        const row = nextRows[i];
+        if (!row.el.isConnected || this.dirty.has(recs[i].hash)) {
+          row.render(recs[i]);
+          this.dirty.delete(recs[i].hash);
+          rendered += 1;
+        }
+      }
+      this.reorder(nextRows);
+    }
+    for (const hash of this.dirty) {
+      const row = this.rows.get(hash);
+      if (row && row.el.isConnected) {
+        row.render(this.records.get(hash));
+        rendered += 1;
+      }
+    }
+    this.dirty.clear();
+    if (this.countsDirty) {
+      this.countsDirty = false;
+      this.renderCounts();
+    }
+    this.renderTotals();
+    this.renderEmpty();
+    debugExtra.lastFlushMs = performance.now() - t0;
+    debugExtra.lastFlushRows = rendered;
+    debugExtra.flushes = (debugExtra.flushes || 0) + 1;
+  }
+
+  reorder(nextRows) {
+    const nextSet = new Set(nextRows);
+    for (const row of this.visible) if (!nextSet.has(row)) row.el.remove();
+    const oldIndex = new Map();
+    let i = 0;
+    for (const row of this.visible) if (nextSet.has(row)) oldIndex.set(row, i++);
+    const seq = nextRows.map((r) => (oldIndex.has(r) ? oldIndex.get(r) : -1));
+    const keep = lisIndices(seq);
+    let next = null;
+    for (let j = nextRows.length - 1; j >= 0; j -= 1) {
+      const el = nextRows[j].el;
+      if (!keep.has(j)) this.body.insertBefore(el, next);
+      next = el;
+    }
+    this.visible = nextRows;
+  }
+
+  renderCounts() {
+    const counts = Object.fromEntries(fmt.PHASES.map((p) => [p, 0]));
+    for (const rec of this.records.values()) counts[fmt.phaseOf(rec)] += 1;
+    counts.all = this.records.size;
+    for (const [p, b] of Object.entries(this.chipEls)) {
+      const n = counts[p];
+      const text = n.toLocaleString();
+      if (b.lastChild.textContent !== text) b.lastChild.textContent = text;
+      // Phases with nothing in them are hidden unless selected (or "unknown"/"error" never shown empty).
+      const hide = p !== "all" && n === 0 && p !== this.phaseFilter;
+      if (b.hidden !== hide) b.hidden = hide;
+    }
+    this.counts = counts;
+  }
+
+  renderTotals() {
+    const t = this.transfer;
+    const dl = t ? fmt.speed(t.dl_speed) : "–";
+    const up = t ? fmt.speed(t.up_speed) : "–";
+    if (this.totalDl.textContent !== dl) this.totalDl.textContent = dl;
+    if (this.totalUp.textContent !== up) this.totalUp.textContent = up;
+    const n = this.records.size;
+    const c = this.loaded ? `${n.toLocaleString()} torrent${n === 1 ? "" : "s"}` : "";
+    if (this.totalCount.textContent !== c) this.totalCount.textContent = c;
+  }
+
+  renderEmpty() {
+    // Which message, if any, stands in for the table.
+    let kind = "";
+    const q = this.status ? this.status.qbittorrent : null;
+    if (!this.loaded) kind = "loading";
+    else if (this.records.size === 0 && (q === "unreachable" || q === "auth_failed")) kind = "first-run";
+    else if (this.records.size === 0 && q === "connecting") kind = "connecting";
+    else if (this.records.size === 0) kind = "empty";
+    else if (this.visible.length === 0) kind = "no-match";
+    if (this.emptyKind === kind) return;
+    this.emptyKind = kind;
+    this.root.dataset.empty = kind; // CSS hides the toolbar and totals when they say nothing
+    this.tableEl.hidden = kind !== "" && kind !== "no-match";
+    for (const el of this.emptyEl.children) el.hidden = el.dataset.kind !== kind;
+    this.emptyEl.hidden = kind === "";
+  }
+}

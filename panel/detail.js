@@ -1,0 +1,210 @@
+// The detail view (#/torrent/<hash>): every field of one torrent, live from the
+// per-torrent stream, and a speed chart from the history API.
+
+import * as fmt from "./format.js";
+import { drawChart } from "./chart.js";
+import { normalize } from "./dashboard.js";
+
+const HISTORY_MINUTES = 60;
+const HISTORY_REFRESH_MS = 15000;
+
+// [field, label, formatter(rec)] for the fact grid and the info list.
+const STATS = [
+  ["dl_speed", "Download speed", (r) => fmt.speed(r.dl_speed)],
+  ["up_speed", "Upload speed", (r) => fmt.speed(r.up_speed)],
+  ["eta", "ETA", (r) => (r.complete ? "–" : fmt.eta(r.eta))],
+  ["ratio", "Ratio", (r) => fmt.ratio(r.ratio)],
+  ["downloaded", "Downloaded", (r) => fmt.bytes(r.downloaded)],
+  ["amount_left", "Remaining", (r) => fmt.bytes(r.amount_left)],
+  ["size", "Size", (r) => fmt.bytes(r.size)],
+  ["seeds", "Seeds", (r) => String(r.seeds ?? 0), "peers", "Peers", (r) => String(r.peers ?? 0)],
+];
+const INFO = [
+  ["category", "Category", (r) => r.category || "None"],
+  ["tags", "Tags", (r) => (r.tags && r.tags.length ? r.tags.join(", ") : "None")],
+  ["save_path", "Save path", (r) => r.save_path || "–"],
+  ["added_at", "Added", (r) => fmt.dateTime(r.added_at)],
+  ["completed_at", "Completed", (r) => (r.completed_at ? fmt.dateTime(r.completed_at) : "Not yet")],
+  ["state", "qBittorrent state", (r) => r.state],
+  ["complete", "Complete", (r) => (r.complete ? "Yes" : "No")],
+  ["hash", "Info-hash", (r) => r.hash],
+];
+
+export class Detail {
+  constructor(root) {
+    this.root = root;
+    this.hash = null;
+    this.rec = null;
+    this.samples = [];
+    this.raf = 0;
+    this.histTimer = 0;
+    this.fieldEls = {};
+    this.name = root.querySelector("#d-name");
+    this.badge = root.querySelector("#d-state");
+    this.bar = root.querySelector("#d-bar");
+    this.fill = this.bar.firstElementChild;
+    this.pct = root.querySelector("#d-pct");
+    this.amount = root.querySelector("#d-amount");
+    this.chartBox = root.querySelector("#d-chart");
+    this.chartNote = root.querySelector("#d-chart-note");
+    this.msg = root.querySelector("#d-message");
+    this.body = root.querySelector("#d-body");
+    this.build(root.querySelector("#d-stats"), STATS, "stat");
+    this.build(root.querySelector("#d-info"), INFO, "info");
+    this.resize = new ResizeObserver(() => this.drawChart());
+    this.resize.observe(this.chartBox);
+  }
+
+  build(parent, spec, cls) {
+    for (const [field, label, , field2, label2] of spec) {
+      const wrap = document.createElement("div");
+      wrap.className = cls;
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      if (field2) {
+        // Two small numbers in one cell: "Seeds / peers  48 / 25".
+        dt.textContent = `${label} / ${label2.toLowerCase()}`;
+        const a = document.createElement("span");
+        const b = document.createElement("span");
+        dd.append(a, " / ", b);
+        this.field(a, field);
+        this.field(b, field2);
+      } else {
+        dt.textContent = label;
+        this.field(dd, field);
+      }
+      wrap.append(dt, dd);
+      parent.appendChild(wrap);
+    }
+  }
+
+  field(node, name) {
+    node.dataset.field = name;
+    node.dataset.testid = `field-${name}`;
+    this.fieldEls[name] = node;
+  }
+
+  show(hash) {
+    this.hash = hash;
+    this.rec = null;
+    this.samples = [];
+    this.root.dataset.hash = hash;
+    this.name.textContent = "Loading…";
+    this.badge.textContent = "";
+    delete this.root.dataset.phase;
+    this.setMessage("");
+    this.body.hidden = true;
+    this.chartBox.replaceChildren();
+    this.loadHistory();
+    clearInterval(this.histTimer);
+    this.histTimer = setInterval(() => this.loadHistory(), HISTORY_REFRESH_MS);
+  }
+
+  hide() {
+    clearInterval(this.histTimer);
+    this.histTimer = 0;
+    this.hash = null;
+  }
+
+  setMessage(kind) {
+    for (const el of this.msg.children) el.hidden = el.dataset.kind !== kind;
+    this.msg.hidden = !kind;
+    this.msg.dataset.kind = kind;
+  }
+
+  /** The per-torrent stream answered 404 or 400: the torrent is not (or no longer) there. */
+  notFound() {
+    this.rec = null;
+    this.body.hidden = true;
+    this.name.textContent = "Torrent not found";
+    this.badge.textContent = "";
+    delete this.root.dataset.phase;
+    this.setMessage("not-found");
+  }
+
+  snapshot(data) {
+    const rec = (data.torrents || {})[this.hash];
+    if (!rec) {
+      this.notFound();
+      return;
+    }
+    this.rec = normalize(this.hash, rec);
+    this.setMessage("");
+    this.schedule();
+  }
+
+  diff(d) {
+    const f = (d.changed || {})[this.hash];
+    if (f) {
+      this.rec = this.rec ? Object.assign(this.rec, f) : normalize(this.hash, f);
+      if (this.msg.dataset.kind === "removed") this.setMessage("");
+    }
+    if ((d.removed || []).includes(this.hash)) {
+      this.setMessage("removed");
+    }
+    this.schedule();
+  }
+
+  schedule() {
+    if (!this.raf) this.raf = requestAnimationFrame(() => this.render());
+  }
+
+  render() {
+    this.raf = 0;
+    const r = this.rec;
+    if (!r) return;
+    this.body.hidden = false;
+    setText(this.name, r.name || r.hash);
+    document.title = `${r.name || r.hash} – quart-dl`;
+    const phase = fmt.phaseOf(r);
+    this.root.dataset.phase = phase;
+    this.root.classList.toggle("complete", !!r.complete);
+    setText(this.badge, fmt.PHASE_LABEL[phase]);
+    const p = fmt.percent(r);
+    this.fill.style.transform = `scaleX(${p.fraction})`;
+    this.bar.setAttribute("aria-valuenow", String(p.value));
+    this.bar.setAttribute("aria-valuetext", p.text);
+    setText(this.pct, p.text);
+    const done = Math.max(0, (r.size || 0) - (r.amount_left || 0));
+    setText(this.amount, `${fmt.bytes(done)} of ${fmt.bytes(r.size)}`);
+    for (const [field, , f, field2, , f2] of [...STATS, ...INFO]) {
+      setText(this.fieldEls[field], f(r));
+      if (field2) setText(this.fieldEls[field2], f2(r));
+    }
+  }
+
+  async loadHistory() {
+    const hash = this.hash;
+    if (!hash) return;
+    try {
+      const res = await fetch(`api/history?minutes=${HISTORY_MINUTES}&hash=${hash}`, {
+        cache: "no-store",
+        headers: { Accept: "application/json" },
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = await res.json();
+      if (hash !== this.hash) return;
+      this.samples = Array.isArray(body.samples) ? body.samples : [];
+      this.chartNote.textContent = "";
+    } catch (err) {
+      if (hash !== this.hash) return;
+      this.chartNote.textContent = "Speed history is unavailable right now.";
+    }
+    this.drawChart();
+  }
+
+  drawChart() {
+    if (!this.hash || !this.chartBox.isConnected || this.root.hidden) return;
+    const now = Date.now() / 1000;
+    const pts = this.samples.slice();
+    // The live value as the newest point, so the chart ends at what the stream says now.
+    if (this.rec && (!pts.length || pts[pts.length - 1].t < now - 1)) {
+      pts.push({ t: now, dl_speed: this.rec.dl_speed || 0, up_speed: this.rec.up_speed || 0 });
+    }
+    drawChart(this.chartBox, pts, { now, minutes: HISTORY_MINUTES });
+  }
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
