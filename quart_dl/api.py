@@ -45,14 +45,16 @@ async def list_torrents() -> Response:
     await rt.poller.fresh(rt.settings.poll_interval)
     hub = rt.hub
     records = [r for r in hub.torrents.values() if not phases or r["phase"] in phases]
-    records.sort(key=lambda r: _sort_key(r.get(sort)), reverse=order == "desc")
+    # Torrents without a value (an unknown ETA) come last in either order.
+    present = [r for r in records if r.get(sort) is not None]
+    missing = [r for r in records if r.get(sort) is None]
+    present.sort(key=lambda r: _sort_key(r[sort]), reverse=order == "desc")
+    records = present + missing
     return jsonify({"torrents": records, "count": len(records), "event_id": hub.last_event_id})
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    """Sort None last and keep mixed types from raising."""
-    if value is None:
-        return (2, 0)
+    """Keep mixed types from raising: numbers, then text (case-insensitive)."""
     if isinstance(value, str):
         return (1, value.casefold())
     if isinstance(value, list):

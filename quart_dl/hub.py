@@ -238,7 +238,10 @@ class Hub:
         if not value or len(value) > 64:
             return None
         epoch, sep, seq_text = value.strip().rpartition("-")
-        if not sep or epoch != self.epoch or not seq_text.isdigit() or len(seq_text) > 18:
+        # isascii(): "²".isdigit() is True, and int("²") raises.
+        if not sep or epoch != self.epoch or not (seq_text.isascii() and seq_text.isdigit()):
+            return None
+        if len(seq_text) > 18:
             return None
         seq = int(seq_text)
         return seq if seq <= self.seq else None

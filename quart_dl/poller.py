@@ -78,6 +78,7 @@ class Poller:
         self.last_success: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._logged_in = False
+        self._version: str | None = None
         self._next_sample = 0.0
         self._next_prune = 0.0
         hub.on_subscribe = self._on_subscribe
@@ -150,33 +151,36 @@ class Poller:
         started = time.perf_counter()
         try:
             if not self._logged_in:
-                version = await self._worker.run(self.client.login)
+                self._version = await self._worker.run(self.client.login)
                 self._logged_in = True
-                log.info("connected to qBittorrent %s", version)
-                self.hub.publish_status(
-                    qbittorrent="connected", message=None, since=time.time(), version=version
-                )
             data = await self._worker.run(self.client.maindata)
+            # Inside the try: an answer of the wrong shape is a fault of qBittorrent (or of
+            # whatever answers in its place), not a reason for the loop to die.
+            changes = self.table.apply(data)
         except QbtError as exc:
             return await self._failed(exc)
         except Exception as exc:
             log.exception("unexpected error while polling qBittorrent")
-            return await self._failed(QbtError(f"unexpected error ({exc.__class__.__name__})"))
+            return await self._failed(QbtError(f"unexpected answer ({exc.__class__.__name__})"))
 
         self.last_error = None
         if self.failures:
             log.info("qBittorrent is back after %d failed polls", self.failures)
         self.failures = 0
-        changes = self.table.apply(data)
         now = time.time()
         if changes:
             await self.store.commit(changes, self.table.records)
             self.hub.publish_changes(changes)
+        # "connected" only once data came back: a login that works while sync fails must not
+        # make the panel blink connected/unreachable on every retry.
         status_changed = self.hub.status["qbittorrent"] != "connected"
+        if status_changed:
+            log.info("connected to qBittorrent %s", self._version)
         self.hub.publish_status(
             qbittorrent="connected",
             message=None,
             last_poll=now,
+            version=self._version,
             **({"since": now} if status_changed else {}),
         )
         if status_changed:

@@ -60,5 +60,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         settings.qbt_url,
         settings.heartbeat,
     )
-    await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+    try:
+        await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+    except OSError:
+        # Hypercorn binds after the app's startup ran and, when binding fails, never runs
+        # its shutdown: do it here, or the poller and the database threads keep the
+        # process alive after the error was printed.
+        await app.shutdown()
+        raise
     log.info("stopped")

@@ -144,7 +144,7 @@ class Store:
                 instance_id=self.instance_id,
                 hash=record["hash"],
                 updated_at=now,
-                **{f: record[f] for f in _RECORD_FIELDS},
+                **{f: _clean(record[f]) for f in _RECORD_FIELDS},
             )
             for record in records
         ]
@@ -220,6 +220,15 @@ class Store:
             {"t": round(r["t"], 3), "dl_speed": r["dl_speed"], "up_speed": r["up_speed"]}
             for r in reversed(rows)
         ]
+
+
+def _clean(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: a torrent name with one must not wedge the store."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _record(row: Mapping[str, Any]) -> Record:

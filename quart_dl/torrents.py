@@ -182,7 +182,9 @@ class TorrentTable:
         self._raw: dict[str, dict[str, Any]] = {}
         self.records: dict[str, Record] = {h: dict(r) for h, r in (known or {}).items()}
         self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
-        self._completed: set[str] = {h for h, r in self.records.items() if r.get("completed_at")}
+        # Seeded from ``complete``, not ``completed_at``: qBittorrent may not know when a
+        # torrent completed (completion_on -1), and a restart must not announce it again.
+        self._completed: set[str] = {h for h, r in self.records.items() if r.get("complete")}
 
     def apply(self, maindata: Mapping[str, Any]) -> ChangeSet:
         """Merge one ``sync/maindata`` answer and return what changed in public terms."""
@@ -192,12 +194,15 @@ class TorrentTable:
         changes = ChangeSet()
         if full:
             self._raw = {}
+        if not isinstance(torrents, Mapping):
+            raise TypeError("maindata 'torrents' is not an object")
         for torrent_hash, partial in torrents.items():
-            self._raw.setdefault(str(torrent_hash), {}).update(partial)
+            if isinstance(partial, Mapping):
+                self._raw.setdefault(str(torrent_hash), {}).update(partial)
         for torrent_hash in removed_raw:
             self._raw.pop(torrent_hash, None)
 
-        touched = self._raw.keys() if full else (h for h in torrents if h in self._raw)
+        touched = self._raw.keys() if full else (str(h) for h in torrents if str(h) in self._raw)
         for torrent_hash in list(touched):
             new = project(torrent_hash, self._raw[torrent_hash])
             old = self.records.get(torrent_hash)
