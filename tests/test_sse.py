@@ -292,6 +292,11 @@ async def test_client_disconnect_unsubscribes(served: RunningApp) -> None:
     async with served.client.request("/api/events") as conn:
         await StreamReader(conn).next_event()
         assert hub.client_count == 1
+        metrics = await (await served.client.get("/metrics")).get_data(as_text=True)
+        assert "quart_dl_sse_clients 1" in metrics.splitlines()
+        status = await (await served.client.get("/api/status")).get_json()
+        assert status["clients"] == 1
+        assert status["poller"]["interval"] == 1.0  # someone watches: the fast cadence
         await close(conn)
     await wait_until(lambda: hub.client_count == 0, what="the subscriber to be gone")
     assert served.runtime.metrics.value("sse_disconnects_total", reason="client closed") == 1

@@ -63,13 +63,16 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         return
 
     schema = f"qdl_test_{secrets.token_hex(4)}"
+    problem = None
     try:
         admin = await asyncpg.connect(tortoise_url(POSTGRES_URL), timeout=5)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        problem = f"{exc.__class__.__name__}: {exc}"
+    if problem is not None:
         pytest.fail(
-            f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.__class__.__name__}: {exc}). "
-            "Run the project's setup first (the test command starts PostgreSQL), "
-            "or point QUART_DL_TEST_POSTGRES_URL at a server.",
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({problem}). The store tests run "
+            "against PostgreSQL too: run the project's setup first (`./dev setup`, or `./dev test`, "
+            "which starts PostgreSQL), or point QUART_DL_TEST_POSTGRES_URL at a server.",
             pytrace=False,
         )
     await admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -109,6 +112,12 @@ def added(records: dict[str, Record]) -> ChangeSet:
 async def reload(url: str = "") -> dict[str, Record]:
     """What a fresh Store (as after a restart) loads."""
     return await Store("default", QBT_URL).open_instance()
+
+
+def test_tortoise_url_accepts_postgresql_scheme() -> None:
+    assert tortoise_url("postgresql://u:p@db/quart") == "postgres://u:p@db/quart"
+    assert tortoise_url("postgres://u@db/quart") == "postgres://u@db/quart"
+    assert tortoise_url("sqlite:///var/lib/q.sqlite3") == "sqlite:///var/lib/q.sqlite3"
 
 
 # -- commits -----------------------------------------------------------------------------------
