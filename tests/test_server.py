@@ -146,3 +146,31 @@ async def _wait_async(predicate: Callable[[], object], timeout: float, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def test_shutdown_with_open_streams_is_quick_and_leaves_no_task_behind(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(
+        bind=f"127.0.0.1:{port}", database_url="sqlite://:memory:", data_dir=tmp_path, poll_interval=0.2
+    )
+    app = create_app(settings, client=FloodingFakeQbtClient())  # type: ignore[arg-type]
+    before = asyncio.all_tasks()
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+    clients = []
+    for _ in range(10):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        clients.append((reader, writer))
+    await _wait_async(lambda: runtime(app).hub.client_count == 10, 5, "ten streams")
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(server, 5)
+    assert time.monotonic() - started < 2.0
+    assert runtime(app).hub.client_count == 0
+    for reader, writer in clients:
+        await asyncio.wait_for(reader.read(), 2)  # the server closed every stream: EOF
+        writer.close()
+    leftover = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+    assert leftover == [], leftover
