@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = settings_from(args)
+    except SystemExit as exc:  # --help and --version: argparse printed them
+        return exc.code if isinstance(exc.code, int) else 0
     except (UsageError, SettingsError) as exc:
         print(f"quart-dl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -119,7 +119,7 @@ class Poller:
     async def start(self) -> None:
         """Load what the database knows, then start polling in the background."""
         known = await self.store.open_instance()
-        self.table = TorrentTable(known)
+        self.table = TorrentTable(known, first_run=self.store.created)
         self.hub.seed(self.table.records)
         self._task = asyncio.create_task(self._run(), name="quart-dl poller")
 
@@ -137,7 +137,13 @@ class Poller:
 
     async def _run(self) -> None:
         while True:
-            delay = await self.poll_once()
+            try:
+                delay = await self.poll_once()
+            except Exception as exc:
+                # Whatever poll_once did not expect (an unencodable value, a bug) costs one
+                # poll, never the loop: a dead loop would leave the panel silently stale.
+                log.exception("poll failed unexpectedly")
+                delay = await self._failed(QbtError(f"unexpected error ({exc.__class__.__name__})"))
             self._wake.clear()
             async with self._polled:
                 self._polled.notify_all()

@@ -193,7 +193,10 @@ FIELDS: dict[str, tuple[Parser, str]] = {
     "qbt_url": (_parse_url, "qBittorrent Web UI URL (default http://127.0.0.1:8080)"),
     "qbt_username": (_parse_str, "qBittorrent Web UI user name (default admin)"),
     "qbt_password": (lambda n, v: Secret(_parse_str(n, v)), "qBittorrent Web UI password"),
-    "qbt_password_file": (lambda n, v: Path(str(v)), "file holding the qBittorrent password"),
+    "qbt_password_file": (
+        lambda n, v: Path(str(v)).expanduser(),
+        "file holding the qBittorrent password",
+    ),
     "poll_interval": (
         lambda n, v: _parse_float(n, v, 0.1, 3600),
         "seconds between polls while a client is connected (default 1)",

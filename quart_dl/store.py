@@ -88,12 +88,14 @@ class Store:
         self.instance_name = instance_name
         self.url = url
         self.instance_id: int | None = None
+        #: True when this database had never seen the instance (a first install).
+        self.created = False
         self.behind = False
         self.last_error: str | None = None
 
     async def open_instance(self) -> dict[str, Record]:
         """Get or create the instance row; return the torrents last committed for it."""
-        instance, _ = await Instance.get_or_create(
+        instance, self.created = await Instance.get_or_create(
             name=self.instance_name, defaults={"url": self.url, "updated_at": time.time()}
         )
         if instance.url != self.url:
@@ -206,7 +208,7 @@ class Store:
             log.debug("could not prune history: %s", _describe(exc))
 
     async def history(
-        self, since: float, torrent_hash: str | None = None, limit: int = 5000
+        self, since: float, torrent_hash: str | None = None, limit: int = 20000
     ) -> list[dict[str, Any]]:
         """Speed samples since ``since``, oldest first (global, or one torrent's)."""
         columns = ("t", "dl_speed", "up_speed")

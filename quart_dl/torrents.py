@@ -11,6 +11,7 @@ Pure data, no I/O: the poller feeds it, the store and the hub consume its change
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,9 +96,11 @@ def _int(raw: Mapping[str, Any], key: str) -> int:
 def _float(raw: Mapping[str, Any], key: str) -> float:
     value = raw.get(key, 0.0)
     try:
-        return round(float(value), 4)
+        number = float(value)
     except (TypeError, ValueError):
         return 0.0
+    # JSON has no NaN or infinity (a ratio can be inf with nothing downloaded).
+    return round(number, 4) if math.isfinite(number) else 0.0
 
 
 def project(torrent_hash: str, raw: Mapping[str, Any]) -> Record:
@@ -175,10 +178,14 @@ class TorrentTable:
 
     ``known`` records (from the database, at start) seed the projection, so that the first
     full update yields a diff against what was last seen, and a completion that happened
-    while quart-dl was not looking is still reported exactly once.
+    while quart-dl was not looking is still reported exactly once. ``first_run`` (a database
+    that never saw this qBittorrent) makes the first full update a silent baseline.
     """
 
-    def __init__(self, known: Mapping[str, Record] | None = None) -> None:
+    def __init__(self, known: Mapping[str, Record] | None = None, *, first_run: bool = False) -> None:
+        #: On a first install the first full update is the baseline, not news: hundreds of
+        #: seeding torrents must not each be announced as added and completed.
+        self._quiet = first_run
         self._raw: dict[str, dict[str, Any]] = {}
         self.records: dict[str, Record] = {h: dict(r) for h, r in (known or {}).items()}
         self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
@@ -231,6 +238,9 @@ class TorrentTable:
                 changes.removed.append(torrent_hash)
             self._completed.discard(torrent_hash)
 
+        if self._quiet and full:
+            changes.added, changes.completed = [], []
+            self._quiet = False
         server_state = maindata.get("server_state")
         if server_state:
             merged = dict(self.transfer)

@@ -375,6 +375,37 @@ async def test_unexpected_exception_does_not_kill_the_loop(make_poller: MakePoll
     assert not poller._task.done()
 
 
+async def test_regression_error_after_the_poll_kills_the_loop(
+    make_poller: MakePoller, store: RecordingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An exception raised after poll_once's try (here by the store; before, by the encoder on
+    # a NaN ratio) ended the loop task, and the panel went silently stale.
+    client = FakeQbtClient(
+        [
+            full_update({H1: raw_torrent()}),
+            partial_update({H1: {"progress": 0.5}}),
+            partial_update({H1: {"progress": 0.9}}),
+        ]
+    )
+    calls = 0
+    real_commit = store.commit
+
+    async def failing_once(changes: ChangeSet, records: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("unexpected")
+        return await real_commit(changes, records)
+
+    monkeypatch.setattr(store, "commit", failing_once)
+    poller = make_poller(client)
+    poller.hub.subscribe()
+    await poller.start()
+    await wait_until(lambda: client.count("maindata") >= 3, what="a poll after the unencodable answer")
+    assert poller._task is not None
+    assert not poller._task.done()
+
+
 async def test_regression_malformed_maindata_kills_the_poll_loop(make_poller: MakePoller) -> None:
     # A torrent entry that is not an object (a proxy or a broken qBittorrent answering
     # something odd) raised TypeError in TorrentTable.apply, outside poll_once's try: the

@@ -301,3 +301,23 @@ def test_completed_at_is_kept_when_the_raw_value_goes_missing() -> None:
     changes = table.apply(full_update({H1: seeding_torrent(completion_on=0)}))
     assert table.records[H1]["completed_at"] == 1_764_446_500
     assert "completed_at" not in changes.changed.get(H1, {})
+
+
+def test_regression_first_install_announces_every_existing_torrent() -> None:
+    # A database that never saw this qBittorrent: its first full update is the baseline.
+    # Hundreds of seeding torrents must not become hundreds of "added"/"completed" events
+    # (Home Assistant automations would fire for each).
+    table = TorrentTable(first_run=True)
+    changes = table.apply(full_update({H1: seeding_torrent("old.iso"), H2: raw_torrent("new.iso")}))
+    assert changes.added == []
+    assert changes.completed == []
+    assert set(changes.changed) == {H1, H2}  # the records themselves are still published
+    later = table.apply(full_update({H1: seeding_torrent("old.iso"), H2: seeding_torrent("new.iso")}))
+    assert later.completed == [H2]  # after the baseline, completions are news again
+
+
+def test_not_a_first_run_reports_a_torrent_completed_while_unwatched() -> None:
+    table = TorrentTable({})
+    changes = table.apply(full_update({H1: seeding_torrent("done.iso")}))
+    assert changes.added == [H1]
+    assert changes.completed == [H1]
