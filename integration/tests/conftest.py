@@ -8,6 +8,7 @@ with an empty data directory, so no test sees another's events.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -58,6 +59,15 @@ def qbt_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransferPair]
         yield pair
     finally:
         pair.stop()
+
+
+@pytest.fixture(scope="session")
+def seeding_hash(qbt_pair: TransferPair) -> str:
+    """A small download the leecher has completed and seeds, for pause/resume tests."""
+    pytest_socket.enable_socket()  # see qbt_pair
+    info_hash = qbt_pair.add_transfer(f"seeding-{uuid.uuid4().hex[:8]}.bin", 256 * 1024, 0)
+    qbt_pair.wait_complete(info_hash, timeout=30)
+    return info_hash
 
 
 def make_server(root: Path, pair: TransferPair, port: int = 0) -> ServerProcess:

@@ -2,27 +2,169 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
+from unittest.mock import patch
+
 from homeassistant.components import frontend
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from quart_dl.qbt_process import free_port
 from quart_dl.testing import ServerProcess
+from quart_dl.transfer import TransferPair
 
+from custom_components.quart_dl.api import QuartDlClient, QuartDlResponseError
+from custom_components.quart_dl.const import STREAM_READ_MARGIN
 from custom_components.quart_dl.panel import panel_url_path
+
+from .conftest import mock_entry, setup_entry
+from .helpers import entity_id, wait_for
 
 
 async def test_setup_registers_panel_and_unload_removes_it(
     hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
 ) -> None:
-    """The sidebar gets an iframe panel pointing at the server; unload takes it away."""
+    """The sidebar gets an iframe panel pointing at the server; unload takes it away.
+
+    Home Assistant's harness fails the test if a task, timer or thread outlives it, so
+    passing also proves that the unload stops the stream reader.
+    """
     panels = hass.data[frontend.DATA_PANELS]
     panel = panels[panel_url_path(entry)]
     assert panel.component_name == "iframe"
     assert panel.config == {"url": server.url}
     assert panel.sidebar_title == "Downloads"
     assert panel.sidebar_icon == "mdi:download"
+    assert not panel.require_admin
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert panel_url_path(entry) not in hass.data[frontend.DATA_PANELS]
+    assert hass.states.get(entity_id(hass, entry.entry_id, "sensor", "total")).state == (
+        STATE_UNAVAILABLE
+    )
+
+
+async def test_entities_after_setup(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """One device, the speed and count sensors and the connectivity sensor, all live."""
+    connected = hass.states.get(
+        entity_id(hass, entry.entry_id, "binary_sensor", "qbittorrent_connected")
+    )
+    assert connected.state == STATE_ON
+    assert connected.attributes["device_class"] == "connectivity"
+    speed = hass.states.get(entity_id(hass, entry.entry_id, "sensor", "download_speed"))
+    assert speed.attributes["device_class"] == "data_rate"
+    assert speed.attributes["unit_of_measurement"] == "KiB/s"
+    for key in ("downloading", "seeding", "paused", "total"):
+        assert hass.states.get(entity_id(hass, entry.entry_id, "sensor", key)).state.isdigit()
+    status = await hass.async_add_executor_job(server.status)
+    total = hass.states.get(entity_id(hass, entry.entry_id, "sensor", "total"))
+    assert total.state == str(
+        len((await hass.async_add_executor_job(_torrents, server))["torrents"])
+    )
+    assert status["heartbeat"] == 1.0
+    # The stream counts as dead after more than twice the server's heartbeat.
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator._read_timeout() == 2 * 1.0 + STREAM_READ_MARGIN
+
+
+def _torrents(server: ServerProcess) -> dict:
+    from quart_dl.testing import get_json
+
+    return get_json(server.url + "api/torrents")
+
+
+async def test_reload(hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry) -> None:
+    """A reload tears down and rebuilds: panel back, stream back."""
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert panel_url_path(entry) in hass.data[frontend.DATA_PANELS]
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(lambda: coordinator.stream.connected, 10, "the stream after reload")
+
+
+async def test_unreachable_server_retries_setup(hass: HomeAssistant) -> None:
+    """No server at the URL: the entry waits in SETUP_RETRY, no panel is added."""
+    entry = mock_entry(f"http://127.0.0.1:{free_port()}")
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert panel_url_path(entry) not in hass.data.get(frontend.DATA_PANELS, {})
+
+
+async def test_polls_rest_while_the_stream_is_down(
+    hass: HomeAssistant,
+    server: ServerProcess,
+    qbt_pair: TransferPair,
+    seeding_hash: str,
+) -> None:
+    """A server whose stream fails but whose REST API answers: entities stay available
+    and follow the REST API at the fallback interval."""
+
+    async def broken_events(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        raise QuartDlResponseError("/api/events: HTTP 502")
+        yield  # pragma: no cover - makes this an async generator
+
+    with (
+        patch.object(QuartDlClient, "events", broken_events),
+        patch(
+            "custom_components.quart_dl.coordinator.FALLBACK_POLL_INTERVAL",
+            timedelta(seconds=1),
+        ),
+    ):
+        entry = mock_entry(server.url)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        await wait_for(lambda: coordinator.stream.failures >= 1, 5, "the stream to fail")
+        paused = entity_id(hass, entry.entry_id, "sensor", "paused")
+        before = int(hass.states.get(paused).state)
+        torrent_hash = seeding_hash
+        client = qbt_pair.leecher_client
+        try:
+            await hass.async_add_executor_job(
+                partial(client.torrents_pause, torrent_hashes=torrent_hash)
+            )
+            await wait_for(
+                lambda: hass.states.get(paused).state == str(before + 1),
+                10,
+                "a poll to bring the pause",
+            )
+        finally:
+            await hass.async_add_executor_job(
+                partial(client.torrents_resume, torrent_hashes=torrent_hash)
+            )
+        assert not coordinator.stream.connected
+        assert coordinator.stream.snapshots == 0
+        await wait_for(
+            lambda: hass.states.get(paused).state == str(before), 10, "a poll to bring the resume"
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_qbittorrent_down_turns_connectivity_off(
+    hass: HomeAssistant, server: ServerProcess, qbt_pair: TransferPair
+) -> None:
+    """qBittorrent stops: the connectivity sensor goes off, speeds become unavailable,
+    counts stay (the server still knows the torrents). It comes back: all on again."""
+    entry = await setup_entry(hass, server.url)
+    connected = entity_id(hass, entry.entry_id, "binary_sensor", "qbittorrent_connected")
+    speed = entity_id(hass, entry.entry_id, "sensor", "download_speed")
+    total = entity_id(hass, entry.entry_id, "sensor", "total")
+    try:
+        await hass.async_add_executor_job(qbt_pair.leecher.stop)
+        await wait_for(lambda: hass.states.get(connected).state == STATE_OFF, 20, "off")
+        assert hass.states.get(speed).state == STATE_UNAVAILABLE
+        assert hass.states.get(total).state.isdigit()
+        assert hass.states.get(connected).attributes["message"]
+    finally:
+        await hass.async_add_executor_job(qbt_pair.leecher.start)
+    await wait_for(lambda: hass.states.get(connected).state == STATE_ON, 30, "on again")
+    assert hass.states.get(speed).state != STATE_UNAVAILABLE

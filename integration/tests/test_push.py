@@ -10,7 +10,6 @@ import time
 import uuid
 from functools import partial
 
-import pytest
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -32,14 +31,6 @@ from .helpers import (
 
 KIB = 1024
 MIB = 1024 * KIB
-
-
-@pytest.fixture(scope="session")
-def seeding_hash(qbt_pair: TransferPair) -> str:
-    """A small download the leecher has completed and seeds, for pause/resume tests."""
-    info_hash = qbt_pair.add_transfer(f"seeding-{uuid.uuid4().hex[:8]}.bin", 256 * KIB, 0)
-    qbt_pair.wait_complete(info_hash, timeout=30)
-    return info_hash
 
 
 def _seq(event_id: str | None) -> tuple[str, int]:

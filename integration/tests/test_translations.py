@@ -55,6 +55,38 @@ def test_every_translation_key_is_resolved() -> None:
     assert "[%key:" not in json.dumps(resolve_strings())
 
 
+def test_flow_errors_and_aborts_have_text() -> None:
+    """Every error, abort reason and exception key the code uses has a sentence."""
+    strings = resolve_strings()
+    flow = (COMPONENT / "config_flow.py").read_text("utf-8")
+    errors = set(re.findall(r'\{(?:"base"|CONF_URL): "([a-z_]+)"\}', flow))
+    aborts = set(re.findall(r'reason="([a-z_]+)"', flow)) | {
+        "already_configured",
+        "reauth_successful",
+        "reconfigure_successful",
+    }
+    assert errors >= {"cannot_connect", "invalid_auth", "invalid_url", "not_quart_dl"}
+    assert errors <= set(strings["config"]["error"])
+    assert aborts <= set(strings["config"]["abort"])
+    coordinator = (COMPONENT / "coordinator.py").read_text("utf-8")
+    exceptions = set(re.findall(r'translation_key="([a-z_]+)"', coordinator))
+    assert exceptions
+    assert exceptions <= set(strings["exceptions"])
+
+
+def test_every_entity_has_a_name_and_an_icon() -> None:
+    """Entity descriptions, strings.json and icons.json agree."""
+    from custom_components.quart_dl.binary_sensor import BINARY_SENSORS
+    from custom_components.quart_dl.sensor import SENSORS
+
+    strings = resolve_strings()["entity"]
+    icons = json.loads((COMPONENT / "icons.json").read_text("utf-8"))["entity"]
+    for platform, descriptions in (("sensor", SENSORS), ("binary_sensor", BINARY_SENSORS)):
+        keys = {d.translation_key for d in descriptions}
+        assert keys == set(strings[platform]), platform
+        assert keys == set(icons[platform]), platform
+
+
 if __name__ == "__main__":
     (COMPONENT / "translations" / "en.json").write_text(
         json.dumps(resolve_strings(), indent=2, ensure_ascii=False) + "\n", "utf-8"

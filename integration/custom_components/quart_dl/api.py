@@ -9,7 +9,7 @@ an event stream that lives for days must not inherit a five-minute total.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -123,7 +123,7 @@ class QuartDlClient:
         last_event_id: str | None,
         read_timeout: float,
         parser: SseParser,
-    ) -> AsyncIterator[SseEvent]:
+    ) -> AsyncGenerator[SseEvent]:
         """Yield the events of ``GET /api/events`` until the stream ends or fails.
 
         ``read_timeout`` bounds the silence between two chunks (the server sends a

@@ -152,7 +152,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
     def _retry_delay(self) -> float:
         """Delay before the next connection attempt (server hint, doubled per failure)."""
         base = (self.parser.retry_ms or DEFAULT_RETRY_MS) / 1000
-        delay = base * 2 ** max(0, self.stream.failures - 1)
+        delay: float = base * 2.0 ** max(0, self.stream.failures - 1)
         delay = min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, delay))
         return delay * (1 + random.uniform(0, RETRY_JITTER))
 

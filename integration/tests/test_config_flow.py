@@ -1,0 +1,196 @@
+"""Config, reconfigure, reauth and options flows, checked against a real server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from homeassistant.components import frontend
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from quart_dl.qbt_process import free_port
+from quart_dl.testing import ServerProcess
+from quart_dl.transfer import TransferPair
+
+from custom_components.quart_dl.const import (
+    CONF_PANEL_ICON,
+    CONF_PANEL_TITLE,
+    CONF_SHOW_PANEL,
+    DOMAIN,
+)
+from custom_components.quart_dl.panel import panel_url_path
+
+from .conftest import mock_entry
+
+
+@pytest.fixture
+async def refusing_server() -> AsyncIterator[str]:
+    """A loopback HTTP server that answers 401 to everything, like quart-dl with auth on.
+
+    quart-dl has no authentication yet, so ``invalid_auth`` cannot be provoked from the
+    real server; this stands in for it until it can.
+    """
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"error": "unauthorized"}, status=401)
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _start_user_flow(hass: HomeAssistant, user_input: dict[str, str]) -> dict:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+
+
+async def test_user_flow_creates_entry(hass: HomeAssistant, server: ServerProcess) -> None:
+    """A reachable server becomes an entry keyed on its normalized URL, and loads."""
+    result = await _start_user_flow(hass, {CONF_URL: f"  HTTP://127.0.0.1:{server.port}/  "})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    base_url = f"http://127.0.0.1:{server.port}"
+    assert result["title"] == f"quart-dl (127.0.0.1:{server.port})"
+    assert result["data"] == {CONF_URL: base_url}
+    entry = result["result"]
+    assert entry.unique_id == base_url
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_user_flow_keeps_token(hass: HomeAssistant, server: ServerProcess) -> None:
+    """A token given in the flow is stored (and sent as a bearer token)."""
+    result = await _start_user_flow(hass, {CONF_URL: server.url, CONF_ACCESS_TOKEN: "s3cret"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_ACCESS_TOKEN] == "s3cret"
+
+
+async def test_wrong_url_is_cannot_connect(hass: HomeAssistant) -> None:
+    """Nothing listens at the URL: ``cannot_connect``, and the form stays open."""
+    result = await _start_user_flow(hass, {CONF_URL: f"http://127.0.0.1:{free_port()}"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_invalid_url_is_refused(hass: HomeAssistant) -> None:
+    """A URL that is not http(s) never reaches the network."""
+    result = await _start_user_flow(hass, {CONF_URL: "ftp://127.0.0.1/"})
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+async def test_qbittorrent_url_is_not_quart_dl(
+    hass: HomeAssistant, qbt_pair: TransferPair
+) -> None:
+    """Pointing the flow at qBittorrent itself (a common mistake) says so."""
+    result = await _start_user_flow(hass, {CONF_URL: qbt_pair.leecher.url})
+    assert result["errors"] == {"base": "not_quart_dl"}
+
+
+async def test_refused_token_is_invalid_auth(
+    hass: HomeAssistant, refusing_server: str
+) -> None:
+    """A 401 from the server: ``invalid_auth``."""
+    result = await _start_user_flow(hass, {CONF_URL: refusing_server, CONF_ACCESS_TOKEN: "x"})
+    assert result["errors"] == {"base": "invalid_auth"}
+
+
+async def test_same_server_twice_is_aborted(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """One entry per server, however the URL is spelled."""
+    result = await _start_user_flow(hass, {CONF_URL: f"127.0.0.1:{server.port}/"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_changes_url_and_keeps_entities(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Reconfigure validates the new URL, refuses a bad one, and keeps the entry id."""
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: f"http://127.0.0.1:{free_port()}"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: server.url, CONF_ACCESS_TOKEN: "new-token"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.data == {
+        CONF_URL: f"http://127.0.0.1:{server.port}",
+        CONF_ACCESS_TOKEN: "new-token",
+    }
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_onto_another_entrys_server_is_aborted(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Two entries may not end up on one server."""
+    other = mock_entry(f"http://127.0.0.1:{free_port()}")
+    other.add_to_hass(hass)
+    result = await other.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: server.url}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reauth_takes_new_token(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Reauth asks for a token, proves it against the entry's URL, and reloads."""
+    result = await entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_TOKEN: "fresh"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_ACCESS_TOKEN] == "fresh"
+
+
+async def test_options_change_and_hide_the_panel(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Title and icon changes re-register the panel; switching it off removes it."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_SHOW_PANEL: True, CONF_PANEL_TITLE: "Torrents", CONF_PANEL_ICON: "mdi:magnet"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    panel = hass.data[frontend.DATA_PANELS][panel_url_path(entry)]
+    assert (panel.sidebar_title, panel.sidebar_icon) == ("Torrents", "mdi:magnet")
+    assert entry.state is ConfigEntryState.LOADED
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_SHOW_PANEL: False, CONF_PANEL_TITLE: "Torrents", CONF_PANEL_ICON: "mdi:magnet"},
+    )
+    await hass.async_block_till_done()
+    assert panel_url_path(entry) not in hass.data[frontend.DATA_PANELS]
+    assert entry.state is ConfigEntryState.LOADED
