@@ -12,8 +12,11 @@ import logging
 from quart import Quart
 
 from .api import bp as api_bp
+from .auth import install_auth
+from .cors import install_cors
 from .errors import install_error_handlers
 from .hub import Hub
+from .limits import install_limits
 from .metrics import Metrics
 from .poller import Poller
 from .qbt_client import QbtClient
@@ -64,6 +67,9 @@ def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
     app.register_blueprint(panel_bp)
     install_error_handlers(app)
     install_headers(app, settings.frame_ancestors)
+    install_cors(app, settings.cors_origins)
+    install_auth(app, settings)
+    install_limits(app, settings)
 
     @app.before_serving
     async def startup() -> None:

@@ -18,6 +18,7 @@ from hypercorn.config import Config
 from quart import Quart
 
 from .app import create_app
+from .auth import open_bind_warning
 from .runtime import runtime
 from .settings import Settings
 
@@ -32,6 +33,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.root_path = settings.root_path
     config.graceful_timeout = 1.5
     config.read_timeout = None
+    # Request line and headers: 16 KiB (a bigger header block is refused with 400 before
+    # the app sees it); the bodies this API takes are capped by MAX_CONTENT_LENGTH.
+    config.h11_max_incomplete_size = 16 * 1024
+    config.h2_max_header_list_size = 16 * 1024
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
@@ -60,6 +65,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         settings.qbt_url,
         settings.heartbeat,
     )
+    warning = open_bind_warning(settings)
+    if warning:
+        log.warning(warning)
     try:
         await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
     except OSError:

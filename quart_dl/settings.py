@@ -82,6 +82,11 @@ class Settings:
     sample_interval: float = 5.0
     backlog: int = 4096
     log_level: str = "INFO"
+    access_token: Secret = field(default_factory=lambda: Secret(""))
+    access_token_file: Path | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_streams_per_client: int = 64
+    max_streams: int = 20_000
 
     @property
     def host(self) -> str:
@@ -180,6 +185,37 @@ def _parse_frame_ancestors(name: str, raw: Any) -> str:
     return text
 
 
+def _parse_token(name: str, raw: Any) -> Secret:
+    """An access token: printable ASCII without spaces (it travels in headers and URLs).
+
+    The message never repeats the value: it is a secret even when it is a bad one.
+    """
+    text = _parse_str(name, raw).strip()
+    if text and (len(text) < 16 or not all("!" <= c <= "~" for c in text)):
+        raise SettingsError(
+            f"{name}: expected at least 16 printable ASCII characters without spaces"
+            " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return Secret(text)
+
+
+def _parse_origins(name: str, raw: Any) -> tuple[str, ...]:
+    """Origins allowed to read the API from scripts: ``scheme://host[:port]``, no ``*``."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
+    origins: list[str] = []
+    for item in items:
+        text = str(item).strip().rstrip("/")
+        parts = urlsplit(text)
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise SettingsError(f"{name}: expected origins such as https://ha.lan:8123, got {text!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(dict.fromkeys(origins))
+
+
 def _parse_str(name: str, raw: Any) -> str:
     if not isinstance(raw, str):
         raise SettingsError(f"{name}: expected text, got {raw!r}")
@@ -239,6 +275,26 @@ FIELDS: dict[str, tuple[Parser, str]] = {
     ),
     "backlog": (lambda n, v: _parse_int(n, v, 16, 65_535), "listen backlog (default 4096)"),
     "log_level": (_parse_level, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "access_token": (
+        _parse_token,
+        "token every client must present (Bearer header, session cookie or ?token=); default none",
+    ),
+    "access_token_file": (
+        lambda n, v: Path(str(v)).expanduser(),
+        "file holding the access token",
+    ),
+    "cors_origins": (
+        _parse_origins,
+        "origins whose scripts may read the API (comma-separated); default none (CORS off)",
+    ),
+    "max_streams_per_client": (
+        lambda n, v: _parse_int(n, v, 1, 100_000),
+        "open event streams allowed per client address (default 64)",
+    ),
+    "max_streams": (
+        lambda n, v: _parse_int(n, v, 1, 1_000_000),
+        "open event streams allowed in total (default 20000)",
+    ),
 }
 
 
@@ -312,12 +368,27 @@ def _finish(settings: Settings) -> Settings:
                 f" ({exc.__class__.__name__})"
             ) from None
         settings = replace(settings, qbt_password=Secret(text.rstrip("\r\n")))
+    if settings.access_token_file is not None:
+        if settings.access_token:
+            raise SettingsError("access_token_file: give either a token or a token file, not both")
+        text = _read_secret_file("access_token_file", settings.access_token_file)
+        settings = replace(settings, access_token=_parse_token("access_token_file", text))
     if settings.idle_poll_interval < settings.poll_interval:
         raise SettingsError(
             "idle_poll_interval: must not be shorter than poll_interval"
             f" ({settings.idle_poll_interval:g} < {settings.poll_interval:g})"
         )
     return settings
+
+
+def _read_secret_file(name: str, path: Path) -> str:
+    """A secret's file, without its trailing newline; errors name the file, never the content."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise SettingsError(f"{name}: file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}: cannot read {str(path)!r} ({exc.__class__.__name__})") from None
 
 
 def public_view(settings: Settings) -> dict[str, Any]:
@@ -329,6 +400,8 @@ def public_view(settings: Settings) -> dict[str, Any]:
             value = "********" if value else ""
         elif isinstance(value, Path):
             value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
         out[f.name] = value
     out["database_url"] = _mask_db_password(settings.resolved_database_url())
     return out

@@ -26,6 +26,7 @@ from quart import Blueprint, Response, request
 from .errors import api_error
 from .events import retry_frame
 from .hub import CLIENT_CLOSED, Hub, Subscriber
+from .limits import Ticket, admit_stream
 from .runtime import runtime
 from .torrents import HASH_RE
 
@@ -70,7 +71,11 @@ def _stream_response(torrent_hash: str | None) -> Response:
         return response
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
     remote = request.remote_addr or "-"
-    body = _stream(rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, mode == "event")
+    ticket = admit_stream(remote)
+    if isinstance(ticket, Response):
+        return ticket
+    body = _stream(rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, mode == "event", ticket)
+    ticket.bind(body)
     response = Response(body, status=200, headers=STREAM_HEADERS)
     response.timeout = None
     return response
@@ -83,6 +88,7 @@ async def _stream(
     last_event_id: str | None,
     remote: str,
     heartbeat_as_event: bool,
+    ticket: Ticket,
 ) -> AsyncIterator[bytes]:
     # Subscribing happens here, in the body, not in the handler: a body that never starts
     # (the client left first) then never leaves a subscriber behind.
@@ -113,6 +119,7 @@ async def _stream(
         # The hub's reason wins: a stream it dropped ends by cancellation or by Quart
         # closing this generator (GeneratorExit), and either looks like a client leaving.
         reason = sub.close_reason or reason
+        ticket.release()
         duration = hub.unsubscribe(sub, reason)
         log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
 

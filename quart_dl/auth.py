@@ -1,0 +1,290 @@
+"""Access control: the optional access token, the panel's session cookie, and a limit on guesses.
+
+With no ``access_token`` everything is open, as a LAN service has always been here (the
+server warns once at start when it listens beyond loopback that way). With a token:
+
+- ``/api/*``, both event streams, ``/metrics`` and the panel page need it. ``/healthz`` stays
+  open for liveness probes, and so do the panel's scripts, styles and icon: they are the
+  same public files for everybody and hold no data, and a panel in a frame that cannot keep
+  a cookie must still be able to load them (see below).
+- Programs (the Home Assistant integration) send ``Authorization: Bearer <token>``.
+- Browsers open the panel once with ``?token=``: a top-level page gets an HttpOnly,
+  ``SameSite=Lax`` session cookie and a redirect to the same address without the token
+  (EventSource cannot send headers; a cookie it sends by itself). The cookie holds an HMAC
+  of the token, not the token: it is no use elsewhere, and changing the token signs every
+  browser out.
+- A panel in a frame (``Sec-Fetch-Dest: iframe``) is not redirected: Home Assistant on
+  another site makes it a third-party context, where a Lax cookie is never sent and browsers
+  increasingly drop even ``SameSite=None; Secure`` ones (and over plain http there is no
+  ``Secure``). The token stays in the frame's address and the panel adds it to its own
+  stream and fetch URLs, which works over http and https alike. A same-site frame (Home
+  Assistant on the same host, another port) also gets the cookie.
+- Anything else gets 401: JSON ``{"error": "unauthorized", ...}`` for the API, a small
+  sign-in page (a form that takes the token) for the panel.
+
+Comparisons are constant-time over SHA-256 digests (so not even the length leaks). Wrong
+tokens are limited per client address (10 a minute, then 429 with ``Retry-After``); while an
+address is locked out no token from it is even looked at, so the lockout really caps the
+guessing rate. A wrong session cookie is not counted: it is a 256-bit HMAC nobody guesses,
+and a browser with a cookie from before a token change would otherwise lock itself out.
+Neither the token nor the cookie value is ever logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import ipaddress
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+from quart import Quart, Response, after_this_request, request
+from quart.typing import ResponseTypes
+
+from .errors import api_error
+from .limits import client_key
+from .settings import Settings
+
+log = logging.getLogger("quart_dl.auth")
+
+SESSION_COOKIE = "quart_dl_session"
+COOKIE_MAX_AGE = 90 * 24 * 3600
+FAILURES_ALLOWED = 10
+FAILURE_WINDOW = 60.0
+#: Addresses whose failures are remembered at once (oldest forgotten first).
+MAX_TRACKED = 10_000
+#: Panel files anyone may load: public code and styles, no data.
+ASSET_SUFFIXES = (".js", ".css", ".svg", ".ico", ".png", ".webp", ".woff2", ".map")
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+class FailureLimiter:
+    """Wrong attempts per client key in a sliding window; memory is bounded."""
+
+    def __init__(
+        self,
+        allowed: int = FAILURES_ALLOWED,
+        window: float = FAILURE_WINDOW,
+        max_tracked: int = MAX_TRACKED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.allowed = allowed
+        self.window = window
+        self.max_tracked = max_tracked
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until ``key`` may try again; 0 when it may now."""
+        times = self._failures.get(key)
+        if times is None:
+            return 0
+        now = self.clock()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0
+        if len(times) < self.allowed:
+            return 0
+        return max(1, math.ceil(times[0] + self.window - now))
+
+    def fail(self, key: str) -> bool:
+        """Record a wrong attempt; True when it used up the allowance."""
+        times = self._failures.get(key)
+        if times is None:
+            while len(self._failures) >= self.max_tracked:
+                self._failures.popitem(last=False)
+            times = self._failures[key] = deque(maxlen=self.allowed)
+        times.append(self.clock())
+        return len(times) >= self.allowed
+
+
+class Gate:
+    """The token and the session value derived from it, compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        secret = token.encode("utf-8")
+        self._digest = hashlib.sha256(secret).digest()
+        self.session = hmac.new(secret, b"quart-dl session v1", hashlib.sha256).hexdigest()
+
+    def token_ok(self, presented: str) -> bool:
+        """``presented`` is the token."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        return hmac.compare_digest(digest, self._digest)
+
+    def session_ok(self, cookie: str | None) -> bool:
+        """``cookie`` is the session value this token gives."""
+        if not cookie:
+            return False
+        return hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"), self.session.encode())
+
+
+def is_api(path: str) -> bool:
+    """Answers for programs (JSON errors) rather than for people (HTML)."""
+    return path.startswith("/api/") or path == "/api" or path in ("/metrics", "/healthz")
+
+
+def needs_token(path: str) -> bool:
+    """Everything but ``/healthz`` and the panel's public asset files."""
+    if path in OPEN_PATHS:
+        return False
+    if is_api(path):
+        return True
+    return not path.lower().endswith(ASSET_SUFFIXES)
+
+
+def install_auth(app: Quart, settings: Settings) -> None:
+    """Require ``settings.access_token`` on every request that needs it (no-op without one)."""
+    if not settings.access_token:
+        return
+    gate = Gate(settings.access_token.reveal())
+    limiter = FailureLimiter()
+    app.extensions["quart_dl.auth"] = limiter
+
+    @app.before_request
+    async def require_token() -> Response | None:
+        # A CORS preflight never carries credentials, and its answer holds no data.
+        if request.method == "OPTIONS" or not needs_token(request.path):
+            return None
+        if gate.session_ok(request.cookies.get(SESSION_COOKIE)):
+            return None
+        api = is_api(request.path)
+        key = client_key(request.remote_addr)
+        wait = limiter.retry_after(key)
+        if wait:
+            return _too_many(wait, api)
+        presented, from_query = _presented()
+        if presented is None:
+            return _unauthorized(api, "an access token is required")
+        if not gate.token_ok(presented):
+            if limiter.fail(key):
+                log.warning("too many wrong access tokens from %s: refusing it for a while", key)
+            else:
+                log.warning("wrong access token from %s on %s", key, request.path)
+            return _unauthorized(api, "the access token is not valid")
+        if from_query and not api:
+            if not _in_frame():
+                return _signed_in_redirect(gate)
+            # A framed page keeps its token in the address; the cookie still helps a
+            # same-site frame and is dropped harmlessly by a cross-site one.
+            after_this_request(_cookie_setter(gate))
+        return None
+
+
+def _cookie_setter(gate: Gate) -> Callable[[ResponseTypes], Awaitable[ResponseTypes]]:
+    async def set_cookie(response: ResponseTypes) -> ResponseTypes:
+        _set_session_cookie(response, gate)
+        return response
+
+    return set_cookie
+
+
+def _presented() -> tuple[str | None, bool]:
+    """The token the request offers (Bearer header first, then ``?token=``), and whether it
+    came from the query."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip(), False
+    query = request.args.get("token")
+    if query is not None:
+        return query, True
+    return None, False
+
+
+def _in_frame() -> bool:
+    """The page is being loaded into a frame (Fetch Metadata; sent by current browsers)."""
+    return request.headers.get("Sec-Fetch-Dest", "").lower() in ("iframe", "frame", "embed", "object")
+
+
+def _set_session_cookie(response: ResponseTypes, gate: Gate) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        gate.session,
+        max_age=COOKIE_MAX_AGE,
+        path=(request.root_path or "").rstrip("/") + "/",
+        secure=request.scheme == "https",
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def _signed_in_redirect(gate: Gate) -> Response:
+    """303 to the same page without ``token`` (relative, so a proxy's path prefix is kept)."""
+    rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
+    target = request.path.rsplit("/", 1)[-1] or "./"
+    if rest:
+        target += "?" + urlencode(rest)
+    response = Response("", status=303, headers={"Location": target, "Cache-Control": "no-store"})
+    _set_session_cookie(response, gate)
+    return response
+
+
+def _unauthorized(api: bool, message: str) -> Response:
+    if api:
+        response = api_error(401, "unauthorized", message)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="quart-dl"'
+    else:
+        response = _page(401, message)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _too_many(wait: int, api: bool) -> Response:
+    message = f"too many wrong access tokens from this address; try again in {wait} s"
+    response = api_error(429, "too_many_attempts", message) if api else _page(429, message)
+    response.headers["Retry-After"] = str(wait)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(status: int, message: str) -> Response:
+    """The sign-in page: a form that opens this page again with ``?token=``."""
+    body = SIGN_IN_PAGE.replace("{message}", html.escape(message[0].upper() + message[1:] + "."))
+    return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+
+SIGN_IN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><meta name="referrer" content="no-referrer">
+<title>quart-dl: sign in</title>
+<style>body{font:16px system-ui,sans-serif;max-width:26rem;margin:15vh auto;padding:0 1rem}
+input,button{font:inherit;padding:.5rem;margin:.25rem 0;width:100%;box-sizing:border-box}</style>
+</head><body>
+<h1>quart-dl</h1>
+<p data-testid="signin-message">{message}</p>
+<form method="get" action="" data-testid="signin-form">
+<label for="token">Access token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Sign in</button>
+</form>
+<p><small>In a Home Assistant panel on another address, put the token in the panel's URL
+instead: <code>http://HOST:8765/?token=…</code></small></p>
+</body></html>
+"""
+
+
+def open_bind_warning(settings: Settings) -> str | None:
+    """The warning for an address beyond loopback served without a token, or None."""
+    if settings.access_token or _is_loopback(settings.host):
+        return None
+    return (
+        f"listening on {settings.bind} without an access token: anyone who can reach this"
+        " address can read the torrent list; set access_token (QUART_DL_ACCESS_TOKEN) to require one"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
