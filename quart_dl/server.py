@@ -33,7 +33,7 @@ def hypercorn_config(settings: Settings) -> Config:
     config.root_path = settings.root_path
     config.graceful_timeout = 1.5
     config.read_timeout = None
-    # Request line and headers: 16 KiB (a bigger header block is refused with 400 before
+    # Request line and headers: about 16 KiB (a bigger block is refused with 431 before
     # the app sees it); the bodies this API takes are capped by MAX_CONTENT_LENGTH.
     config.h11_max_incomplete_size = 16 * 1024
     config.h2_max_header_list_size = 16 * 1024

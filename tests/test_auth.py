@@ -1,0 +1,498 @@
+"""quart_dl.auth: the access token, the panel's session cookie, and the limit on wrong tokens.
+
+Unit tests go through the real app with Quart's test client; the last section runs a real
+server process with a real qBittorrent and a known password and token, hits every route,
+and searches everything that came back (bodies, headers, the stream, the log) for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import (
+    H1,
+    FakeQbtClient,
+    RunningApp,
+    StreamReader,
+    full_update,
+    raw_torrent,
+    running_app,
+    wait_until,
+)
+
+from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning
+from quart_dl.qbt_process import QbtInstance, free_port
+from quart_dl.server import serve
+from quart_dl.settings import Secret, SettingsError, load_settings, public_view
+from quart_dl.testing import ServerProcess, SSEReader
+
+TOKEN = "correct-horse-battery-staple-42"
+WRONG = "wrong-horse-battery-staple-4242"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+PROTECTED_API = [
+    "/api/status",
+    "/api/torrents",
+    f"/api/torrents/{H1}",
+    "/api/history",
+    "/metrics",
+    "/api/nope",
+]
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[RunningApp]:
+    qbt = FakeQbtClient([full_update({H1: raw_torrent("one")})])
+    async with running_app(qbt, access_token=TOKEN) as running:
+        await wait_until(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
+        running.client.cookie_jar = None  # each test sends exactly the cookies it means to
+        yield running
+
+
+def limiter(served: RunningApp) -> FailureLimiter:
+    found = served.app.extensions["quart_dl.auth"]
+    assert isinstance(found, FailureLimiter)
+    return found
+
+
+def scope(remote: str = "10.0.0.5", scheme: str = "http") -> dict[str, Any]:
+    return {"client": (remote, 4321), "scheme": scheme}
+
+
+async def get(served: RunningApp, path: str, remote: str = "10.0.0.5", **kwargs: Any) -> Any:
+    return await served.client.get(path, scope_base=scope(remote), **kwargs)
+
+
+async def assert_unauthorized_json(response: Any) -> None:
+    assert response.status_code == 401
+    body = await response.get_json()
+    assert body["error"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_token_is_a_secret_everywhere_settings_show() -> None:
+    settings = load_settings(cli={"access_token": TOKEN}, environ={})
+    assert isinstance(settings.access_token, Secret)
+    assert settings.access_token.reveal() == TOKEN
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in json.dumps(public_view(settings))
+    assert public_view(settings)["access_token"] == "********"
+
+
+def test_token_from_environment_and_file(tmp_path: Path) -> None:
+    assert load_settings(environ={"QUART_DL_ACCESS_TOKEN": TOKEN}).access_token.reveal() == TOKEN
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    settings = load_settings(cli={"access_token_file": str(path)}, environ={})
+    assert settings.access_token.reveal() == TOKEN
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings(cli={"access_token_file": str(path), "access_token": TOKEN}, environ={})
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(cli={"access_token_file": str(tmp_path / "none")}, environ={})
+
+
+@pytest.mark.parametrize(
+    "bad", ["short-token", "has a space in the middle", "tab\tinside-the-token-value", "é" * 20]
+)
+def test_bad_tokens_are_refused_without_repeating_them(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cli={"access_token": bad}, environ={})
+    assert bad not in str(caught.value)
+    assert str(caught.value).startswith("access_token:")
+    path = tmp_path / "token"
+    path.write_text(bad)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cli={"access_token_file": str(path)}, environ={})
+    assert bad not in str(caught.value)
+
+
+def test_no_token_by_default() -> None:
+    assert not load_settings(environ={}).access_token
+
+
+# -- no token: open as before ------------------------------------------------------------------
+
+
+async def test_without_a_token_everything_is_open() -> None:
+    async with running_app() as served:
+        for path in ["/", "/index.html", "/api/status", "/metrics", "/healthz"]:
+            response = await served.client.get(path)
+            assert response.status_code == 200, path
+            assert "Set-Cookie" not in response.headers
+        async with served.client.request("/api/events") as conn:
+            assert (await StreamReader(conn).next_frame()) == {"retry": "3000"}
+            await conn.disconnect()
+
+
+# -- what needs the token ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PROTECTED_API)
+async def test_api_without_token_is_401_json(served: RunningApp, path: str) -> None:
+    await assert_unauthorized_json(await get(served, path))
+
+
+@pytest.mark.parametrize("path", ["/api/events", f"/api/torrents/{H1}/events"])
+async def test_streams_without_token_are_401_and_never_subscribe(served: RunningApp, path: str) -> None:
+    await assert_unauthorized_json(await get(served, path))
+    assert served.runtime.hub.client_count == 0
+
+
+async def test_healthz_and_panel_assets_stay_open(served: RunningApp) -> None:
+    for path in ["/healthz", "/app.js", "/stream.js", "/style.css", "/icon.svg"]:
+        response = await get(served, path)
+        assert response.status_code == 200, path
+
+
+@pytest.mark.parametrize("path", ["/", "/index.html", "/INDEX.HTML", "/nothing"])
+async def test_panel_page_without_token_is_the_sign_in_page(served: RunningApp, path: str) -> None:
+    response = await get(served, path)
+    assert response.status_code == 401
+    assert response.content_type.startswith("text/html")
+    page = await response.get_data(as_text=True)
+    assert '<form method="get"' in page
+    assert 'name="token"' in page
+    assert "Content-Security-Policy" in response.headers
+
+
+@pytest.mark.parametrize("path", [*PROTECTED_API[:-1], "/api/events", "/"])
+async def test_bearer_token_opens_everything(served: RunningApp, path: str) -> None:
+    if path.endswith("/events"):
+        async with served.client.request(path, headers=BEARER, scope_base=scope()) as conn:
+            reader = StreamReader(conn)
+            await reader.next_frame()
+            assert (await reader.next_event())["event"] == "snapshot"
+            await conn.disconnect()
+        return
+    response = await get(served, path, headers=BEARER)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+
+
+async def test_bearer_scheme_is_case_insensitive(served: RunningApp) -> None:
+    response = await get(served, "/api/status", headers={"Authorization": f"bearer {TOKEN}"})
+    assert response.status_code == 200
+
+
+async def test_other_authorization_schemes_are_no_credential(served: RunningApp) -> None:
+    response = await get(served, "/api/status", headers={"Authorization": f"Basic {TOKEN}"})
+    await assert_unauthorized_json(response)
+    assert limiter(served).retry_after("10.0.0.5") == 0
+
+
+async def test_query_token_opens_the_api_and_streams_without_a_cookie(served: RunningApp) -> None:
+    response = await get(served, f"/api/status?token={TOKEN}")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    async with served.client.request(
+        f"/api/events?heartbeat=event&token={TOKEN}", scope_base=scope()
+    ) as conn:
+        await StreamReader(conn).next_frame()
+        assert conn.status_code == 200
+        await conn.disconnect()
+
+
+async def test_preflight_needs_no_token(served: RunningApp) -> None:
+    response = await served.client.options("/api/status", scope_base=scope())
+    assert response.status_code == 200
+    assert await response.get_data() == b""
+
+
+# -- the browser's way in: ?token= once, then a cookie ------------------------------------------
+
+
+def cookie_header(response: Any) -> str:
+    header = response.headers["Set-Cookie"]
+    assert isinstance(header, str)
+    return header
+
+
+async def test_query_token_on_the_page_sets_a_cookie_and_redirects_without_it(served: RunningApp) -> None:
+    response = await get(served, f"/?theme=dark&token={TOKEN}")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "./?theme=dark"
+    cookie = cookie_header(response)
+    parts = [p.strip() for p in cookie.split(";")]
+    name, _, value = parts[0].partition("=")
+    assert name == SESSION_COOKIE
+    assert value
+    assert TOKEN not in cookie
+    lowered = [p.lower() for p in parts]
+    assert "httponly" in lowered
+    assert "samesite=lax" in lowered
+    assert "path=/" in lowered
+    assert "secure" not in lowered  # plain http: a Secure cookie would be dropped
+    assert any(p.startswith("max-age=") for p in lowered)
+
+    # The cookie now opens the page, the API and the stream (EventSource sends it by itself).
+    jar = {"Cookie": f"{SESSION_COOKIE}={value}"}
+    assert (await get(served, "/", headers=jar)).status_code == 200
+    assert (await get(served, "/api/status", headers=jar)).status_code == 200
+    async with served.client.request("/api/events", headers=jar, scope_base=scope()) as conn:
+        await StreamReader(conn).next_frame()
+        assert conn.status_code == 200
+        await conn.disconnect()
+
+
+async def test_redirect_keeps_the_page_name_and_is_relative(served: RunningApp) -> None:
+    response = await get(served, f"/index.html?token={TOKEN}")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "index.html"
+
+
+async def test_cookie_is_secure_over_https(served: RunningApp) -> None:
+    response = await served.client.get(f"/?token={TOKEN}", scope_base=scope(scheme="https"))
+    assert response.status_code == 303
+    assert "secure" in [p.strip().lower() for p in cookie_header(response).split(";")]
+
+
+async def test_framed_panel_keeps_its_token_and_is_served(served: RunningApp) -> None:
+    """Home Assistant's iframe on another site cannot keep a Lax cookie (nor any cookie over
+    http): the panel is served at the address with the token, which it passes on."""
+    response = await get(
+        served, f"/?token={TOKEN}", headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert (await response.get_data(as_text=True)).startswith("<!doctype html>")
+    assert "samesite=lax" in cookie_header(response).lower()  # kept by a same-site frame
+
+
+@pytest.mark.parametrize("cookie", ["nonsense", "0" * 64, ""])
+async def test_a_wrong_cookie_is_401_and_not_counted(served: RunningApp, cookie: str) -> None:
+    for _ in range(15):
+        response = await get(served, "/api/status", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+        await assert_unauthorized_json(response)
+
+
+async def test_a_cookie_from_another_token_does_not_open() -> None:
+    async with running_app(access_token=WRONG) as other:
+        set_cookie = cookie_header(await other.client.get(f"/?token={WRONG}"))
+    value = set_cookie.split(";")[0].partition("=")[2]
+    async with running_app(access_token=TOKEN) as served:
+        response = await get(served, "/api/status", headers={"Cookie": f"{SESSION_COOKIE}={value}"})
+        await assert_unauthorized_json(response)
+
+
+async def test_comparisons_are_constant_time(served: RunningApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert (await get(served, "/api/status", headers=BEARER)).status_code == 200
+    assert (await get(served, "/api/status", headers={"Authorization": f"Bearer {WRONG}"})).status_code == 401
+    # Digests of equal length: not even the token's length shows in the timing.
+    assert [len(a) == len(b) == 32 for a, b in calls] == [True, True]
+
+
+# -- wrong tokens are rate-limited per address --------------------------------------------------
+
+
+async def test_eleventh_wrong_token_in_a_minute_is_429_even_with_the_right_one(served: RunningApp) -> None:
+    now = [1000.0]
+    limiter(served).clock = lambda: now[0]
+    wrong = {"Authorization": f"Bearer {WRONG}"}
+    for _ in range(10):
+        await assert_unauthorized_json(await get(served, "/api/status", headers=wrong))
+    locked = await get(served, "/api/status", headers=BEARER)
+    assert locked.status_code == 429
+    assert (await locked.get_json())["error"] == "too_many_attempts"
+    assert locked.headers["Retry-After"] == "60"
+    # The panel page says so too, in HTML.
+    page = await get(served, f"/?token={TOKEN}")
+    assert page.status_code == 429
+    assert page.content_type.startswith("text/html")
+    # Another address is not affected.
+    assert (await get(served, "/api/status", remote="10.0.0.6", headers=BEARER)).status_code == 200
+    # A minute after the first failure the address may try again.
+    now[0] += 30
+    assert (await get(served, "/api/status", headers=BEARER)).headers["Retry-After"] == "30"
+    now[0] += 30
+    assert (await get(served, "/api/status", headers=BEARER)).status_code == 200
+
+
+async def test_a_signed_in_browser_is_not_locked_out_by_guessing_from_its_address(served: RunningApp) -> None:
+    value = cookie_header(await get(served, f"/?token={TOKEN}")).split(";")[0].partition("=")[2]
+    for _ in range(12):
+        await get(served, f"/api/status?token={WRONG}")
+    assert (await get(served, "/api/status")).status_code == 429
+    response = await get(served, "/api/status", headers={"Cookie": f"{SESSION_COOKIE}={value}"})
+    assert response.status_code == 200
+
+
+async def test_requests_without_a_token_are_not_counted(served: RunningApp) -> None:
+    for _ in range(25):
+        await assert_unauthorized_json(await get(served, "/api/status"))
+        assert (await get(served, "/")).status_code == 401
+
+
+def test_limiter_memory_is_bounded() -> None:
+    limits = FailureLimiter(allowed=2, window=60, max_tracked=3, clock=lambda: 0.0)
+    for i in range(10):
+        limits.fail(f"10.0.0.{i}")
+    assert len(limits._failures) == 3
+
+
+async def test_wrong_tokens_are_logged_without_the_token(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(11):
+            await get(served, f"/api/status?token={WRONG}")
+        await get(served, "/api/status", headers=BEARER)
+    assert "wrong access token from 10.0.0.5" in caplog.text
+    assert "too many wrong access tokens from 10.0.0.5" in caplog.text
+    assert WRONG not in caplog.text
+    assert TOKEN not in caplog.text
+
+
+# -- the warning at start -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bind", "token", "warns"),
+    [
+        ("0.0.0.0:8765", "", True),
+        ("192.168.1.10:8765", "", True),
+        ("[::]:8765", "", True),
+        ("0.0.0.0:8765", TOKEN, False),
+        ("127.0.0.1:8765", "", False),
+        ("127.0.0.2:8765", "", False),
+        ("[::1]:8765", "", False),
+        ("localhost:8765", "", False),
+    ],
+)
+def test_open_bind_warning(bind: str, token: str, warns: bool) -> None:
+    settings = load_settings(cli={"bind": bind, "access_token": token or None}, environ={})
+    warning = open_bind_warning(settings)
+    assert (warning is not None) == warns
+    if warning:
+        assert "without an access token" in warning
+
+
+async def test_serve_warns_once_when_open_beyond_loopback(caplog: pytest.LogCaptureFixture) -> None:
+    from quart_dl.app import create_app
+
+    settings = load_settings(
+        cli={"bind": f"0.0.0.0:{free_port()}", "database_url": "sqlite://:memory:"}, environ={}
+    )
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="quart_dl"):
+        task = asyncio.create_task(serve(settings, stop, create_app(settings, client=FakeQbtClient())))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    warnings = [r for r in caplog.records if "without an access token" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+
+
+# -- a real server: neither secret ever comes back ----------------------------------------------
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Status, headers as text, and body of a GET (errors included); redirects not followed."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=10) as reply:
+            return reply.status, str(reply.headers), reply.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, str(exc.headers), exc.read().decode("utf-8", "replace")
+
+
+def test_no_secret_in_any_answer_event_or_log_line(tmp_path: Path) -> None:
+    password = "qbt-Pass-w0rd-7f3a9c"
+    token = "Access-Tok3n-5b8e1d2c9a"
+    with QbtInstance(tmp_path / "qbt", password=password) as qbt:
+        server = ServerProcess(
+            tmp_path / "server",
+            qbt_url=qbt.url,
+            qbt_username=qbt.username,
+            qbt_password=password,
+            env={"QUART_DL_ACCESS_TOKEN": token},
+        )
+        seen: list[str] = []
+        with server:
+            good = {"Authorization": f"Bearer {token}"}
+            bad = {"Authorization": f"Bearer {token}x"}
+            with SSEReader(server.url + "api/events", headers=good) as stream:
+                stream.wait(lambda m: any(x.event == "snapshot" for x in m), 10, "the snapshot")
+                snapshot = stream.events("snapshot")[0].json()
+                assert snapshot["status"]["qbittorrent"] in ("connected", "connecting")
+                paths = [
+                    "",
+                    "index.html",
+                    "app.js",
+                    "healthz",
+                    "metrics",
+                    "api/status",
+                    "api/torrents",
+                    "api/torrents?sort=nope&phase=bad&order=up",
+                    "api/torrents/zz",
+                    f"api/torrents/{'a' * 40}",
+                    "api/history?minutes=x",
+                    "api/history?minutes=5&hash=zz",
+                    "api/history",
+                    f"api/torrents/{'a' * 40}/events",
+                    "api/events?heartbeat=nope",
+                    "api/nope",
+                    "..%2fsetup.cfg",
+                ]
+                status, head, body = fetch(server.url + "?token=" + token, {"Sec-Fetch-Dest": "iframe"})
+                assert status == 200
+                seen += [head, body]
+                status, head, body = fetch(server.url + "api/status", good)
+                assert status == 200
+                seen += [head, body, json.dumps(json.loads(body))]
+                # Good credentials first: after ten wrong ones this address is locked out.
+                attempts = [
+                    (good, ""),
+                    ({}, f"token={token}"),
+                    ({}, ""),
+                    (bad, ""),
+                    ({}, f"token={token}x"),
+                    ({}, "token="),
+                ]
+                for headers, query in attempts:
+                    for path in paths:
+                        sep = "&" if "?" in path else "?"
+                        status, head, body = fetch(
+                            server.url + path + (sep + query if query else ""), headers
+                        )
+                        assert status != 500, (path, body)
+                        if headers is good:
+                            assert status in (200, 400, 404), (path, status)
+                        seen += [head, body]
+                stream.wait(lambda m: any(x.comment == "heartbeat" for x in m), 5, "a heartbeat")
+                seen += [f"{m.event} {m.id} {m.data} {m.comment}" for m in stream.snapshot()]
+            with SSEReader(server.url + f"api/events?token={token}x", headers={}) as refused:
+                assert refused.status == 429  # the wrong tokens above locked this address out
+                seen += [json.dumps(refused.response_headers)]
+        log = server.log_text()
+    assert "wrong access token" in log
+    assert seen
+    for text in [*seen, log]:
+        assert password not in text
+        assert token not in text
