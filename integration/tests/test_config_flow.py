@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -28,26 +28,28 @@ from .conftest import mock_entry
 
 
 @pytest.fixture
-async def refusing_server() -> AsyncIterator[str]:
-    """A loopback HTTP server that answers 401 to everything, like quart-dl with auth on.
+async def answering_server() -> AsyncIterator[Callable[[int], Awaitable[str]]]:
+    """Start loopback HTTP servers that answer every request with one status code.
 
-    quart-dl has no authentication yet, so ``invalid_auth`` cannot be provoked from the
-    real server; this stands in for it until it can.
+    They stand in for quart-dl's access control (401 for a wrong token, 429 after too many)
+    in the flow tests that must not depend on how a given server build is configured.
     """
+    runners: list[web.AppRunner] = []
 
-    async def refuse(request: web.Request) -> web.Response:
-        return web.json_response({"error": "unauthorized"}, status=401)
+    async def start(status: int) -> str:
+        async def answer(request: web.Request) -> web.Response:
+            return web.json_response({"error": "unauthorized"}, status=status)
 
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
         await runner.cleanup()
 
 
@@ -76,6 +78,10 @@ async def test_user_flow_keeps_token(hass: HomeAssistant, server: ServerProcess)
     result = await _start_user_flow(hass, {CONF_URL: server.url, CONF_ACCESS_TOKEN: "s3cret"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_ACCESS_TOKEN] == "s3cret"
+    await hass.async_block_till_done()
+    # The browser loads the framed panel itself: the token travels in its address.
+    panel = hass.data[frontend.DATA_PANELS][panel_url_path(result["result"])]
+    assert panel.config == {"url": f"http://127.0.0.1:{server.port}/?token=s3cret"}
 
 
 async def test_wrong_url_is_cannot_connect(hass: HomeAssistant) -> None:
@@ -100,11 +106,21 @@ async def test_qbittorrent_url_is_not_quart_dl(
 
 
 async def test_refused_token_is_invalid_auth(
-    hass: HomeAssistant, refusing_server: str
+    hass: HomeAssistant, answering_server: Callable[[int], Awaitable[str]]
 ) -> None:
     """A 401 from the server: ``invalid_auth``."""
-    result = await _start_user_flow(hass, {CONF_URL: refusing_server, CONF_ACCESS_TOKEN: "x"})
+    url = await answering_server(401)
+    result = await _start_user_flow(hass, {CONF_URL: url, CONF_ACCESS_TOKEN: "x"})
     assert result["errors"] == {"base": "invalid_auth"}
+
+
+async def test_locked_out_is_too_many_attempts(
+    hass: HomeAssistant, answering_server: Callable[[int], Awaitable[str]]
+) -> None:
+    """A 429 (too many wrong tokens): say so rather than blame the token."""
+    url = await answering_server(429)
+    result = await _start_user_flow(hass, {CONF_URL: url, CONF_ACCESS_TOKEN: "x"})
+    assert result["errors"] == {"base": "too_many_attempts"}
 
 
 async def test_same_server_twice_is_aborted(

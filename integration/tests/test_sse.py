@@ -83,3 +83,17 @@ def test_unbounded_line_is_refused() -> None:
     parser = SseParser(max_line=1024)
     with pytest.raises(SseLineTooLong):
         parser.feed(b"data: " + b"x" * 2048)
+
+
+def test_cut_inside_a_block_does_not_advance_the_id() -> None:
+    """Regression: an ``id:`` line whose block never completed must not become the
+    Last-Event-ID, or the server would not replay that event after the reconnect."""
+    parser = SseParser()
+    parser.feed(b"id: e-1\nevent: diff\ndata: {}\n\n")
+    assert parser.feed(b"id: e-2\nevent: diff\ndata: {\"cha") == []
+    assert parser.last_event_id == "e-1"
+    parser.reset()
+    # The next connection starts clean: no half line is glued onto its first line.
+    assert parser.feed(b"id: e-2\nevent: diff\ndata: {}\n\n") == [
+        SseEvent(event="diff", data="{}", id="e-2")
+    ]

@@ -57,7 +57,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     # Entities exist now, so the very first pushed event reaches them.
     coordinator.async_start_stream()
 
-    if async_register_panel(hass, entry, client.base_url):
+    if async_register_panel(hass, entry, client.base_url, entry.data.get(CONF_ACCESS_TOKEN)):
         entry.async_on_unload(lambda: async_remove_panel(hass, entry))
 
     # Options only change the panel, but a reload keeps one code path for setup.

@@ -31,8 +31,26 @@ class QuartDlAuthError(QuartDlError):
     """The server refused our credentials (401/403)."""
 
 
+class QuartDlRateLimitedError(QuartDlConnectionError):
+    """The server refuses us for a while after too many wrong tokens (429).
+
+    A connection error, not an auth error: it passes by itself, and retrying later with the
+    same (possibly right) token is exactly what to do.
+    """
+
+
 class QuartDlResponseError(QuartDlError):
     """The server answered, but not like a quart-dl server of our protocol version."""
+
+
+def _check_status(path: str, status: int) -> None:
+    """Map an HTTP status that is not 200 to the matching error."""
+    if status in (401, 403):
+        raise QuartDlAuthError(f"{path}: HTTP {status}")
+    if status == 429:
+        raise QuartDlRateLimitedError(f"{path}: too many wrong access tokens, wait a minute")
+    if status != 200:
+        raise QuartDlResponseError(f"{path}: HTTP {status}")
 
 
 def normalize_url(raw: str) -> str:
@@ -89,10 +107,7 @@ class QuartDlClient:
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
                 allow_redirects=True,
             ) as response:
-                if response.status in (401, 403):
-                    raise QuartDlAuthError(f"{path}: HTTP {response.status}")
-                if response.status != 200:
-                    raise QuartDlResponseError(f"{path}: HTTP {response.status}")
+                _check_status(path, response.status)
                 try:
                     payload = await response.json(content_type=None)
                 except (ValueError, aiohttp.ContentTypeError) as err:
@@ -133,6 +148,7 @@ class QuartDlClient:
         stream) is just the end of iteration; everything else raises a
         :class:`QuartDlError`.
         """
+        parser.reset()
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
@@ -147,10 +163,7 @@ class QuartDlClient:
                 # Never let a compressed stream reach us: compression holds events back.
                 auto_decompress=False,
             ) as response:
-                if response.status in (401, 403):
-                    raise QuartDlAuthError(f"/api/events: HTTP {response.status}")
-                if response.status != 200:
-                    raise QuartDlResponseError(f"/api/events: HTTP {response.status}")
+                _check_status("/api/events", response.status)
                 content_type = response.headers.get("Content-Type", "")
                 if not content_type.startswith("text/event-stream"):
                     raise QuartDlResponseError(

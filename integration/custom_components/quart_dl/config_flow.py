@@ -34,6 +34,7 @@ from .api import (
     QuartDlClient,
     QuartDlConnectionError,
     QuartDlError,
+    QuartDlRateLimitedError,
     normalize_url,
 )
 from .const import (
@@ -99,6 +100,8 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             status = await client.status()
         except QuartDlAuthError:
             return base_url, {"base": "invalid_auth"}
+        except QuartDlRateLimitedError:
+            return base_url, {"base": "too_many_attempts"}
         except QuartDlConnectionError:
             return base_url, {"base": "cannot_connect"}
         except QuartDlError:

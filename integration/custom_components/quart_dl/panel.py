@@ -8,6 +8,7 @@ blocked as mixed content (the README explains both).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from homeassistant.components import frontend
 from homeassistant.core import HomeAssistant, callback
@@ -35,14 +36,23 @@ def panel_url_path(entry: QuartDlConfigEntry) -> str:
     return f"quart-dl-{entry.entry_id.lower()}"
 
 
-def panel_target(base_url: str) -> str:
-    """URL of the server's web panel, the iframe's ``src``."""
-    return f"{base_url.rstrip('/')}{PANEL_PATH}"
+def panel_target(base_url: str, token: str | None = None) -> str:
+    """URL of the server's web panel, the iframe's ``src``.
+
+    With an access token the token rides in the address (``?token=``): the frame is often
+    a third-party context where the server's session cookie is never sent, so the server
+    accepts the token from a framed page's address and the panel passes it on to its own
+    requests. The price: every Home Assistant user who sees the panel can read the token.
+    """
+    url = f"{base_url.rstrip('/')}{PANEL_PATH}"
+    if token:
+        url += "?" + urlencode({"token": token})
+    return url
 
 
 @callback
 def async_register_panel(
-    hass: HomeAssistant, entry: QuartDlConfigEntry, base_url: str
+    hass: HomeAssistant, entry: QuartDlConfigEntry, base_url: str, token: str | None
 ) -> bool:
     """Add the entry's panel to the sidebar if the options ask for it.
 
@@ -57,7 +67,7 @@ def async_register_panel(
         sidebar_title=options.get(CONF_PANEL_TITLE) or DEFAULT_PANEL_TITLE,
         sidebar_icon=options.get(CONF_PANEL_ICON) or DEFAULT_PANEL_ICON,
         frontend_url_path=panel_url_path(entry),
-        config={"url": panel_target(base_url)},
+        config={"url": panel_target(base_url, token)},
         require_admin=False,
         # A reload re-registers; never fail on a panel a crashed unload left behind.
         update=True,

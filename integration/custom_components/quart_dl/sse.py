@@ -49,6 +49,10 @@ class SseParser:
         self._event = ""
         self._data: list[str] = []
         self._has_data = False
+        # The spec's "last event ID buffer": an ``id:`` line sets it, and only a complete
+        # event block (the blank line) commits it. A stream cut inside a block must not
+        # advance the id we resume from, or that event would never be replayed.
+        self._id_buffer: str | None = None
         self.last_event_id: str | None = None
         self.retry_ms: int | None = None
         self.comments = 0
@@ -113,13 +117,27 @@ class SseParser:
             self._event = value
         elif name == "id":
             if "\0" not in value:
-                self.last_event_id = value
+                self._id_buffer = value
         elif name == "retry" and value.isdigit():
             self.retry_ms = int(value)
         # Any other field name is ignored, as the spec says.
 
+    def reset(self) -> None:
+        """Forget a block cut short by a lost connection; keep the id and retry hint.
+
+        Called before reading a new connection: bytes of the old one must not be glued
+        to the first line of the next.
+        """
+        self._buffer.clear()
+        self._skip_lf = False
+        self._event = ""
+        self._data = []
+        self._has_data = False
+        self._id_buffer = self.last_event_id
+
     def _dispatch(self, events: list[SseEvent]) -> None:
-        """End of an event block: emit it if it carried data, then reset."""
+        """End of an event block: commit its id, emit it if it carried data, reset."""
+        self.last_event_id = self._id_buffer
         if self._has_data:
             events.append(
                 SseEvent(
