@@ -2,7 +2,7 @@
 // connection indicator that always tells the truth about that stream.
 
 import * as fmt from "./format.js";
-import { Stream } from "./stream.js";
+import { Stream, auth, markSignedOut, withToken } from "./stream.js";
 import { Dashboard } from "./dashboard.js";
 import { Detail } from "./detail.js";
 
@@ -38,6 +38,10 @@ function connText(s, now) {
 }
 
 function renderConn(s, now = Date.now()) {
+  if (auth.signedOut) {
+    renderSignedOut();
+    return;
+  }
   if (s !== stream) return;
   if (s.stopped) {
     renderNoStream();
@@ -86,6 +90,24 @@ function renderNoStream() {
   retryBtn.hidden = true;
   setAttr(document.body, "data-fresh", "true");
 }
+
+/** A 401: the token was changed or the cookie expired. Nothing reconnects any more. */
+function renderSignedOut() {
+  setAttr(connEl, "data-state", "signed_out");
+  setAttr(connEl, "data-idle", "true");
+  setAttr(connEl, "data-stale", "false");
+  setText(connLabel, "Signed out");
+  connLabel.title = "Reload the page to sign in again.";
+  setText(updatedEl, "");
+  updatedEl.previousElementSibling.hidden = true;
+  retryBtn.hidden = true;
+  setAttr(document.body, "data-fresh", "false");
+  if (announced !== "Signed out") {
+    announced = "Signed out";
+    announcer.textContent = "Signed out. Reload the page to sign in again.";
+  }
+}
+auth.onSignedOut = renderSignedOut;
 
 retryBtn.addEventListener("click", () => stream && stream.retryNow());
 window.addEventListener("online", () => stream && stream.retryNow());
@@ -154,6 +176,11 @@ function completed(hashes, nameOf) {
 // ---- views ----
 function startStream(url, handlers) {
   if (stream) stream.stop();
+  if (auth.signedOut) {
+    stream = null;
+    renderSignedOut();
+    return;
+  }
   stream = new Stream(url, {
     ...handlers,
     onState: (s) => renderConn(s),
@@ -223,7 +250,8 @@ function showDetail(hash) {
     },
     // A closed stream may mean the torrent is gone (404): then stop instead of retrying.
     gone: async () => {
-      const res = await fetch(`api/torrents/${hash}`, { cache: "no-store" });
+      const res = await fetch(withToken(`api/torrents/${hash}`), { cache: "no-store" });
+      if (res.status === 401) markSignedOut();
       if (res.status === 404 || res.status === 400) {
         detail.notFound();
         return true;

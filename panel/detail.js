@@ -4,6 +4,7 @@
 import * as fmt from "./format.js";
 import { drawChart } from "./chart.js";
 import { normalize } from "./dashboard.js";
+import { markSignedOut, withToken } from "./stream.js";
 
 const HISTORY_MINUTES = 60;
 const HISTORY_REFRESH_MS = 15000;
@@ -177,10 +178,11 @@ export class Detail {
     const hash = this.hash;
     if (!hash) return;
     try {
-      const res = await fetch(`api/history?minutes=${HISTORY_MINUTES}&hash=${hash}`, {
+      const res = await fetch(withToken(`api/history?minutes=${HISTORY_MINUTES}&hash=${hash}`), {
         cache: "no-store",
         headers: { Accept: "application/json" },
       });
+      if (res.status === 401) markSignedOut();
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body = await res.json();
       if (hash !== this.hash) return;

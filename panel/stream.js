@@ -15,6 +15,37 @@ const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const DEFAULT_HEARTBEAT_S = 15;
 
+// Access token: a panel framed by Home Assistant on another site cannot keep a cookie, so
+// its address carries ?token= and every request it makes passes the token on. A top-level
+// page has none (the server traded it for an HttpOnly cookie and took it out of the address).
+const pageToken = new URLSearchParams(location.search).get("token");
+
+/** `url` with the page's access token added, when the page has one. */
+export function withToken(url) {
+  if (!pageToken) return url;
+  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(pageToken);
+}
+
+/** Signed out (a 401): every stream stops for good and `onSignedOut` is told once. */
+export const auth = { signedOut: false, onSignedOut: null };
+
+export function markSignedOut() {
+  if (auth.signedOut) return;
+  auth.signedOut = true;
+  if (dbg.current) dbg.current.stop();
+  if (auth.onSignedOut) auth.onSignedOut();
+}
+
+/** True when the server answers 401: retrying cannot help, signing in again can. */
+async function unauthorized() {
+  try {
+    const res = await fetch(withToken("api/status"), { cache: "no-store" });
+    return res.status === 401;
+  } catch (_) {
+    return false;
+  }
+}
+
 /** Extra debug values that other modules publish (render timings). */
 export const debugExtra = {};
 
@@ -46,7 +77,7 @@ if (!window.quartDl) {
       get heartbeats() { return dbg.heartbeats; },
       get lastEventAt() { return dbg.lastEventAt; },
       get lastEventId() { return dbg.lastEventId; },
-      get state() { return dbg.current ? dbg.current.state : "offline"; },
+      get state() { return auth.signedOut ? "signed_out" : dbg.current ? dbg.current.state : "offline"; },
       get attempts() { return dbg.current ? dbg.current.attempts : 0; },
       get stale() { return dbg.current ? dbg.current.isStale() : false; },
       get reconnects() { return dbg.reconnects; },
@@ -71,7 +102,7 @@ export class Stream {
    *   async gone() -> true when the resource no longer exists (stop instead of retrying).
    */
   constructor(url, handlers) {
-    this.url = url + (url.includes("?") ? "&" : "?") + "heartbeat=event";
+    this.url = withToken(url + (url.includes("?") ? "&" : "?") + "heartbeat=event");
     this.h = handlers;
     this.es = null;
     this.state = "reconnecting"; // first connect counts as "connecting" (attempts 0)
@@ -216,6 +247,12 @@ export class Stream {
 
   async scheduleReconnect() {
     this.attempts += 1;
+    // A closed EventSource does not say why; a 401 means retrying is pointless.
+    if (await unauthorized()) {
+      markSignedOut();
+      return;
+    }
+    if (this.stopped) return;
     if (this.h.gone) {
       let gone = false;
       try {
