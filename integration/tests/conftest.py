@@ -70,8 +70,17 @@ def seeding_hash(qbt_pair: TransferPair) -> str:
     return info_hash
 
 
-def make_server(root: Path, pair: TransferPair, port: int = 0) -> ServerProcess:
-    """A quart-dl server process following the pair's leecher (not started)."""
+#: Access token of the ``auth_server`` fixture (quart-dl wants at least 16 characters).
+TOKEN = "integration-test-token-0123456789"
+
+
+def make_server(
+    root: Path, pair: TransferPair, port: int = 0, token: str | None = None
+) -> ServerProcess:
+    """A quart-dl server process following the pair's leecher (not started).
+
+    With ``token`` the server requires it (given through the environment, never argv).
+    """
     return ServerProcess(
         root,
         qbt_url=pair.leecher.url,
@@ -81,6 +90,7 @@ def make_server(root: Path, pair: TransferPair, port: int = 0) -> ServerProcess:
         poll_interval=0.5,
         port=port,
         extra_args=SERVER_ARGS,
+        env={"QUART_DL_ACCESS_TOKEN": token} if token else None,
     )
 
 
@@ -91,6 +101,17 @@ def server(qbt_pair: TransferPair, tmp_path: Path) -> Iterator[ServerProcess]:
     process.start()
     try:
         wait_for_sync_connected(process)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def auth_server(qbt_pair: TransferPair, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh quart-dl server that requires :data:`TOKEN`."""
+    process = make_server(tmp_path / "auth-server", qbt_pair, token=TOKEN)
+    process.start()
+    try:
         yield process
     finally:
         process.stop()

@@ -122,7 +122,7 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             token = user_input.get(CONF_ACCESS_TOKEN) or None
             base_url, errors = await self._async_validate(user_input[CONF_URL], token)
             if base_url is not None:
-                await self.async_set_unique_id(base_url)
+                await self.async_set_unique_id(base_url, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
             if not errors and base_url is not None:
                 data = {CONF_URL: base_url}
