@@ -1,0 +1,176 @@
+"""Fixtures for the browser tests: Debian's Chromium, a real qBittorrent pair, real quart-dl
+processes and nginx, and an in-page recorder of what the panel showed.
+
+Everything is real: the panel is loaded by Chromium from a ``python -m quart_dl serve``
+process that follows a qbittorrent-nox leecher downloading from a seeder on loopback.
+One qBittorrent pair serves the whole session (each test adds its own small transfer);
+servers and nginx instances belong to one test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nginx import Nginx
+
+from quart_dl.qbt_process import free_port
+from quart_dl.testing import ServerProcess
+from quart_dl.transfer import TransferPair
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts"
+
+# What the panel shows, recorded in the page itself (every frame) from the first script on:
+# every value a progress bar took (rows and the detail view) and every connection state the
+# indicator showed. A MutationObserver misses nothing that reached the DOM, however briefly,
+# which polling from the test could.
+RECORDER = """
+(() => {
+  if (window.__e2e) return;
+  const rec = { progress: [], states: [] };
+  Object.defineProperty(window, "__e2e", { value: rec });
+  const note = (el) => {
+    if (!(el instanceof Element)) return;
+    if (el.hasAttribute("aria-valuenow")) {
+      const owner = el.closest("[data-hash]");
+      rec.progress.push({
+        t: Date.now(),
+        hash: owner ? owner.dataset.hash : null,
+        kind: el.dataset.testid === "detail-progress" ? "detail" : "row",
+        v: Number(el.getAttribute("aria-valuenow")),
+      });
+    }
+    if (el.dataset.testid === "connection-state" && el.hasAttribute("data-state")) {
+      rec.states.push({ t: Date.now(), state: el.getAttribute("data-state") });
+    }
+  };
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === "attributes") {
+        note(m.target);
+      } else {
+        for (const node of m.addedNodes) {
+          if (!(node instanceof Element)) continue;
+          note(node);
+          for (const el of node.querySelectorAll("[aria-valuenow], [data-testid=connection-state]")) note(el);
+        }
+      }
+    }
+  }).observe(document, {
+    subtree: true,
+    childList: true,
+    attributes: true,
+    attributeFilter: ["aria-valuenow", "data-state"],
+  });
+})();
+"""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-playwright's artifacts (failure screenshots) go under artifacts/, wherever
+    # pytest runs from, unless --output says otherwise.
+    if getattr(config.option, "output", None) == "test-results":
+        config.option.output = str(ARTIFACTS / "playwright")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture
+def context(context: Any) -> Any:
+    context.add_init_script(RECORDER)
+    return context
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """``artifacts/`` at the repository root (gitignored): screenshots worth keeping."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransferPair]:
+    """A seeder and a leecher qbittorrent-nox for the whole session."""
+    base = tmp_path_factory.mktemp("qbt")
+    with TransferPair(base) as running:
+        yield running
+
+
+@pytest.fixture
+def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start quart-dl processes following the pair's leecher; all stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def make(**kwargs: Any) -> ServerProcess:
+        options: dict[str, Any] = {
+            "qbt_url": pair.leecher.url,
+            "qbt_username": pair.leecher.username,
+            "qbt_password": pair.leecher.password,
+        }
+        options.update(kwargs)
+        server = ServerProcess(tmp_path / f"server{len(started)}", **options)
+        started.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
+    """Start nginx instances (``make_nginx(servers, ports)``); all stopped at the end."""
+    started: list[Nginx] = []
+
+    def make(servers: list[str], ports: list[int]) -> Nginx:
+        proxy = Nginx(tmp_path / f"nginx{len(started)}", servers, ports)
+        started.append(proxy)
+        proxy.start()
+        return proxy
+
+    yield make
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def port() -> Callable[[], int]:
+    """Free loopback ports, never the same one twice in a session."""
+    return free_port
+
+
+@pytest.fixture(autouse=True)
+def idle_leecher(pair: TransferPair) -> Iterator[None]:
+    """Each test starts with a leecher that has no torrents, and leaves it so.
+
+    Transfers left running would send diffs into the next test's streams, and a quiet
+    stream (only heartbeats) is what several tests are about.
+    """
+    yield
+    if not pair.leecher.running:
+        pair.leecher.start()
+    pair.leecher_client.torrents_delete(delete_files=True, torrent_hashes="all")

@@ -1,0 +1,138 @@
+"""Reading the panel from a test: its debug object, its rows, and what the recorder saw.
+
+``target`` is a Playwright ``Page`` or ``Frame`` (the embedded scenario reads the panel
+inside an iframe); both have ``evaluate`` and ``wait_for_function``. The panel exposes a
+read-only ``window.quartDl`` (stream counters and state) and the conftest's recorder keeps
+``window.__e2e`` (every progress value and connection state the DOM showed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from typing import Any, Protocol
+
+from playwright.sync_api import Error as PlaywrightError
+
+from quart_dl.testing import get_json
+from quart_dl.transfer import TransferPair
+
+KiB = 1024
+MiB = 1024 * 1024
+
+
+class Target(Protocol):
+    def evaluate(self, expression: str, arg: Any = None) -> Any: ...
+
+    def wait_for_function(self, expression: str, *, arg: Any = None, timeout: float | None = None) -> Any: ...
+
+
+def debug(target: Target) -> dict[str, Any]:
+    """``window.quartDl`` as plain data (eventSources, opened, heartbeats, state, attempts, …)."""
+    return dict(target.evaluate("() => window.quartDl.toJSON()"))
+
+
+def wait_live(target: Target, timeout: float = 15.0) -> None:
+    """Wait until the panel says its stream is live."""
+    try:
+        target.wait_for_function(
+            "() => window.quartDl && window.quartDl.state === 'live'", timeout=timeout * 1000
+        )
+    except PlaywrightError as exc:
+        state = target.evaluate("() => window.quartDl ? window.quartDl.toJSON() : null")
+        raise AssertionError(f"the panel did not go live within {timeout:g} s: {state}") from exc
+
+
+def row_progress(target: Target, torrent_hash: str) -> float | None:
+    """The percentage the dashboard row shows now (its bar's aria-valuenow), or None."""
+    value = target.evaluate(
+        """(h) => {
+          const bar = document.querySelector(
+            `[data-testid=torrent-row][data-hash="${h}"] [data-testid=torrent-progress]`);
+          return bar ? bar.getAttribute("aria-valuenow") : null;
+        }""",
+        torrent_hash,
+    )
+    return None if value is None else float(value)
+
+
+def detail_progress(target: Target) -> float | None:
+    """The percentage the detail view shows now, or None."""
+    value = target.evaluate(
+        """() => {
+          const bar = document.querySelector("#detail:not([hidden]) [data-testid=detail-progress]");
+          return bar ? bar.getAttribute("aria-valuenow") : null;
+        }"""
+    )
+    return None if value is None else float(value)
+
+
+def recorded(target: Target, torrent_hash: str, kind: str = "row", since: float = 0) -> list[float]:
+    """Every progress value the DOM showed for one torrent (``kind`` row or detail), in order.
+
+    ``since`` is a browser timestamp (ms since the epoch, see :func:`browser_now`).
+    """
+    values = target.evaluate(
+        """([h, kind, since]) => window.__e2e.progress
+             .filter((p) => p.hash === h && p.kind === kind && p.t >= since)
+             .map((p) => p.v)""",
+        [torrent_hash, kind, since],
+    )
+    return [float(v) for v in values]
+
+
+def recorded_states(target: Target, since: float = 0) -> list[str]:
+    """Every connection state the indicator showed (``data-state``), in order."""
+    return list(
+        target.evaluate(
+            "(since) => window.__e2e.states.filter((s) => s.t >= since).map((s) => s.state)", since
+        )
+    )
+
+
+def browser_now(target: Target) -> float:
+    """The browser's clock (ms), to cut the recorder's logs."""
+    return float(target.evaluate("() => Date.now()"))
+
+
+def rises(values: list[float]) -> int:
+    """How many times a sequence went up."""
+    return sum(1 for a, b in itertools.pairwise(values) if b > a)
+
+
+def shown(progress: float, complete: bool = False) -> float:
+    """What the panel should show for a 0–1 progress: floored to 0.1, 100 only when complete."""
+    if complete:
+        return 100.0
+    return min(math.floor(progress * 1000) / 10, 99.9)
+
+
+def qbt_torrent(pair: TransferPair, torrent_hash: str) -> Any:
+    """qBittorrent's own record of the torrent (the leecher's)."""
+    (torrent,) = pair.leecher_client.torrents_info(torrent_hashes=torrent_hash)
+    return torrent
+
+
+def qbt_percent(pair: TransferPair, torrent_hash: str) -> float:
+    """qBittorrent's own progress, in percent."""
+    return float(qbt_torrent(pair, torrent_hash).progress) * 100
+
+
+def api_torrent(base_url: str, torrent_hash: str) -> dict[str, Any]:
+    """The server's REST view of one torrent."""
+    return dict(get_json(base_url + f"api/torrents/{torrent_hash}"))
+
+
+def sample_for(target: Target, seconds: float, every: float = 0.5) -> list[dict[str, Any]]:
+    """``window.quartDl`` every ``every`` seconds for ``seconds``: the wait is the test here."""
+    samples: list[dict[str, Any]] = []
+    end = math.inf
+    while True:
+        sample = debug(target)
+        sample["at"] = time.monotonic()
+        samples.append(sample)
+        end = min(end, sample["at"] + seconds)
+        if sample["at"] >= end:
+            return samples
+        time.sleep(min(every, max(0.0, end - time.monotonic())))
