@@ -9,6 +9,7 @@ servers and nginx instances belong to one test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,19 @@ def artifacts() -> Path:
     """``artifacts/`` at the repository root (gitignored): screenshots worth keeping."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def installed_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run from an empty folder, so that the servers (``python -m quart_dl``) import the
+    installed package and serve the panel files it ships, not the checkout's: the e2e
+    environment tests what a user installs."""
+    previous = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture(scope="session")
