@@ -31,11 +31,11 @@ async def test_flow_proves_the_token(hass: HomeAssistant, auth_server: ServerPro
     """No token or a wrong one: ``invalid_auth``. The right one: an entry whose stream
     (Bearer header) and panel (token in the frame's address) both get in."""
     result = await _user_flow(hass, {CONF_URL: auth_server.url})
-    assert result["errors"] == {"base": "invalid_auth"}
+    assert result.get("errors") == {"base": "invalid_auth"}, result
     result = await _user_flow(
         hass, {CONF_URL: auth_server.url, CONF_ACCESS_TOKEN: "wrong-token-0123456789"}
     )
-    assert result["errors"] == {"base": "invalid_auth"}
+    assert result.get("errors") == {"base": "invalid_auth"}, result
 
     result = await _user_flow(hass, {CONF_URL: auth_server.url, CONF_ACCESS_TOKEN: TOKEN})
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -81,7 +81,7 @@ async def test_changed_token_starts_reauth(
         result = await hass.config_entries.flow.async_configure(
             flow_id, {CONF_ACCESS_TOKEN: "still-not-the-right-one-000"}
         )
-        assert result["errors"] == {"base": "invalid_auth"}
+        assert result.get("errors") == {"base": "invalid_auth"}, result
         result = await hass.config_entries.flow.async_configure(
             flow_id, {CONF_ACCESS_TOKEN: NEW_TOKEN}
         )

@@ -159,20 +159,24 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
     async def _async_stream_forever(self) -> None:
         """Connect, read until the stream ends, fall back to polling, back off, repeat."""
         while True:
+            refreshed = False
             try:
                 await self._async_read_stream()
             except QuartDlAuthError as err:
                 self._stream_lost(str(err))
-                # Polling hits the same 401 and starts the reauth flow; reading on would
-                # only hammer the server with refused requests until the user acts.
+                # Polling hits the same 401 and starts the reauth flow (whose success
+                # reloads the entry, and so restarts the stream); reading on would only
+                # hammer the server with refused requests until the user acts.
                 await self.async_refresh()
-                LOGGER.warning("quart-dl at %s refused our token", self.client.base_url)
-                return
+                refreshed = True
+                if not self.last_update_success:
+                    LOGGER.warning("quart-dl at %s refused our token", self.client.base_url)
+                    return
             except QuartDlError as err:
                 self._stream_lost(str(err))
             else:
                 self._stream_lost("stream closed by the server")
-            if not self.stream.connected and self.stream.failures <= 1:
+            if self.stream.failures == 1 and not refreshed:
                 # First failure after a healthy stream: find out at once whether the
                 # server is gone (entities unavailable) or only the stream broke.
                 await self.async_refresh()
