@@ -245,3 +245,20 @@ def test_a_64_kib_header_is_refused_without_a_500_and_streams_live_on(tmp_path: 
             assert server.running
             assert get_json(server.url + "healthz") == {"ok": True}
         assert "Traceback" not in server.log_text()
+
+
+async def test_regression_stream_whose_body_never_starts_frees_its_place(served: RunningApp) -> None:
+    """A client that leaves between the handler and the first byte: the body's ``finally``
+    never runs, so its place would stay taken for good (two of those lock an address out)."""
+    from quart_dl import sse
+
+    limits = limits_of(served)
+    for _ in range(3):
+        async with served.app.test_request_context("/api/events"):
+            response = await sse.all_events()
+            assert response.status_code == 200
+            assert limits.open_total == 1
+        del response
+        gc.collect()
+        assert limits.open_total == 0
+    assert served.runtime.hub.client_count == 0
