@@ -139,11 +139,22 @@ export class Detail {
     if (f) {
       this.rec = this.rec ? Object.assign(this.rec, f) : normalize(this.hash, f);
       if (this.msg.dataset.kind === "removed") this.setMessage("");
+      if ("dl_speed" in f || "up_speed" in f) this.addLiveSample();
     }
     if ((d.removed || []).includes(this.hash)) {
       this.setMessage("removed");
     }
     this.schedule();
+  }
+
+  /** Live speeds join the chart between history loads (the server samples every few s). */
+  addLiveSample() {
+    const now = Date.now() / 1000;
+    const last = this.samples[this.samples.length - 1];
+    if (last && now - last.t < 1) return;
+    this.samples.push({ t: now, dl_speed: this.rec.dl_speed || 0, up_speed: this.rec.up_speed || 0 });
+    if (this.samples.length > 5000) this.samples.splice(0, this.samples.length - 5000);
+    this.chartDue = true;
   }
 
   schedule() {
@@ -171,6 +182,10 @@ export class Detail {
     for (const [field, , f, field2, , f2] of [...STATS, ...INFO]) {
       setText(this.fieldEls[field], f(r));
       if (field2) setText(this.fieldEls[field2], f2(r));
+    }
+    if (this.chartDue) {
+      this.chartDue = false;
+      this.drawChart();
     }
   }
 

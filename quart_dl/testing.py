@@ -125,8 +125,10 @@ class ServerProcess:
         env.pop("QUART_DL_CONFIG", None)
         log = self.log_path.open("ab")
         try:
+            # cwd: run the installed package, not a quart_dl/ that happens to be in the
+            # current folder (under tox that would be the checkout, not the wheel).
             self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.root
             )
         finally:
             log.close()
