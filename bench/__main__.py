@@ -1,0 +1,166 @@
+"""``python -m bench``: run the benchmark, print the table, write JSON.
+
+    python -m bench            # 1,000 / 5,000 / 10,000 clients, 20 events each, plus poll cost
+    python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, plus poll cost
+    python -m bench --sizes 1000 --kinds quart-dl --skip-poll
+
+Every server kind runs the same clients and the same events in the same run, one after the
+other; ratios are taken within the run (the machine is shared, absolute figures are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import raise_fd_limit
+from .fanout import KINDS, ROOT, run_fanout
+
+COLUMNS = (
+    ("clients", "N"),
+    ("kind", "server"),
+    ("connected", "live"),
+    ("held_at_end", "held"),
+    ("delivered_min", "min rcvd"),
+    ("spread_p50_ms", "spread p50 ms"),
+    ("spread_p99_ms", "spread p99 ms"),
+    ("publish_to_last_p99_ms", "pub→last p99 ms"),
+    ("kb_per_idle_conn", "KB/idle conn"),
+    ("cpu_ms_per_broadcast", "CPU ms/bcast"),
+    ("cpu_ms_per_heartbeat_round", "CPU ms/hb round"),
+    ("idle_cpu_pct", "idle CPU %"),
+    ("connect_s", "connect s"),
+)
+
+RATIO_KEYS = (
+    "spread_p50_ms",
+    "spread_p99_ms",
+    "kb_per_idle_conn",
+    "cpu_ms_per_broadcast",
+    "cpu_ms_per_heartbeat_round",
+)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    sep = "|" + "|".join(" --- " for _ in COLUMNS) + "|"
+    lines = [head, sep]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(key, "")) for key, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """quart-dl's figure divided by each peer's, per client count (below 1 = quart-dl better)."""
+    out = []
+    for n in sorted({r["clients"] for r in rows}):
+        ours = next((r for r in rows if r["clients"] == n and r["kind"] == "quart-dl"), None)
+        if ours is None:
+            continue
+        for peer in rows:
+            if peer["clients"] != n or peer["kind"] == "quart-dl":
+                continue
+            entry: dict[str, Any] = {"clients": n, "vs": peer["kind"]}
+            for key in RATIO_KEYS:
+                a, b = ours.get(key), peer.get(key)
+                entry[key] = round(a / b, 3) if a is not None and b else None
+            out.append(entry)
+    return out
+
+
+def ratio_table(entries: list[dict[str, Any]]) -> str:
+    keys = ("clients", "vs", *RATIO_KEYS)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join(" --- " for _ in keys) + "|"]
+    for e in entries:
+        lines.append("| " + " | ".join(str(e.get(k)) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 clients, 10 events")
+    parser.add_argument("--sizes", help="client counts, comma-separated (default 1000,5000,10000)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="servers to run, comma-separated")
+    parser.add_argument("--events", type=int, help="broadcasts per run (default 20, 10 with --quick)")
+    parser.add_argument(
+        "--heartbeat", type=float, default=5.0, help="heartbeat interval for every server (s)"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="client processes")
+    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--skip-poll", action="store_true")
+    parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = parser.parse_args()
+    raise_fd_limit()
+    sizes = [int(s) for s in (args.sizes or ("1000,5000" if args.quick else "1000,5000,10000")).split(",")]
+    events = args.events or (10 if args.quick else 20)
+    kinds = args.kinds.split(",")
+    log_dir = ROOT / "bench" / "results" / "logs"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    result: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": commit.stdout.strip(),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "python": platform.python_version(),
+        "cpus": __import__("os").cpu_count(),
+        "fanout": [],
+        "ratios": [],
+        "poll": None,
+    }
+    if not args.skip_fanout:
+        for n in sizes:
+            for kind in kinds:
+                started = time.monotonic()
+                print(f"fan-out: {kind} with {n} clients…", file=sys.stderr, flush=True)
+                try:
+                    row = run_fanout(
+                        kind,
+                        n,
+                        workers=args.workers,
+                        events=events,
+                        heartbeat=args.heartbeat,
+                        log_dir=log_dir,
+                    )
+                except Exception as exc:
+                    row = {"kind": kind, "clients": n, "error": f"{exc.__class__.__name__}: {exc}"}
+                row["wall_s"] = round(time.monotonic() - started, 1)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+                result["fanout"].append(row)
+        result["ratios"] = ratios([r for r in result["fanout"] if "error" not in r])
+    if not args.skip_poll:
+        from .pollcost import run_pollcost
+
+        print(f"poll cost: {args.torrents} torrents…", file=sys.stderr, flush=True)
+        result["poll"] = run_pollcost(args.torrents)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(render(result))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+def render(result: dict[str, Any]) -> str:
+    parts = []
+    if result["fanout"]:
+        parts.append(f"Fan-out (heartbeat {result['fanout'][0].get('heartbeat_s', 0):g}s):\n")
+        parts.append(table(result["fanout"]))
+        parts.append("\nRatios, quart-dl ÷ peer (below 1 = quart-dl better):\n")
+        parts.append(ratio_table(result["ratios"]))
+    poll = result.get("poll")
+    if poll:
+        parts.append("\nPoll cost:\n")
+        parts.append("| figure | value |\n| --- | --- |")
+        parts.extend(f"| {k} | {v} |" for k, v in poll.items())
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""SSE clients in separate processes: raw non-blocking sockets on one selector per process.
+
+Each worker opens its share of the connections (in batches, so the listen backlog is never
+the thing measured), parses just enough of the stream to find ``id:`` lines and comment
+heartbeats, and records ``time.monotonic()`` when each event id arrives on each connection.
+The orchestrator talks to a worker over a pipe: ``status`` (how many are live), ``mark``
+(reset the heartbeat counters), ``report`` (the receive times), ``stop``.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing as mp
+import re
+import selectors
+import socket
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .common import raise_fd_limit
+
+ID_RE = re.compile(rb"^id: ?([^\r\n]*)", re.M)
+COMMENT_RE = re.compile(rb"^:", re.M)
+BATCH = 250
+
+
+@dataclass
+class Conn:
+    sock: socket.socket
+    headers: bytes = b""
+    live: bool = False
+    status: int = 0
+    rest: bytes = b""
+    last_id: str | None = None
+    first_byte: float = 0.0
+    started: float = 0.0
+    ids: dict[str, float] = field(default_factory=dict)
+
+
+def worker(
+    host: str, port: int, path: str, n: int, pipe: Connection, last_event_id: str | None = None
+) -> None:
+    raise_fd_limit()
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+    if last_event_id:
+        request += f"Last-Event-ID: {last_event_id}\r\n"
+    request_bytes = (request + "\r\n").encode()
+    sel = selectors.DefaultSelector()
+    conns: dict[int, Conn] = {}
+    pending = n
+    failed = 0
+    closed = 0
+    heartbeats = 0
+    bytes_in = 0
+
+    def open_batch(k: int) -> None:
+        nonlocal failed
+        for _ in range(k):
+            s = socket.socket()
+            s.setblocking(False)
+            err = s.connect_ex((host, port))
+            if err not in (0, errno.EINPROGRESS):
+                failed += 1
+                s.close()
+                continue
+            c = Conn(s, started=time.monotonic())
+            conns[s.fileno()] = c
+            sel.register(s, selectors.EVENT_WRITE, c)
+
+    def on_data(c: Conn, data: bytes, t: float) -> None:
+        nonlocal heartbeats
+        if not c.live:
+            c.headers += data
+            head, sep, body = c.headers.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            c.status = int(head.split(b" ", 2)[1])
+            c.live = c.status == 200
+            c.first_byte = t
+            c.headers = b""
+            data = body
+        buf = c.rest + data if c.rest else data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            c.rest = buf
+            return
+        c.rest = buf[cut + 1 :]
+        block = buf[: cut + 1]
+        for m in ID_RE.finditer(block):
+            key = m.group(1).decode()
+            c.ids.setdefault(key, t)
+            c.last_id = key
+        heartbeats += len(COMMENT_RE.findall(block))
+
+    deadline_next_batch = 0.0
+    running = True
+    while running:
+        now = time.monotonic()
+        if pending and now >= deadline_next_batch:
+            k = min(BATCH, pending)
+            open_batch(k)
+            pending -= k
+            deadline_next_batch = now + 0.02
+        for key, mask in sel.select(timeout=0.02):
+            c = key.data
+            s = c.sock
+            if mask & selectors.EVENT_WRITE:
+                try:
+                    s.send(request_bytes)
+                except OSError:
+                    failed += 1
+                    sel.unregister(s)
+                    s.close()
+                    continue
+                sel.modify(s, selectors.EVENT_READ, c)
+                continue
+            t = time.monotonic()
+            try:
+                data = s.recv(262144)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                closed += 1
+                c.live = False
+                sel.unregister(s)
+                s.close()
+                continue
+            bytes_in += len(data)
+            on_data(c, data, t)
+        while pipe.poll():
+            command = pipe.recv()
+            if command == "status":
+                live = sum(1 for c in conns.values() if c.live and c.sock.fileno() >= 0)
+                pipe.send({"live": live, "failed": failed, "closed": closed, "pending": pending})
+            elif command == "mark":
+                heartbeats = 0
+                pipe.send({"ok": True})
+            elif command == "report":
+                pipe.send(_report(conns, heartbeats, bytes_in, failed, closed))
+            elif command == "stop":
+                running = False
+    for c in conns.values():
+        if c.sock.fileno() >= 0:
+            c.sock.close()
+    pipe.send({"stopped": True})
+
+
+def _report(
+    conns: dict[int, Conn], heartbeats: int, bytes_in: int, failed: int, closed: int
+) -> dict[str, Any]:
+    by_id: dict[str, list[float]] = {}
+    for c in conns.values():
+        for key, t in c.ids.items():
+            by_id.setdefault(key, []).append(t)
+    live = [c for c in conns.values() if c.live]
+    return {
+        "by_id": by_id,
+        "heartbeats": heartbeats,
+        "bytes_in": bytes_in,
+        "failed": failed,
+        "closed": closed,
+        "live": len(live),
+        "connect_times": [c.first_byte - c.started for c in live if c.first_byte],
+        "last_ids": [c.last_id for c in conns.values()],
+    }
+
+
+class ClientPool:
+    """``workers`` processes holding ``n`` connections between them."""
+
+    def __init__(self, host: str, port: int, path: str, n: int, workers: int) -> None:
+        ctx = mp.get_context("fork")
+        self.pipes: list[Connection] = []
+        self.procs: list[mp.process.BaseProcess] = []
+        share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+        for k in share:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=worker, args=(host, port, path, k, child), daemon=True)
+            p.start()
+            self.pipes.append(parent)
+            self.procs.append(p)
+        self.n = n
+
+    def ask(self, command: str) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send(command)
+        return [pipe.recv() for pipe in self.pipes]
+
+    def status(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for answer in self.ask("status"):
+            for k, v in answer.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def wait_live(self, timeout: float) -> tuple[dict[str, int], float]:
+        """Wait until every connection is live (or failed); returns the status and the time taken."""
+        started = time.monotonic()
+        while True:
+            st = self.status()
+            if st["live"] + st["failed"] + st["closed"] >= self.n and st["pending"] == 0:
+                return st, time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                return st, time.monotonic() - started
+            time.sleep(0.1)
+
+    def report(self) -> list[dict[str, Any]]:
+        return self.ask("report")
+
+    def stop(self) -> None:
+        try:
+            self.ask("stop")
+        except (OSError, EOFError):
+            pass
+        for p in self.procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()

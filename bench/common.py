@@ -1,0 +1,103 @@
+"""What every benchmark process shares: the fd limit, the control socket, the event payload.
+
+Every server under test (quart-dl and both peers) runs in its own process with a small
+line-based control socket beside its HTTP port, on the same event loop. The orchestrator
+sends ``pub`` and gets back ``<event id> <monotonic time of publish>``; clients record
+``time.monotonic()`` when the frame with that id arrives (same machine, same clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+#: How many torrents an event changes, and how (a few fields, like a real poll's diff).
+EVENT_TORRENTS = 20
+
+
+def raise_fd_limit() -> int:
+    """Raise RLIMIT_NOFILE to the hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def fake_hash(i: int) -> str:
+    """A realistic 40-hex info-hash, distinct per index."""
+    return f"{i:08x}".rjust(40, "a")
+
+
+def event_changes(seq: int) -> dict[str, dict[str, Any]]:
+    """The ``changed`` part of the n-th benchmark event (same for every server)."""
+    return {
+        fake_hash(i): {
+            "progress": round((seq % 100) / 100 + i / 10_000, 4),
+            "downloaded": seq * 1_048_576 + i,
+            "amount_left": 1_000_000_000 - seq * 1_048_576,
+            "dl_speed": 100_000 + seq * 7 + i,
+            "eta": 3600 - seq,
+        }
+        for i in range(EVENT_TORRENTS)
+    }
+
+
+def event_payload(seq: int) -> dict[str, Any]:
+    """The whole ``diff`` payload the peers send (quart-dl builds the same from a ChangeSet)."""
+    return {"changed": event_changes(seq)}
+
+
+def dumps(payload: Any) -> str:
+    """Compact JSON, as quart-dl encodes it."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+async def serve_control(port: int, handlers: dict[str, Callable[[], str]]) -> asyncio.Server:
+    """A line protocol on 127.0.0.1:port: a command per line, one line back."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                command = line.decode().strip()
+                handler = handlers.get(command)
+                answer = handler() if handler else f"error unknown command {command!r}"
+                writer.write(answer.encode() + b"\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(session, "127.0.0.1", port)
+
+
+def now() -> float:
+    """The clock every process records with."""
+    return time.monotonic()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Control:
+    """The orchestrator's end of a server's control socket."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rwb")
+
+    def ask(self, command: str) -> str:
+        self.file.write(command.encode() + b"\n")
+        self.file.flush()
+        return self.file.readline().decode().strip()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
