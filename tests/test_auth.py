@@ -395,7 +395,10 @@ async def test_serve_warns_once_when_open_beyond_loopback(caplog: pytest.LogCapt
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="quart_dl"):
         task = asyncio.create_task(serve(settings, stop, create_app(settings, client=FakeQbtClient())))  # type: ignore[arg-type]
-        await asyncio.sleep(0.3)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any("without an access token" in r.getMessage() for r in caplog.records):
+            assert asyncio.get_running_loop().time() < deadline, "no warning within 10 s"
+            await asyncio.sleep(0.02)
         stop.set()
         await asyncio.wait_for(task, 10)
     warnings = [r for r in caplog.records if "without an access token" in r.getMessage()]
