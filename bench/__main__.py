@@ -1,8 +1,8 @@
 """``python -m bench``: run the benchmark, print the table, write JSON.
 
-    python -m bench            # 1,000 / 5,000 / 10,000 clients, 20 events each, plus poll cost
-    python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, plus poll cost
-    python -m bench --sizes 1000 --kinds quart-dl --skip-poll
+    python -m bench            # 1,000 / 5,000 / 10,000 clients, 20 events each, poll cost, storm
+    python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, poll cost, storm
+    python -m bench --sizes 1000 --kinds quart-dl --skip-poll --storm 0
 
 Every server kind runs the same clients and the same events in the same run, one after the
 other; ratios are taken within the run (the machine is shared, absolute figures are noisy).
@@ -94,7 +94,9 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=4, help="client processes")
     parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy quart-dl's broadcasts (needs py-spy)")
     parser.add_argument("--skip-poll", action="store_true")
+    parser.add_argument("--storm", type=int, default=5000, help="clients in the reconnect storm (0: skip)")
     parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
@@ -113,6 +115,7 @@ def main() -> int:
         "fanout": [],
         "ratios": [],
         "poll": None,
+        "storm": None,
     }
     if not args.skip_fanout:
         for n in sizes:
@@ -139,6 +142,14 @@ def main() -> int:
 
         print(f"poll cost: {args.torrents} torrents…", file=sys.stderr, flush=True)
         result["poll"] = run_pollcost(args.torrents)
+    if args.storm:
+        from .storm import run_storm
+
+        print(f"reconnect storm: {args.storm} clients…", file=sys.stderr, flush=True)
+        try:
+            result["storm"] = run_storm(args.storm, workers=args.workers, log_dir=log_dir)
+        except Exception as exc:
+            result["storm"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -159,6 +170,11 @@ def render(result: dict[str, Any]) -> str:
         parts.append("\nPoll cost:\n")
         parts.append("| figure | value |\n| --- | --- |")
         parts.extend(f"| {k} | {v} |" for k, v in poll.items())
+    storm = result.get("storm")
+    if storm:
+        parts.append("\nReconnect storm (quart-dl):\n")
+        parts.append("| figure | value |\n| --- | --- |")
+        parts.extend(f"| {k} | {v} |" for k, v in storm.items())
     return "\n".join(parts)
 
 

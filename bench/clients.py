@@ -21,7 +21,7 @@ from typing import Any
 
 from .common import raise_fd_limit
 
-ID_RE = re.compile(rb"^id: ?([^\r\n]*)", re.M)
+ID_RE = re.compile(rb"^id: ?([^\r\n]*)\n(?:event: ?([^\r\n]*))?", re.M)
 COMMENT_RE = re.compile(rb"^:", re.M)
 BATCH = 250
 
@@ -37,16 +37,21 @@ class Conn:
     first_byte: float = 0.0
     started: float = 0.0
     ids: dict[str, float] = field(default_factory=dict)
+    #: Reconnects only: the first (id, event kind) each new connection got, and when it was live.
+    openings: list[tuple[str, str, float]] = field(default_factory=list)
+    opened: bool = False
 
 
-def worker(
-    host: str, port: int, path: str, n: int, pipe: Connection, last_event_id: str | None = None
-) -> None:
+def worker(host: str, port: int, path: str, n: int, pipe: Connection, reconnect: float | None = None) -> None:
+    """``reconnect``: like EventSource, reopen a lost stream after that many seconds, with Last-Event-ID."""
     raise_fd_limit()
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
-    if last_event_id:
-        request += f"Last-Event-ID: {last_event_id}\r\n"
-    request_bytes = (request + "\r\n").encode()
+
+    def request_bytes(c: Conn) -> bytes:
+        extra = f"Last-Event-ID: {c.last_id}\r\n" if c.last_id else ""
+        return (request + extra + "\r\n").encode()
+
+    retry_at: list[tuple[float, Conn]] = []
     sel = selectors.DefaultSelector()
     conns: dict[int, Conn] = {}
     pending = n
@@ -55,19 +60,41 @@ def worker(
     heartbeats = 0
     bytes_in = 0
 
-    def open_batch(k: int) -> None:
+    def open_one(c: Conn | None) -> None:
         nonlocal failed
-        for _ in range(k):
-            s = socket.socket()
-            s.setblocking(False)
-            err = s.connect_ex((host, port))
-            if err not in (0, errno.EINPROGRESS):
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex((host, port))
+        if err not in (0, errno.EINPROGRESS):
+            s.close()
+            if c is not None and reconnect is not None:
+                retry_at.append((time.monotonic() + reconnect, c))
+            else:
                 failed += 1
-                s.close()
-                continue
+            return
+        if c is None:
             c = Conn(s, started=time.monotonic())
-            conns[s.fileno()] = c
-            sel.register(s, selectors.EVENT_WRITE, c)
+        else:
+            c.sock, c.headers, c.rest, c.live, c.opened = s, b"", b"", False, False
+        conns[id(c)] = c
+        sel.register(s, selectors.EVENT_WRITE, c)
+
+    def lost(c: Conn) -> None:
+        nonlocal closed
+        c.live = False
+        try:
+            sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()
+        if reconnect is not None:
+            retry_at.append((time.monotonic() + reconnect, c))
+        else:
+            closed += 1
+
+    def open_batch(k: int) -> None:
+        for _ in range(k):
+            open_one(None)
 
     def on_data(c: Conn, data: bytes, t: float) -> None:
         nonlocal heartbeats
@@ -92,6 +119,9 @@ def worker(
             key = m.group(1).decode()
             c.ids.setdefault(key, t)
             c.last_id = key
+            if not c.opened:
+                c.opened = True
+                c.openings.append((key, (m.group(2) or b"").decode(), t))
         heartbeats += len(COMMENT_RE.findall(block))
 
     deadline_next_batch = 0.0
@@ -103,16 +133,19 @@ def worker(
             open_batch(k)
             pending -= k
             deadline_next_batch = now + 0.02
+        if retry_at:
+            due = [c for at, c in retry_at if at <= now]
+            retry_at[:] = [(at, c) for at, c in retry_at if at > now]
+            for c in due:
+                open_one(c)
         for key, mask in sel.select(timeout=0.02):
             c = key.data
             s = c.sock
             if mask & selectors.EVENT_WRITE:
                 try:
-                    s.send(request_bytes)
+                    s.send(request_bytes(c))
                 except OSError:
-                    failed += 1
-                    sel.unregister(s)
-                    s.close()
+                    lost(c)
                     continue
                 sel.modify(s, selectors.EVENT_READ, c)
                 continue
@@ -124,23 +157,20 @@ def worker(
             except OSError:
                 data = b""
             if not data:
-                closed += 1
-                c.live = False
-                sel.unregister(s)
-                s.close()
+                lost(c)
                 continue
             bytes_in += len(data)
             on_data(c, data, t)
         while pipe.poll():
             command = pipe.recv()
             if command == "status":
-                live = sum(1 for c in conns.values() if c.live and c.sock.fileno() >= 0)
+                live = sum(1 for c in conns.values() if c.live)
                 pipe.send({"live": live, "failed": failed, "closed": closed, "pending": pending})
             elif command == "mark":
                 heartbeats = 0
                 pipe.send({"ok": True})
             elif command == "report":
-                pipe.send(_report(conns, heartbeats, bytes_in, failed, closed))
+                pipe.send(_report(conns, heartbeats, bytes_in, failed, closed, len(retry_at)))
             elif command == "stop":
                 running = False
     for c in conns.values():
@@ -150,7 +180,7 @@ def worker(
 
 
 def _report(
-    conns: dict[int, Conn], heartbeats: int, bytes_in: int, failed: int, closed: int
+    conns: dict[int, Conn], heartbeats: int, bytes_in: int, failed: int, closed: int, waiting: int
 ) -> dict[str, Any]:
     by_id: dict[str, list[float]] = {}
     for c in conns.values():
@@ -166,20 +196,24 @@ def _report(
         "live": len(live),
         "connect_times": [c.first_byte - c.started for c in live if c.first_byte],
         "last_ids": [c.last_id for c in conns.values()],
+        "openings": [c.openings for c in conns.values()],
+        "waiting": waiting,
     }
 
 
 class ClientPool:
     """``workers`` processes holding ``n`` connections between them."""
 
-    def __init__(self, host: str, port: int, path: str, n: int, workers: int) -> None:
+    def __init__(
+        self, host: str, port: int, path: str, n: int, workers: int, reconnect: float | None = None
+    ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
         self.procs: list[mp.process.BaseProcess] = []
         share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
         for k in share:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(host, port, path, k, child), daemon=True)
+            p = ctx.Process(target=worker, args=(host, port, path, k, child, reconnect), daemon=True)
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)

@@ -102,7 +102,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run_fanout(
-    kind: str, n: int, *, workers: int, events: int, heartbeat: float, log_dir: Path
+    kind: str,
+    n: int,
+    *,
+    workers: int,
+    events: int,
+    heartbeat: float,
+    log_dir: Path,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """One server kind with n idle clients: connect, idle (heartbeats), broadcast, report."""
     server = Server(kind, heartbeat, log_dir)
@@ -126,6 +133,31 @@ def run_fanout(
 
         # Broadcasts, spaced so that each normally reaches everybody before the next.
         spacing = max(0.5, n / 5000)
+        spy = None
+        if profile is not None:
+            # py-spy (sampling, outside the process) over the broadcast phase, collapsed stacks.
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(server.proc.pid),
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(profile),
+                    "-d",
+                    str(int(events * spacing + 2)),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+            )
+            time.sleep(1.0)
         published: list[tuple[str, float]] = []
         cpu0, t0 = server.cpu(), time.monotonic()
         for _ in range(events):
@@ -134,6 +166,8 @@ def run_fanout(
             time.sleep(spacing)
         time.sleep(2.0)
         bcast_cpu, bcast_wall = server.cpu() - cpu0, time.monotonic() - t0
+        if spy is not None:
+            spy.wait(30)
         final = pool.status()
         reports = pool.report()
     finally:
@@ -187,3 +221,22 @@ def run_fanout(
         "spacing_s": spacing,
         "median_spread_ms_all": round(statistics.median(spreads) * 1000, 1) if spreads else None,
     }
+
+
+def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """(function, self %, total %) from py-spy's collapsed stacks, the busiest first."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") for f in stack.split(";")]
+        samples += count
+        for f in set(frames):
+            total[f] = total.get(f, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    ranked = sorted(own, key=lambda f: own[f], reverse=True)[:top]
+    return [(f, round(100 * own[f] / samples, 1), round(100 * total[f] / samples, 1)) for f in ranked]
