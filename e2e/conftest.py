@@ -18,7 +18,7 @@ import pytest
 from nginx import Nginx
 
 from quart_dl.qbt_process import free_port
-from quart_dl.testing import ServerProcess
+from quart_dl.testing import ServerFactory
 from quart_dl.transfer import TransferPair
 
 CHROMIUM = "/usr/bin/chromium"
@@ -134,25 +134,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransferPair]:
 
 
 @pytest.fixture
-def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[ServerFactory]:
     """Start quart-dl processes following the pair's leecher; all stopped at the end."""
-    started: list[ServerProcess] = []
-
-    def make(**kwargs: Any) -> ServerProcess:
-        options: dict[str, Any] = {
-            "qbt_url": pair.leecher.url,
-            "qbt_username": pair.leecher.username,
-            "qbt_password": pair.leecher.password,
-        }
-        options.update(kwargs)
-        server = ServerProcess(tmp_path / f"server{len(started)}", **options)
-        started.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
+    factory = ServerFactory(tmp_path, pair.leecher.url, pair.leecher.username, pair.leecher.password)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture

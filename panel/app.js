@@ -9,8 +9,16 @@ import { Detail } from "./detail.js";
 const $ = (sel) => document.querySelector(sel);
 
 // ---- theme: prefers-color-scheme, overridable with ?theme=light|dark ----
+// The stylesheet holds the dark palette once, under [data-theme="dark"]: the choice is made
+// here, from ?theme= or else the system setting (followed live when it changes).
 const theme = new URLSearchParams(location.search).get("theme");
-if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
+const darkQuery = matchMedia("(prefers-color-scheme: dark)");
+function applyTheme() {
+  const chosen = theme === "light" || theme === "dark" ? theme : darkQuery.matches ? "dark" : "light";
+  document.documentElement.dataset.theme = chosen;
+}
+applyTheme();
+darkQuery.addEventListener("change", applyTheme);
 
 const dash = new Dashboard($("#dashboard"));
 const detail = new Detail($("#detail"));

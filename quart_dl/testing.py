@@ -324,3 +324,46 @@ class SSEReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def qbittorrent_processes(under: Path) -> list[int]:
+    """PIDs of live qbittorrent-nox processes whose profile is ``under`` or below it."""
+    needle = f"--profile={under}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg == needle or arg.startswith(needle + b"/") for arg in args):
+            pids.append(int(entry.name))
+    return pids
+
+
+class ServerFactory:
+    """Starts ``ServerProcess``es that follow one qBittorrent, and stops them all at the end.
+
+    The shape of the ``make_server`` fixture in the integration and end-to-end suites.
+    """
+
+    def __init__(self, root: Path, qbt_url: str, qbt_username: str, qbt_password: str) -> None:
+        self.root = root
+        self.defaults: dict[str, Any] = {
+            "qbt_url": qbt_url,
+            "qbt_username": qbt_username,
+            "qbt_password": qbt_password,
+        }
+        self.started: list[ServerProcess] = []
+
+    def __call__(self, **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(self.root / f"server{len(self.started)}", **{**self.defaults, **kwargs})
+        self.started.append(server)
+        server.start()
+        return server
+
+    def close(self) -> None:
+        """Stop every server started."""
+        for server in self.started:
+            server.stop()

@@ -7,12 +7,12 @@ qbittorrent-nox processes on loopback with a throttled transfer between them, an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from quart_dl.testing import ServerProcess
+from quart_dl.testing import ServerFactory
 from quart_dl.transfer import TransferPair
 
 
@@ -25,22 +25,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransferPair]:
 
 
 @pytest.fixture
-def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def make_server(pair: TransferPair, tmp_path: Path) -> Iterator[ServerFactory]:
     """Start quart-dl processes following the pair's leecher; all stopped at the end."""
-    started: list[ServerProcess] = []
-
-    def make(**kwargs: object) -> ServerProcess:
-        options: dict[str, object] = {
-            "qbt_url": pair.leecher.url,
-            "qbt_username": pair.leecher.username,
-            "qbt_password": pair.leecher.password,
-        }
-        options.update(kwargs)
-        server = ServerProcess(tmp_path / f"server{len(started)}", **options)  # type: ignore[arg-type]
-        started.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
+    factory = ServerFactory(tmp_path, pair.leecher.url, pair.leecher.username, pair.leecher.password)
+    yield factory
+    factory.close()

@@ -28,31 +28,7 @@ from quart_dl.qbt_process import (
     hash_password,
     wait_until,
 )
-
-try:
-    find_qbittorrent_nox()
-except QbtNotInstalled:  # pragma: no cover - depends on the machine
-    HAVE_QBT = False
-else:
-    HAVE_QBT = True
-
-needs_qbt = pytest.mark.skipif(not HAVE_QBT, reason="qbittorrent-nox is not installed")
-
-
-def processes_using(root: Path) -> list[int]:
-    """PIDs of live processes whose command line names this profile directory."""
-    needle = f"--profile={root}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in cmdline.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
+from quart_dl.testing import qbittorrent_processes
 
 
 def pid_alive(pid: int) -> bool:
@@ -151,7 +127,6 @@ def test_profile_path_with_equals_sign_is_refused_early(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ real daemons
 
 
-@needs_qbt
 def test_start_stop_restart_keeps_ports_and_profile(tmp_path: Path) -> None:
     q = QbtInstance(tmp_path / "p", name="restart")
     ports = (q.webui_port, q.bt_port)
@@ -185,10 +160,9 @@ def test_start_stop_restart_keeps_ports_and_profile(tmp_path: Path) -> None:
         assert "restart" in q.log_path.read_text()
     finally:
         q.stop()
-    assert processes_using(q.root) == []
+    assert qbittorrent_processes(q.root) == []
 
 
-@needs_qbt
 def test_wrong_password_fails_without_banning(tmp_path: Path) -> None:
     """Six wrong logins (default ban is after five), then the right one still works."""
     with QbtInstance(tmp_path / "p") as q:
@@ -198,7 +172,6 @@ def test_wrong_password_fails_without_banning(tmp_path: Path) -> None:
         assert q.client().app_version().startswith("v")
 
 
-@needs_qbt
 def test_suspend_makes_calls_time_out_and_resume_recovers(tmp_path: Path) -> None:
     with QbtInstance(tmp_path / "p") as q:
         client = q.client(timeout=0.5)
@@ -216,7 +189,6 @@ def test_suspend_makes_calls_time_out_and_resume_recovers(tmp_path: Path) -> Non
         assert client.app_version().startswith("v")
 
 
-@needs_qbt
 def test_stop_while_suspended_is_graceful_and_prompt(tmp_path: Path) -> None:
     q = QbtInstance(tmp_path / "p")
     q.start()
@@ -227,23 +199,21 @@ def test_stop_while_suspended_is_graceful_and_prompt(tmp_path: Path) -> None:
     q.stop(timeout=5)
     assert time.monotonic() - started < 3  # SIGCONT let it act on SIGTERM
     assert not pid_alive(pid)
-    assert processes_using(q.root) == []
+    assert qbittorrent_processes(q.root) == []
 
 
-@needs_qbt
 def test_kill_and_context_manager_leave_no_process(tmp_path: Path) -> None:
     q = QbtInstance(tmp_path / "killed")
     q.start()
     q.kill()
     assert not q.running
-    assert processes_using(q.root) == []
+    assert qbittorrent_processes(q.root) == []
 
     with QbtInstance(tmp_path / "ctx") as ctx:
-        assert processes_using(ctx.root) == [ctx.pid]
-    assert processes_using(ctx.root) == []
+        assert qbittorrent_processes(ctx.root) == [ctx.pid]
+    assert qbittorrent_processes(ctx.root) == []
 
 
-@needs_qbt
 def test_fresh_object_on_old_profile_uses_its_own_password(tmp_path: Path) -> None:
     with QbtInstance(tmp_path / "p", password="one"):
         pass
@@ -251,7 +221,6 @@ def test_fresh_object_on_old_profile_uses_its_own_password(tmp_path: Path) -> No
         assert again.client().app_version().startswith("v")
 
 
-@needs_qbt
 def test_webui_port_taken_by_someone_else(tmp_path: Path) -> None:
     """A fixed port that is taken fails fast with the log; a picked one is re-picked."""
     with socket.socket() as squatter:
@@ -264,7 +233,7 @@ def test_webui_port_taken_by_someone_else(tmp_path: Path) -> None:
         with pytest.raises(QbtStartError, match="could not bind"):
             fixed.start(timeout=10)
         assert time.monotonic() - started < 5
-        assert processes_using(fixed.root) == []
+        assert qbittorrent_processes(fixed.root) == []
 
         picked = QbtInstance(tmp_path / "picked")
         picked.webui_port = taken  # as if another process won the race for it
@@ -273,7 +242,6 @@ def test_webui_port_taken_by_someone_else(tmp_path: Path) -> None:
             assert picked.client().app_version().startswith("v")
 
 
-@needs_qbt
 def test_atexit_cleanup_stops_forgotten_daemons(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
@@ -291,10 +259,9 @@ def test_atexit_cleanup_stops_forgotten_daemons(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout.strip())
     assert not pid_alive(pid)
-    assert processes_using(tmp_path / "forgotten") == []
+    assert qbittorrent_processes(tmp_path / "forgotten") == []
 
 
-@needs_qbt
 def test_bittorrent_port_taken_by_someone_else(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -304,7 +271,7 @@ def test_bittorrent_port_taken_by_someone_else(tmp_path: Path) -> None:
         fixed = QbtInstance(tmp_path / "fixed", webui_port=free_port(), bt_port=taken)
         with pytest.raises(QbtStartError, match="BitTorrent could not bind"):
             fixed.start(timeout=10)
-        assert processes_using(fixed.root) == []
+        assert qbittorrent_processes(fixed.root) == []
 
         picked = QbtInstance(tmp_path / "picked")
         picked.bt_port = taken

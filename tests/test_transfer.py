@@ -14,7 +14,7 @@ import pytest
 import qbittorrentapi
 import torf
 
-from quart_dl.qbt_process import QbtNotInstalled, find_qbittorrent_nox
+from quart_dl.testing import qbittorrent_processes
 from quart_dl.transfer import (
     TransferError,
     TransferPair,
@@ -22,31 +22,6 @@ from quart_dl.transfer import (
     make_torrent,
     piece_size_for,
 )
-
-try:
-    find_qbittorrent_nox()
-except QbtNotInstalled:  # pragma: no cover - depends on the machine
-    HAVE_QBT = False
-else:
-    HAVE_QBT = True
-
-needs_qbt = pytest.mark.skipif(not HAVE_QBT, reason="qbittorrent-nox is not installed")
-
-
-def profile_processes(base: Path) -> list[int]:
-    """PIDs of live processes started with a profile under ``base``."""
-    needle = f"--profile={base}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(needle) for arg in args):
-            pids.append(int(entry.name))
-    return pids
 
 
 def test_make_payload_writes_random_bytes_of_the_exact_size(tmp_path: Path) -> None:
@@ -79,7 +54,6 @@ def test_make_torrent_is_private_trackerless_and_reproducible(tmp_path: Path) ->
     assert torrent.size == 1024 * 1024
 
 
-@needs_qbt
 def test_throttled_transfer_completes_with_rising_progress(tmp_path: Path) -> None:
     """1 MiB at 256 KiB/s: progress is seen rising several times, then completes."""
     size, rate = 1024 * 1024, 256 * 1024
@@ -106,15 +80,14 @@ def test_throttled_transfer_completes_with_rising_progress(tmp_path: Path) -> No
         assert elapsed > 1.5, elapsed  # the limit holds: unthrottled this takes ~0.1 s
         assert pair.download_path(info_hash).name == "one.bin"
         assert pair.download_path(info_hash).read_bytes() == pair.payload_path(info_hash).read_bytes()
-        assert sorted(profile_processes(tmp_path)) == sorted(
+        assert sorted(qbittorrent_processes(tmp_path)) == sorted(
             pid for pid in (pair.seeder.pid, pair.leecher.pid) if pid is not None
         )
-    assert profile_processes(tmp_path) == []
+    assert qbittorrent_processes(tmp_path) == []
     assert not pair.seeder.running
     assert not pair.leecher.running
 
 
-@needs_qbt
 def test_leecher_restart_then_reconnect_and_raise_rate(tmp_path: Path) -> None:
     """A restarted leecher knows no peers (no tracker, no DHT) until told again."""
     with TransferPair(tmp_path) as pair:
@@ -131,7 +104,7 @@ def test_leecher_restart_then_reconnect_and_raise_rate(tmp_path: Path) -> None:
         done = pair.wait_complete(info_hash, timeout=20)
         assert done.amount_left == 0
         assert pair.download_path().read_bytes() == pair.payload_path().read_bytes()
-    assert profile_processes(tmp_path) == []
+    assert qbittorrent_processes(tmp_path) == []
 
 
 def test_helpers_need_a_hash_before_any_transfer(tmp_path: Path) -> None:
@@ -145,7 +118,6 @@ def test_helpers_need_a_hash_before_any_transfer(tmp_path: Path) -> None:
             call()
 
 
-@needs_qbt
 def test_same_name_twice_does_not_clobber_the_first(tmp_path: Path) -> None:
     """A long-lived pair (session fixture) may add the same default name again."""
     with TransferPair(tmp_path) as pair:
