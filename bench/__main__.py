@@ -94,7 +94,7 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=4, help="client processes")
     parser.add_argument("--skip-fanout", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="py-spy quart-dl's broadcasts (needs py-spy)")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument quart-dl's broadcasts")
     parser.add_argument("--skip-poll", action="store_true")
     parser.add_argument("--storm", type=int, default=5000, help="clients in the reconnect storm (0: skip)")
     parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
@@ -130,6 +130,11 @@ def main() -> int:
                         events=events,
                         heartbeat=args.heartbeat,
                         log_dir=log_dir,
+                        profile=(
+                            log_dir.parent / f"profile-{kind}-{n}.txt"
+                            if args.profile and kind == "quart-dl"
+                            else None
+                        ),
                     )
                 except Exception as exc:
                     row = {"kind": kind, "clients": n, "error": f"{exc.__class__.__name__}: {exc}"}

@@ -29,7 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """A server under test in its own process, with its control socket."""
 
-    def __init__(self, kind: str, heartbeat: float, log_dir: Path, torrents: int = 0, port: int = 0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        heartbeat: float,
+        log_dir: Path,
+        torrents: int = 0,
+        port: int = 0,
+        profile: Path | None = None,
+    ) -> None:
         self.kind = kind
         self.port = port or free_port()
         self.control_port = free_port()
@@ -45,6 +53,9 @@ class Server:
         args += ["--heartbeat", f"{heartbeat:g}"]
         if torrents:
             args += ["--torrents", str(torrents)]
+        if profile is not None:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--profile-out", str(profile)]
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = (log_dir / f"{kind}-{self.port}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -112,7 +123,7 @@ def run_fanout(
     profile: Path | None = None,
 ) -> dict[str, Any]:
     """One server kind with n idle clients: connect, idle (heartbeats), broadcast, report."""
-    server = Server(kind, heartbeat, log_dir)
+    server = Server(kind, heartbeat, log_dir, profile=profile)
     pool: ClientPool | None = None
     try:
         time.sleep(1.5)  # quart-dl: its first poll and commit; the others: nothing
@@ -133,31 +144,8 @@ def run_fanout(
 
         # Broadcasts, spaced so that each normally reaches everybody before the next.
         spacing = max(0.5, n / 5000)
-        spy = None
         if profile is not None:
-            # py-spy (sampling, outside the process) over the broadcast phase, collapsed stacks.
-            profile.parent.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "-p",
-                    str(server.proc.pid),
-                    "-r",
-                    "250",
-                    "-f",
-                    "raw",
-                    "-o",
-                    str(profile),
-                    "-d",
-                    str(int(events * spacing + 2)),
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
-            )
-            time.sleep(1.0)
+            server.control.ask("profile-start")
         published: list[tuple[str, float]] = []
         cpu0, t0 = server.cpu(), time.monotonic()
         for _ in range(events):
@@ -166,8 +154,8 @@ def run_fanout(
             time.sleep(spacing)
         time.sleep(2.0)
         bcast_cpu, bcast_wall = server.cpu() - cpu0, time.monotonic() - t0
-        if spy is not None:
-            spy.wait(30)
+        if profile is not None:
+            server.control.ask("profile-stop")
         final = pool.status()
         reports = pool.report()
     finally:
@@ -221,22 +209,3 @@ def run_fanout(
         "spacing_s": spacing,
         "median_spread_ms_all": round(statistics.median(spreads) * 1000, 1) if spreads else None,
     }
-
-
-def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
-    """(function, self %, total %) from py-spy's collapsed stacks, the busiest first."""
-    own: dict[str, int] = {}
-    total: dict[str, int] = {}
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        frames = [f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") for f in stack.split(";")]
-        samples += count
-        for f in set(frames):
-            total[f] = total.get(f, 0) + count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-    ranked = sorted(own, key=lambda f: own[f], reverse=True)[:top]
-    return [(f, round(100 * own[f] / samples, 1), round(100 * total[f] / samples, 1)) for f in ranked]

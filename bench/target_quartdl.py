@@ -86,7 +86,26 @@ async def main(args: argparse.Namespace) -> None:
         hub = runtime(app).hub
         return f"{hub.client_count} {len(hub.torrents)} {hub.last_event_id}"
 
-    control = await serve_control(args.control, {"pub": pub, "count": count, "ping": lambda: "ok"})
+    profiler: Any = None
+
+    def profile_start() -> str:
+        # pyinstrument in the process (py-spy cannot attach where ptrace is restricted).
+        nonlocal profiler
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        profiler.start()
+        return "ok"
+
+    def profile_stop() -> str:
+        profiler.stop()
+        Path(args.profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=True))
+        return "ok"
+
+    handlers = {"pub": pub, "count": count, "ping": lambda: "ok"}
+    if args.profile_out:
+        handlers |= {"profile-start": profile_start, "profile-stop": profile_stop}
+    control = await serve_control(args.control, handlers)
     try:
         await serve(settings, app=app)
     finally:
@@ -99,6 +118,9 @@ def cli() -> None:
     parser.add_argument("--control", type=int, required=True)
     parser.add_argument("--heartbeat", type=float, default=15.0)
     parser.add_argument("--torrents", type=int, default=0)
+    parser.add_argument(
+        "--profile-out", help="allow profile-start/-stop on the control socket (pyinstrument)"
+    )
     asyncio.run(main(parser.parse_args()))
 
 
