@@ -137,7 +137,7 @@ def project(torrent_hash: str, raw: Mapping[str, Any]) -> Record:
 
 
 def transfer_of(server_state: Mapping[str, Any]) -> Record:
-    """The global transfer object from qBittorrent's ``server_state``."""
+    """qBittorrent's own global figures from ``server_state`` (the totals are used)."""
     return {
         "dl_speed": _int(server_state, "dl_info_speed"),
         "up_speed": _int(server_state, "up_info_speed"),
@@ -241,14 +241,19 @@ class TorrentTable:
         if self._quiet and full:
             changes.added, changes.completed = [], []
             self._quiet = False
+        merged = dict(self.transfer)
         server_state = maindata.get("server_state")
-        if server_state:
-            merged = dict(self.transfer)
+        if isinstance(server_state, Mapping) and server_state:
             fresh = transfer_of({**self._raw_server_state(), **server_state})
-            merged.update(fresh)
-            if merged != self.transfer:
-                changes.transfer = merged
-                self.transfer = merged
+            merged["dl_total"], merged["up_total"] = fresh["dl_total"], fresh["up_total"]
+        # Speeds are the sum of the torrents' own: qBittorrent's global rate is measured over
+        # its refresh interval and, under per-torrent limits, swings between 0 and bursts
+        # while every torrent reports a steady rate (seen on 4.5.2 at 250 and 1500 ms).
+        merged["dl_speed"] = sum(r["dl_speed"] for r in self.records.values())
+        merged["up_speed"] = sum(r["up_speed"] for r in self.records.values())
+        if merged != self.transfer:
+            changes.transfer = merged
+            self.transfer = merged
         return changes
 
     def _raw_server_state(self) -> dict[str, Any]:

@@ -177,7 +177,8 @@ async def test_status(served: RunningApp) -> None:
     assert body["status"]["version"] == "v4.5.2"
     assert body["status"]["message"] is None
     assert isinstance(body["status"]["last_poll"], float)
-    assert body["transfer"] == {"dl_speed": 204_800, "up_speed": 1024, "dl_total": 650_117, "up_total": 4096}
+    # speeds: the sum of the torrents' own; totals: qBittorrent's server_state
+    assert body["transfer"] == {"dl_speed": 1000, "up_speed": 2000, "dl_total": 650_117, "up_total": 4096}
     assert body["poller"]["interval"] == 30.0  # nobody streams
     assert body["poller"]["errors"] == 0
     assert body["poller"]["last_error"] is None

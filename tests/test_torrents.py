@@ -189,7 +189,11 @@ def test_torrents_removed() -> None:
     changes = table.apply(partial_update(removed=[H1, H3]))
     assert changes.removed == [H1]  # H3 was never known: nothing to remove
     assert set(table.records) == {H2}
-    assert changes.as_event() == {"changed": {}, "removed": [H1]}
+    event = changes.as_event()
+    assert event["changed"] == {}
+    assert event["removed"] == [H1]
+    # the removed torrent's speed leaves the total
+    assert event["transfer"]["dl_speed"] == table.records[H2]["dl_speed"]
 
 
 def test_added_torrent_in_a_partial_update_carries_its_full_record() -> None:
@@ -207,14 +211,29 @@ def test_transfer_partial_server_state_is_merged() -> None:
             server_state={"dl_info_speed": 100, "up_info_speed": 5, "dl_info_data": 1000, "up_info_data": 50}
         )
     )
-    assert first.transfer == {"dl_speed": 100, "up_speed": 5, "dl_total": 1000, "up_total": 50}
-    changes = table.apply(partial_update(server_state={"dl_info_speed": 200}))
-    assert changes.transfer == {"dl_speed": 200, "up_speed": 5, "dl_total": 1000, "up_total": 50}
+    assert first.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 1000, "up_total": 50}
+    changes = table.apply(partial_update(server_state={"dl_info_data": 2000}))
+    assert changes.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 2000, "up_total": 50}
     assert table.transfer == changes.transfer
     # a server_state that repeats what is known is no change
-    assert table.apply(partial_update(server_state={"dl_info_speed": 200})).transfer is None
+    assert table.apply(partial_update(server_state={"dl_info_data": 2000})).transfer is None
     # a server_state with only keys quart-dl does not use is no change either
     assert not table.apply(partial_update(server_state={"free_space_on_disk": 1}))
+
+
+def test_regression_global_speed_reads_zero_while_torrents_download() -> None:
+    # qBittorrent 4.5.2's dl_info_speed swung between 0 and bursts during a steady
+    # throttled download: the panel header and Home Assistant's sensor showed 0 B/s.
+    table = TorrentTable()
+    table.apply(full_update({H1: raw_torrent(dlspeed=150_000, upspeed=10), H2: raw_torrent(dlspeed=50_000)}))
+    changes = table.apply(partial_update({H1: {"dlspeed": 160_000}}, server_state={"dl_info_speed": 0}))
+    assert changes.transfer is not None
+    assert changes.transfer["dl_speed"] == 210_000
+    assert table.transfer["up_speed"] == 10
+    # a removed torrent no longer counts
+    gone = table.apply(partial_update(removed=[H2]))
+    assert gone.transfer is not None
+    assert gone.transfer["dl_speed"] == 160_000
 
 
 def test_as_event_leaves_out_empty_parts() -> None:
