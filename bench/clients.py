@@ -21,7 +21,7 @@ from typing import Any
 
 from .common import raise_fd_limit
 
-ID_RE = re.compile(rb"^id: ?([^\r\n]*)\n(?:event: ?([^\r\n]*))?", re.M)
+ID_RE = re.compile(rb"^id: ?([^\r\n]*)\r?\n(?:event: ?([^\r\n]*))?", re.M)  # sse-starlette: CRLF
 COMMENT_RE = re.compile(rb"^:", re.M)
 BATCH = 250
 
