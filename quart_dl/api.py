@@ -9,38 +9,39 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request
+from quart import Blueprint, Response, jsonify
+from quart_schema import document_response, validate_querystring
 
 from . import __version__
 from .errors import api_error
 from .events import PROTOCOL_VERSION
+from .openapi import (
+    ErrorBody,
+    Health,
+    History,
+    HistoryQuery,
+    Status,
+    TorrentList,
+    TorrentRecord,
+    TorrentsQuery,
+)
 from .runtime import runtime
 from .store import DB_ERRORS
-from .torrents import FIELDS, HASH_RE, PHASES
+from .torrents import HASH_RE
 
 bp = Blueprint("api", __name__)
 
-_SORTABLE = frozenset(FIELDS)
-
-
-def _bad(field: str, message: str) -> Response:
-    return api_error(400, "invalid_parameter", message, field)
+# Query strings are checked by their models (openapi.py) before a handler runs: a bad one
+# is a 400 naming the parameter (errors.py), unknown parameters are ignored.
 
 
 @bp.get("/api/torrents")
-async def list_torrents() -> Response:
+@validate_querystring(TorrentsQuery)
+@document_response(TorrentList)
+@document_response(ErrorBody, 400)
+async def list_torrents(query_args: TorrentsQuery) -> Response:
     """All torrents, optionally filtered by phase and sorted by any field."""
-    phases_arg = request.args.get("phase", "")
-    phases = {p.strip() for p in phases_arg.split(",") if p.strip()}
-    unknown = sorted(phases - set(PHASES))
-    if unknown:
-        return _bad("phase", f"unknown phase {unknown[0]!r}; expected one of {', '.join(PHASES)}")
-    sort = request.args.get("sort", "added_at")
-    if sort not in _SORTABLE:
-        return _bad("sort", f"cannot sort by {sort!r}; expected a record field such as name or progress")
-    order = request.args.get("order", "asc")
-    if order not in ("asc", "desc"):
-        return _bad("order", "order must be 'asc' or 'desc'")
+    phases, sort, order = query_args.phases(), query_args.sort, query_args.order
     rt = runtime()
     await rt.poller.fresh(rt.settings.poll_interval)
     hub = rt.hub
@@ -63,6 +64,9 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 
 @bp.get("/api/torrents/<torrent_hash>")
+@document_response(TorrentRecord)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 404)
 async def get_torrent(torrent_hash: str) -> Response:
     """One torrent's record."""
     torrent_hash = torrent_hash.lower()
@@ -77,6 +81,7 @@ async def get_torrent(torrent_hash: str) -> Response:
 
 
 @bp.get("/api/status")
+@document_response(Status)
 async def status() -> Response:
     """The poller's and the server's state."""
     rt = runtime()
@@ -102,20 +107,13 @@ async def status() -> Response:
 
 
 @bp.get("/api/history")
-async def history() -> Response:
+@validate_querystring(HistoryQuery)
+@document_response(History)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 503)
+async def history(query_args: HistoryQuery) -> Response:
     """Speed samples of the last ``minutes`` (default 60), global or of one torrent."""
-    minutes_arg = request.args.get("minutes", "60")
-    try:
-        minutes = float(minutes_arg)
-    except ValueError:
-        return _bad("minutes", f"minutes must be a number, got {minutes_arg[:40]!r}")
-    if not 0 < minutes <= 525_600:
-        return _bad("minutes", "minutes must be between 0 and 525600")
-    torrent_hash = request.args.get("hash")
-    if torrent_hash is not None:
-        torrent_hash = torrent_hash.lower()
-        if not HASH_RE.match(torrent_hash):
-            return _bad("hash", "the hash must be 40 or 64 hexadecimal characters")
+    minutes, torrent_hash = query_args.minutes, query_args.hash
     try:
         samples = await runtime().store.history(time.time() - minutes * 60, torrent_hash)
     except DB_ERRORS:
@@ -124,6 +122,7 @@ async def history() -> Response:
 
 
 @bp.get("/healthz")
+@document_response(Health)
 async def healthz() -> Response:
     """Liveness: the server answers (qBittorrent's state is in /api/status)."""
     return jsonify({"ok": True})

@@ -18,6 +18,7 @@ from .errors import install_error_handlers
 from .hub import Hub
 from .limits import install_limits
 from .metrics import Metrics
+from .openapi import install_openapi
 from .poller import Poller
 from .qbt_client import QbtClient
 from .runtime import Runtime, runtime
@@ -33,6 +34,8 @@ log = logging.getLogger("quart_dl")
 def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
     """A ready-to-serve app; ``client`` replaces the qBittorrent client (tests)."""
     app = Quart("quart_dl")
+    # First: quart-schema replaces app.json, which the lines below configure.
+    install_openapi(app)
     app.config["RESPONSE_TIMEOUT"] = 60  # streams lift it for themselves; see sse.py
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["JSON_SORT_KEYS"] = False

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import ValidationError
 from quart import Quart, Response, jsonify, request
+from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("quart_dl.errors")
@@ -53,7 +55,25 @@ def install_error_handlers(app: Quart) -> None:
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
 
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_parameter(exc: RequestSchemaValidationError) -> Response:
+        # A query string its model (openapi.py) refused: keep our format, name the field.
+        field, message = _first_problem(exc.validation_error)
+        return api_error(400, "invalid_parameter", message, field)
+
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return api_error(500, "internal_error", "the server hit an unexpected error; see its log")
+
+
+def _first_problem(error: Exception) -> tuple[str | None, str]:
+    """The parameter at fault and a sentence for it, from a validation error."""
+    if not isinstance(error, ValidationError) or not error.errors():
+        return None, "the request's parameters are not valid"
+    problem = error.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or None
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, ValueError):
+        return field, str(cause)  # our validators' own sentence (openapi.py)
+    return field, f"{field}: {problem['msg']}" if field else problem["msg"]

@@ -22,11 +22,13 @@ import time
 from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, request
+from quart_schema import document_response, validate_querystring
 
 from .errors import api_error
 from .events import retry_frame
 from .hub import CLIENT_CLOSED, Hub, Subscriber
 from .limits import Ticket, admit_stream
+from .openapi import ErrorBody, StreamQuery
 from .runtime import runtime
 from .torrents import HASH_RE
 
@@ -44,37 +46,43 @@ STREAM_HEADERS = {
 
 
 @bp.get("/api/events")
-async def all_events() -> Response:
+@validate_querystring(StreamQuery)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 503)
+async def all_events(query_args: StreamQuery) -> Response:
     """Every torrent, status and transfer: the panel's dashboard and Home Assistant."""
-    return _stream_response(None)
+    return _stream_response(None, query_args)
 
 
 @bp.get("/api/torrents/<torrent_hash>/events")
-async def torrent_events(torrent_hash: str) -> Response:
+@validate_querystring(StreamQuery)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 503)
+async def torrent_events(torrent_hash: str, query_args: StreamQuery) -> Response:
     """One torrent, for a detail view."""
     torrent_hash = torrent_hash.lower()
     if not HASH_RE.match(torrent_hash):
         return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
     if torrent_hash not in runtime().hub.torrents:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
-    return _stream_response(torrent_hash)
+    return _stream_response(torrent_hash, query_args)
 
 
-def _stream_response(torrent_hash: str | None) -> Response:
+def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
     rt = runtime()
-    mode = request.args.get("heartbeat", "comment")
-    if mode not in ("comment", "event"):
-        return api_error(400, "invalid_parameter", "heartbeat must be 'comment' or 'event'", "heartbeat")
     if rt.hub.closing:
         response = api_error(503, "shutting_down", "the server is restarting; retry shortly")
         response.headers["Retry-After"] = "1"
         return response
-    last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+    last_event_id = request.headers.get("Last-Event-ID") or query.lastEventId
     remote = request.remote_addr or "-"
     ticket = admit_stream(remote)
     if isinstance(ticket, Response):
         return ticket
-    body = _stream(rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, mode == "event", ticket)
+    body = _stream(
+        rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, query.heartbeat == "event", ticket
+    )
     ticket.bind(body)
     response = Response(body, status=200, headers=STREAM_HEADERS)
     response.timeout = None

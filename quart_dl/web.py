@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quart import Blueprint, Quart, Response, request, send_from_directory
+from quart_schema import hide
 from werkzeug.exceptions import NotFound
 
 from .errors import api_error
@@ -27,12 +28,14 @@ def panel_dir() -> Path:
 
 
 @bp.get("/")
+@hide  # the panel is not part of the API description (/openapi.json)
 async def index() -> Response:
     """The panel."""
     return await _send("index.html")
 
 
 @bp.get("/<path:filename>")
+@hide
 async def static_file(filename: str) -> Response:
     """A panel asset (JavaScript module, stylesheet, icon)."""
     if filename.startswith("api/"):
