@@ -20,7 +20,7 @@ import logging
 import weakref
 from collections import Counter
 
-from quart import Quart, Response, current_app
+from quart import Quart, Response, current_app, request
 
 from .errors import api_error
 from .settings import Settings
@@ -29,6 +29,8 @@ log = logging.getLogger("quart_dl.limits")
 
 #: Seconds a refused client is asked to wait.
 RETRY_AFTER = 5
+#: Request line and headers, in bytes (also Hypercorn's h11/h2 limits, see server.py).
+MAX_HEADER_BYTES = 16 * 1024
 
 
 def client_key(remote: str | None) -> str:
@@ -101,9 +103,22 @@ class StreamLimits:
 
 
 def install_limits(app: Quart, settings: Settings) -> StreamLimits:
-    """Attach the stream caps to ``app`` (read by the SSE routes through ``stream_limits``)."""
+    """Attach the stream caps to ``app`` (read by the SSE routes through ``stream_limits``),
+    and the cap on request headers."""
     limits = StreamLimits(settings.max_streams_per_client, settings.max_streams)
     app.extensions["quart_dl.limits"] = limits
+
+    @app.before_request
+    async def cap_headers() -> Response | None:
+        # Hypercorn's h11_max_incomplete_size only counts a head that is still incomplete:
+        # one that arrives whole in a single read (up to 64 KiB) passed, 20 KB or 60 KB of
+        # headers alike (test_regression_huge_headers_in_one_packet_are_a_431).
+        size = len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b""))
+        size += sum(len(name) + len(value) + 4 for name, value in request.scope.get("headers", ()))
+        if size > MAX_HEADER_BYTES:
+            return api_error(431, "headers_too_large", f"request headers over {MAX_HEADER_BYTES} bytes")
+        return None
+
     return limits
 
 

@@ -19,6 +19,7 @@ from quart import Quart
 
 from .app import create_app
 from .auth import open_bind_warning
+from .limits import MAX_HEADER_BYTES
 from .runtime import runtime
 from .settings import Settings
 
@@ -35,8 +36,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.read_timeout = None
     # Request line and headers: about 16 KiB (a bigger block is refused with 431 before
     # the app sees it); the bodies this API takes are capped by MAX_CONTENT_LENGTH.
-    config.h11_max_incomplete_size = 16 * 1024
-    config.h2_max_header_list_size = 16 * 1024
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES
+    config.h2_max_header_list_size = MAX_HEADER_BYTES
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
