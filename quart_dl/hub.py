@@ -115,6 +115,7 @@ class Hub:
             "since": time.time(),
             "version": None,
             "last_poll": None,
+            "database": {"ok": True, "last_error": None},
         }
         self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
         self._buffer: deque[Event] = deque(maxlen=replay_size)

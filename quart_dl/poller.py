@@ -174,8 +174,12 @@ class Poller:
             log.info("qBittorrent is back after %d failed polls", self.failures)
         self.failures = 0
         now = time.time()
-        if changes:
+        # A store that fell behind retries on every poll, not only when something changed:
+        # otherwise a table that went quiet during a database fault (a download that
+        # completed meanwhile) would never reach the database (test_faults, "catches up").
+        if changes or self.store.behind:
             await self.store.commit(changes, self.table.records)
+        if changes:
             self.hub.publish_changes(changes)
         # "connected" only once data came back: a login that works while sync fails must not
         # make the panel blink connected/unreachable on every retry.
@@ -187,6 +191,9 @@ class Poller:
             message=None,
             last_poll=now,
             version=self._version,
+            # The database's health rides on the status object (an added field, protocol 1):
+            # a status event tells the stream when it fails and when it is caught up again.
+            database={"ok": not self.store.behind, "last_error": self.store.last_error},
             **({"since": now} if status_changed else {}),
         )
         if status_changed:

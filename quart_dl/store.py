@@ -59,10 +59,21 @@ except ImportError:  # pragma: no cover
     pass
 
 
+#: How long an SQLite write waits for a lock held by another process (milliseconds).
+#: sqlite3's default is 5 s, and the poller awaits every commit: a locked database then froze
+#: the stream for 5 s per poll instead of being served from memory (test_faults,
+#: test_sqlite_locked_streams_from_memory_and_catches_up). A failed commit costs nothing: the
+#: store marks itself behind and catches up on a later poll.
+SQLITE_BUSY_TIMEOUT_MS = 200
+
+
 def tortoise_url(url: str) -> str:
-    """Accept ``postgresql://`` too (what people copy from elsewhere)."""
+    """Accept ``postgresql://`` too (what people copy from elsewhere); bound SQLite's lock wait."""
     if url.startswith("postgresql://"):
         return "postgres://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite://") and "busy_timeout=" not in url:
+        # Tortoise runs every query parameter of an SQLite URL as a PRAGMA.
+        return f"{url}{'&' if '?' in url else '?'}busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"
     return url
 
 

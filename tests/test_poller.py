@@ -212,8 +212,10 @@ async def test_changes_are_published_while_the_database_fails(
     sub, _, _ = poller.hub.subscribe()
     await poller.poll_once()
     assert store.behind is True
-    (diff,) = events(sub)
+    diff, status = events(sub)
     assert diff["data"]["changed"] == {H1: {"progress": 0.5}}
+    # The stream is told too (test_faults: "status shows the fault").
+    assert status["data"]["database"] == {"ok": False, "last_error": "OperationalError"}
     await conn.execute_script("ALTER TABLE torrent_away RENAME TO torrent")
     client.script(partial_update({H2: raw_torrent("two")}))
     await poller.poll_once()

@@ -117,7 +117,7 @@ async def reload(url: str = "") -> dict[str, Record]:
 def test_tortoise_url_accepts_postgresql_scheme() -> None:
     assert tortoise_url("postgresql://u:p@db/quart") == "postgres://u:p@db/quart"
     assert tortoise_url("postgres://u@db/quart") == "postgres://u@db/quart"
-    assert tortoise_url("sqlite:///var/lib/q.sqlite3") == "sqlite:///var/lib/q.sqlite3"
+    assert tortoise_url("sqlite:///var/lib/q.sqlite3") == "sqlite:///var/lib/q.sqlite3?busy_timeout=200"
 
 
 # -- commits -----------------------------------------------------------------------------------

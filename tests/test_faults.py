@@ -1,0 +1,283 @@
+"""Fault injection with real processes: qBittorrent, quart-dl, SQLite and PostgreSQL.
+
+Each test says first what must not be lost. Everything is real: a qbittorrent-nox pair with a
+throttled transfer (``pair``), ``python -m quart_dl serve`` child processes, raw sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import faultkit
+import pytest
+from faultkit import AsyncStream, apply_events, completions
+
+from quart_dl.testing import ServerProcess, get_json, wait_for
+from quart_dl.transfer import TransferPair
+
+KiB = 1024
+MiB = 1024 * 1024
+
+Make = Callable[..., ServerProcess]
+
+
+def progress_of(messages: list[faultkit.Msg], torrent_hash: str) -> list[float]:
+    out = []
+    for m in messages:
+        if m.event == "snapshot" and torrent_hash in m.json()["torrents"]:
+            out.append(m.json()["torrents"][torrent_hash]["progress"])
+        elif m.event == "diff" and "progress" in m.json()["changed"].get(torrent_hash, {}):
+            out.append(m.json()["changed"][torrent_hash]["progress"])
+    return out
+
+
+def statuses(messages: list[faultkit.Msg]) -> list[dict[str, object]]:
+    return [m.json() for m in messages if m.event == "status"]
+
+
+def qbt_state(server: ServerProcess) -> str:
+    return str(server.status()["status"]["qbittorrent"])
+
+
+# -- qBittorrent dies, hangs, restarts ---------------------------------------------------------
+
+
+async def test_qbittorrent_sigkill_and_restart_mid_transfer(pair: TransferPair, make_server: Make) -> None:
+    """Must not be lost: the open stream, the progress made, the completion (announced once)."""
+    server = make_server()
+    stream = AsyncStream(server.port)
+    await stream.open()
+    try:
+        h = pair.add_transfer("killed.bin", size=2 * MiB, rate=200 * KiB)
+        await stream.wait(lambda m: len(progress_of(m, h)) >= 3, 30, "progress before the kill")
+        before = max(progress_of(stream.messages, h))
+        pair.leecher.kill()
+        await stream.wait(
+            lambda m: any(s["qbittorrent"] == "unreachable" for s in statuses(m)), 10, "status unreachable"
+        )
+        assert server.status()["status"]["qbittorrent"] == "unreachable"
+        mark = len(stream.messages)
+        pair.leecher.start()
+        await asyncio.to_thread(pair.reconnect_peer, h)
+        await stream.wait(
+            lambda m: any(s["qbittorrent"] == "connected" for s in statuses(m[mark:])), 40, "connected again"
+        )
+        # The data resumes: progress moves past where it was, on the same connection.
+        await stream.wait(lambda m: max(progress_of(m, h)) > before, 30, "progress past the kill point")
+        await stream.wait(lambda m: completions(m, h), 60, "the completion")
+        await asyncio.sleep(1.5)  # a few more polls: a second announcement would show now
+        assert len(completions(stream.messages, h)) == 1
+        assert stream.ended_at is None, "the stream ended"
+        record = get_json(server.url + f"api/torrents/{h}")
+        assert record["complete"]
+        assert record["completed_at"]
+        assert apply_events(stream.messages)[h]["completed_at"] == record["completed_at"]
+    finally:
+        await stream.close()
+
+
+async def test_qbittorrent_hung_then_resumed_completion_recorded_once(
+    pair: TransferPair, make_server: Make
+) -> None:
+    """Must not be lost: the stream through a ~10 s hang, and a completion that happened
+    right after qBittorrent woke, before quart-dl's backoff let it look again."""
+    server = make_server()
+    stream = AsyncStream(server.port)
+    await stream.open()
+    try:
+        h = pair.add_transfer("hung.bin", size=2 * MiB, rate=150 * KiB)
+        await stream.wait(lambda m: len(progress_of(m, h)) >= 2, 30, "progress before the hang")
+        pair.leecher.suspend()
+        try:
+            await stream.wait(
+                lambda m: any(s["qbittorrent"] == "unreachable" for s in statuses(m)),
+                20,
+                "status unreachable",
+            )
+            assert stream.ended_at is None
+        finally:
+            pair.leecher.resume()
+        # Finish at once (unthrottled) while quart-dl is still backing off.
+        await asyncio.to_thread(pair.set_rate, h, 0)
+        await asyncio.to_thread(pair.wait_complete, h, 30)
+        await stream.wait(lambda m: completions(m, h), 40, "the completion")
+        await asyncio.sleep(1.5)
+        assert len(completions(stream.messages, h)) == 1
+        assert qbt_state(server) == "connected"
+        db = faultkit.sqlite_rows(server.root / "data" / "quart-dl.sqlite3")
+        assert db[h]["complete"] is True
+        assert db[h]["completed_at"]
+    finally:
+        await stream.close()
+
+
+async def test_completion_while_quart_dl_was_down_is_recorded_once(
+    pair: TransferPair, tmp_path: Path
+) -> None:
+    """Must not be lost: a download that finished while quart-dl was stopped is announced by
+    the next run exactly once, and a run after that does not announce it again."""
+    root = tmp_path / "down"
+    args = {
+        "qbt_url": pair.leecher.url,
+        "qbt_username": pair.leecher.username,
+        "qbt_password": pair.leecher.password,
+    }
+    first = ServerProcess(root, **args)
+    first.start()
+    try:
+        stream = AsyncStream(first.port)
+        await stream.open()
+        h = pair.add_transfer("offline.bin", size=1 * MiB, rate=150 * KiB)
+        await stream.wait(lambda m: len(progress_of(m, h)) >= 2, 30, "progress")
+        first.stop()
+        await stream.close()
+        assert not completions(stream.messages, h)
+    finally:
+        first.stop()
+    await asyncio.to_thread(pair.set_rate, h, 0)
+    done = await asyncio.to_thread(pair.wait_complete, h, 30)
+
+    seen: list[list[faultkit.Msg]] = []
+    for _run in range(2):
+        server = ServerProcess(root, **args)
+        server.start()
+        try:
+            wait_for(lambda s=server: s.status()["status"]["qbittorrent"] == "connected", 10, "connected")
+            time.sleep(1.0)  # a few polls after the first
+            epoch = server.status()["epoch"]
+            # "<epoch>-0" replays this run's every event from the first one.
+            replay = AsyncStream(server.port, last_event_id=f"{epoch}-0")
+            await replay.open()
+            newest = server.status()["event_id"]
+            await replay.wait(lambda m, newest=newest: m and m[-1].id == newest, 5, "the whole replay")
+            await replay.close()
+            seen.append(list(replay.messages))
+            db = faultkit.sqlite_rows(root / "data" / "quart-dl.sqlite3")
+            assert db[h]["complete"] is True
+            assert db[h]["completed_at"] == done.completion_on
+        finally:
+            server.stop()
+    first_run, second_run = seen
+    assert len(completions(first_run, h)) == 1, "the run after the offline completion must announce it"
+    assert completions(second_run, h) == [], "a later run announced it again"
+
+
+# -- the database fails for a while -------------------------------------------------------------
+
+
+async def database_fault(
+    pair: TransferPair,
+    server: ServerProcess,
+    name: str,
+    begin: Callable[[], None],
+    end: Callable[[], None],
+    rows: Callable[[], dict[str, faultkit.Record]],
+) -> None:
+    """A transfer that progresses and completes while the database fails.
+
+    Must hold: the stream keeps its poll cadence (served from memory), the status (REST and
+    stream) shows the fault and its end, and afterwards the database rows equal /api/torrents,
+    although nothing changes after the fault ends (the catch-up may not wait for news).
+    """
+    stream = AsyncStream(server.port)
+    await stream.open()
+    try:
+        h = pair.add_transfer(name, size=2 * MiB, rate=150 * KiB)
+        await stream.wait(lambda m: len(progress_of(m, h)) >= 2, 30, "progress")
+        begin()
+        try:
+            await asyncio.to_thread(
+                wait_for,
+                lambda: not server.status()["database"]["ok"],
+                10,
+                "database ok: false in /api/status",
+            )
+            await stream.wait(
+                lambda m: any(s.get("database", {}).get("ok") is False for s in statuses(m)),
+                5,
+                "a status event with database.ok false",
+            )
+            mark = len(stream.messages)
+            await asyncio.sleep(3.0)
+            arrivals = [m.at for m in stream.messages[mark:] if m.event == "diff"]
+            assert len(arrivals) >= 4, f"only {len(arrivals)} diffs in 3 s while the database failed"
+            gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+            assert max(gaps) < 1.5, f"the stream stalled {max(gaps):.1f} s behind the failing database"
+            await asyncio.to_thread(pair.set_rate, h, 0)
+            await stream.wait(lambda m: completions(m, h), 30, "the completion, during the fault")
+            # Pause everything, so the table goes quiet (a finished download's speed otherwise decays
+            # for ~20 s): no news follows the end of the fault, and the catch-up must not
+            # wait for the next change.
+            await asyncio.to_thread(pair.leecher_client.torrents_pause, torrent_hashes="all")
+            await stream.wait(
+                lambda m: time.monotonic() - max(x.at for x in m if x.event == "diff") > 1.5 or None,
+                20,
+                "a quiet stream",
+            )
+        finally:
+            end()
+        await asyncio.to_thread(
+            wait_for, lambda: server.status()["database"]["ok"], 15, "database ok: true again"
+        )
+        await stream.wait(
+            lambda m: statuses(m)[-1].get("database", {}).get("ok") is True,
+            5,
+            "a status event with database.ok",
+        )
+
+        def caught_up() -> bool:
+            return rows() == faultkit.api_rows(get_json(server.url + "api/torrents")["torrents"])
+
+        await asyncio.to_thread(wait_for, caught_up, 10, "the database to equal /api/torrents")
+        assert (await asyncio.to_thread(rows))[h]["complete"] is True
+        assert len(completions(stream.messages, h)) == 1
+        assert stream.ended_at is None
+    finally:
+        await stream.close()
+
+
+async def test_sqlite_locked_streams_from_memory_and_catches_up(
+    pair: TransferPair, make_server: Make
+) -> None:
+    """The fault: another connection holds SQLite's write lock (BEGIN EXCLUSIVE) for ~6 s.
+
+    A lock rather than file modes: the tests run as root, which ignores modes, and with WAL
+    a chattr +i on the main file alone does not stop commits (they go to the -wal file).
+    """
+    server = make_server()
+    db_path = server.root / "data" / "quart-dl.sqlite3"
+    holder: list[sqlite3.Connection] = []
+
+    def lock() -> None:
+        con = sqlite3.connect(db_path, timeout=10, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        holder.append(con)
+
+    def unlock() -> None:
+        con = holder.pop()
+        con.execute("ROLLBACK")
+        con.close()
+
+    await database_fault(pair, server, "locked.bin", lock, unlock, lambda: faultkit.sqlite_rows(db_path))
+
+
+@pytest.fixture
+def pg() -> Iterator[faultkit.PgCluster]:
+    """A throwaway PostgreSQL cluster of this test's own (the machine's main one is not touched)."""
+    yield from faultkit.pg_cluster()
+
+
+async def test_postgres_stopped_and_started_streams_from_memory_and_catches_up(
+    pair: TransferPair, make_server: Make, pg: faultkit.PgCluster
+) -> None:
+    server = make_server(extra_args=("--database-url", pg.dsn))
+
+    def rows() -> dict[str, faultkit.Record]:
+        return asyncio.run(faultkit.postgres_rows(pg.dsn))
+
+    await database_fault(pair, server, "pg.bin", pg.stop, pg.start, rows)
