@@ -34,6 +34,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.root_path = settings.root_path
     config.graceful_timeout = 1.5
     config.read_timeout = None
+    # Hypercorn's default, made explicit: it runs from a connection's start until its whole
+    # request head has arrived (trickled bytes do not reset it), so a slow-loris client is
+    # closed after 5 s while an open stream is never timed (see SECURITY.md).
+    config.keep_alive_timeout = 5.0
     # Request line and headers: about 16 KiB (a bigger block is refused with 431 before
     # the app sees it); the bodies this API takes are capped by MAX_CONTENT_LENGTH.
     config.h11_max_incomplete_size = MAX_HEADER_BYTES
