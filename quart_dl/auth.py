@@ -127,7 +127,7 @@ class Gate:
 
 def is_api(path: str) -> bool:
     """Answers for programs (JSON errors) rather than for people (HTML)."""
-    return path.startswith("/api/") or path == "/api" or path in ("/metrics", "/healthz")
+    return path.startswith("/api/") or path == "/api" or path in ("/metrics", "/healthz", "/openapi.json")
 
 
 def needs_token(path: str) -> bool:

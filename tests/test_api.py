@@ -209,7 +209,8 @@ async def test_status_when_qbittorrent_is_unreachable() -> None:
 
 async def test_history(served: RunningApp) -> None:
     body = await get_json(served, "/api/history")
-    assert [(s["dl_speed"], s["up_speed"]) for s in body["samples"]] == [(204_800, 1024)]
+    # global samples: the sum of the torrents' speeds
+    assert [(s["dl_speed"], s["up_speed"]) for s in body["samples"]] == [(1000, 2000)]
     assert isinstance(body["samples"][0]["t"], float)
     one = await get_json(served, f"/api/history?minutes=5&hash={H1.upper()}")
     assert [(s["dl_speed"], s["up_speed"]) for s in one["samples"]] == [(1000, 0)]

@@ -44,6 +44,7 @@ PROTECTED_API = [
     f"/api/torrents/{H1}",
     "/api/history",
     "/metrics",
+    "/openapi.json",  # regression: a program got the HTML sign-in page instead of JSON
     "/api/nope",
 ]
 
