@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
     hub = Hub(
         heartbeat=settings.heartbeat,
         queue_size=settings.queue_size,
+        send_timeout=settings.send_timeout,
         replay_size=settings.replay_size,
         metrics=metrics,
     )

@@ -38,6 +38,7 @@ log = logging.getLogger("quart_dl.hub")
 CLIENT_CLOSED = "client closed"
 SERVER_SHUTDOWN = "server shutdown"
 OVERFLOW = "overflow"
+SEND_TIMEOUT = "send timeout"
 
 
 def new_epoch() -> str:
@@ -57,6 +58,7 @@ class Subscriber:
         "last_sent",
         "queue",
         "remote",
+        "sending_since",
         "since_seq",
         "task",
         "torrent_hash",
@@ -81,6 +83,8 @@ class Subscriber:
         self.connected_at = now
         self.last_sent = now
         self.heartbeat_due = False
+        #: Set while a chunk is being handed to the server (a send in progress), else None.
+        self.sending_since: float | None = None
         self.close_reason: str | None = None
         self.task: asyncio.Task[Any] | None = None
 
@@ -99,6 +103,7 @@ class Hub:
         *,
         heartbeat: float = 15.0,
         queue_size: int = 256,
+        send_timeout: float = 30.0,
         replay_size: int = 2048,
         metrics: Metrics | None = None,
         epoch: str | None = None,
@@ -106,6 +111,7 @@ class Hub:
         self.epoch = epoch or new_epoch()
         self.heartbeat = heartbeat
         self.queue_size = queue_size
+        self.send_timeout = send_timeout
         self.metrics = metrics or Metrics()
         self.seq = 0
         self.torrents: dict[str, Record] = {}
@@ -229,7 +235,7 @@ class Hub:
             sub.close_reason = reason
         sub.queue.clear()
         sub.wake.set()
-        if reason == OVERFLOW and sub.task is not None and not sub.task.done():
+        if reason in (OVERFLOW, SEND_TIMEOUT) and sub.task is not None and not sub.task.done():
             # The handler may be stuck in send() to a client that stopped reading: only a
             # cancellation reaches it there. Quart treats that as a disconnect.
             sub.task.cancel()
@@ -305,9 +311,17 @@ class Hub:
             self.beat(time.monotonic())
 
     def beat(self, now: float) -> int:
-        """Mark every stream silent for a heartbeat interval as due; returns how many."""
+        """Mark every stream silent for a heartbeat interval as due; returns how many.
+
+        The same pass drops a stream whose send has been blocked for ``send_timeout``: a
+        client that stopped reading fills the socket buffers (megabytes) long before its
+        queue overflows when events are small, and would hold its place forever.
+        """
         due = 0
-        for sub in self._subscribers:
+        for sub in list(self._subscribers):
+            if sub.sending_since is not None and now - sub.sending_since >= self.send_timeout:
+                self._drop(sub, SEND_TIMEOUT)
+                continue
             if not sub.heartbeat_due and now - sub.last_sent >= self.heartbeat:
                 sub.heartbeat_due = True
                 sub.wake.set()

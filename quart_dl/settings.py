@@ -77,6 +77,7 @@ class Settings:
     root_path: str = ""
     frame_ancestors: str = "*"
     queue_size: int = 256
+    send_timeout: float = 30.0
     replay_size: int = 2048
     history_minutes: int = 24 * 60
     sample_interval: float = 5.0
@@ -260,6 +261,10 @@ FIELDS: dict[str, tuple[Parser, str]] = {
     "queue_size": (
         lambda n, v: _parse_int(n, v, 8, 100_000),
         "events a slow client may fall behind before it is dropped (default 256)",
+    ),
+    "send_timeout": (
+        lambda n, v: _parse_float(n, v, 1, 3600),
+        "seconds one send to a client may stay blocked before it is dropped (default 30)",
     ),
     "replay_size": (
         lambda n, v: _parse_int(n, v, 16, 1_000_000),

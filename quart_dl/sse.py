@@ -7,6 +7,8 @@ How a stream ends, and what is logged (INFO, with client id, duration and reason
 - overflow: the client fell ``queue_size`` events behind (it stopped reading, or reads too
   slowly). The hub cancels the handler, even when it is blocked in a send; the client
   resumes with ``Last-Event-ID``.
+- send timeout: one send has been blocked for ``send_timeout`` seconds (the client stopped
+  reading and the socket buffers are full); dropped the same way.
 - server shutdown: ``Hub.close_all`` wakes every stream, which returns; Hypercorn's graceful
   shutdown then has nothing to wait for.
 
@@ -111,7 +113,9 @@ async def _stream(
     log.info("%s connected from %s (%s, opened with %s)", sub.client_id, remote, scope, how)
     reason = CLIENT_CLOSED
     try:
+        sub.sending_since = time.monotonic()
         yield retry_frame(retry_ms) + b"".join(opening)
+        sub.sending_since = None
         sub.last_sent = time.monotonic()
         while True:
             await sub.wake.wait()
@@ -121,7 +125,11 @@ async def _stream(
                 return
             chunk = _next_chunk(hub, sub)
             if chunk:
+                # Quart resumes this generator only once the send completed: the hub's
+                # tick drops the stream if that takes longer than the send timeout.
+                sub.sending_since = time.monotonic()
                 yield chunk
+                sub.sending_since = None
                 sub.last_sent = time.monotonic()
     finally:
         # The hub's reason wins: a stream it dropped ends by cancellation or by Quart

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
 from fakes import H1, H2, H3, parse_frames, raw_torrent
 
-from quart_dl.hub import OVERFLOW, SERVER_SHUTDOWN, Hub
+from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub
 from quart_dl.torrents import ChangeSet, project
 
 EPOCH = "cafe0001"
@@ -438,3 +439,18 @@ def test_close_all_ends_every_stream_and_refuses_new_ones() -> None:
         assert sub.close_reason == SERVER_SHUTDOWN
         assert sub.wake.is_set()
         assert sub.drain() == []
+
+
+async def test_beat_drops_a_stream_whose_send_is_blocked_past_the_send_timeout() -> None:
+    hub = Hub(heartbeat=15.0, send_timeout=2.0)
+    blocked, _, _ = hub.subscribe()
+    fine, _, _ = hub.subscribe()
+    blocked.task = asyncio.create_task(asyncio.sleep(60))
+    now = time.monotonic()
+    blocked.sending_since = now - 2.5  # a send started 2.5 s ago and has not returned
+    fine.sending_since = now - 1.0
+    hub.beat(now)
+    assert blocked.close_reason == SEND_TIMEOUT
+    assert fine.close_reason is None
+    with pytest.raises(asyncio.CancelledError):
+        await blocked.task

@@ -8,6 +8,7 @@ ends them all and exits within 2 s.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quart_dl.app import create_app
-from quart_dl.hub import OVERFLOW
+from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
 from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
 from quart_dl.server import hypercorn_config, serve
@@ -30,9 +31,11 @@ class FloodingFakeQbtClient:
     and then its queue within seconds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count: int = 500, name_length: int = 500) -> None:
         self.rid = 0
         self.tick = 0
+        self.count = count
+        self.name_length = name_length
 
     def login(self) -> str:
         return "v4.5.2-fake"
@@ -41,20 +44,20 @@ class FloodingFakeQbtClient:
         self.tick += 1
         torrents = {
             f"{i:040x}": {
-                "name": f"torrent {i} at tick {self.tick} " + "x" * 500,
+                "name": f"torrent {i} at tick {self.tick} " + "x" * self.name_length,
                 "state": "downloading",
                 "downloaded": self.tick * 1000 + i,
                 "amount_left": 10**9,
                 "dlspeed": self.tick,
             }
-            for i in range(500)
+            for i in range(self.count)
         }
         full = self.rid == 0
         self.rid += 1
         return {"rid": self.rid, "full_update": full, "torrents": torrents}
 
     def torrent_count(self) -> int:
-        return 500
+        return self.count
 
     def reset(self) -> None:
         self.rid = 0
@@ -174,3 +177,78 @@ async def test_shutdown_with_open_streams_is_quick_and_leaves_no_task_behind(tmp
         writer.close()
     leftover = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
     assert leftover == [], leftover
+
+
+async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp_path: Path) -> None:
+    # What must not be lost: the 100 healthy clients get every event, each within 1 s of the
+    # first of them, while one client that stopped reading fills its socket buffers; that
+    # one is dropped by the send timeout (its queue is far from overflowing: events are
+    # small), so it holds nothing forever.
+    port = free_port()
+    settings = Settings(
+        bind=f"127.0.0.1:{port}",
+        database_url="sqlite://:memory:",
+        data_dir=tmp_path,
+        poll_interval=0.1,
+        idle_poll_interval=0.1,
+        queue_size=100_000,
+        send_timeout=2.0,
+        max_streams_per_client=500,
+    )
+    app = create_app(settings, client=FloodingFakeQbtClient(count=100, name_length=150))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    readers: list[asyncio.Task[None]] = []
+    arrivals: list[dict[str, float]] = [{} for _ in range(100)]
+    try:
+        await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+        hub = runtime(app).hub
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+
+        async def read_ids(seen: dict[str, float]) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            pattern = re.compile(rb"id: ([0-9a-f]+-[0-9]+)\n")
+            buffer = b""
+            try:
+                while chunk := await reader.read(262144):
+                    buffer += chunk
+                    end = 0
+                    now = time.monotonic()
+                    for match in pattern.finditer(buffer):
+                        seen.setdefault(match.group(1).decode(), now)
+                        end = match.end()
+                    buffer = buffer[end:] if end else buffer[-128:]
+            finally:
+                writer.close()
+
+        readers = [asyncio.create_task(read_ids(seen)) for seen in arrivals]
+        await _wait_async(lambda: hub.client_count == 101, 15, "101 streams")
+        first_seq = hub.seq + 1
+        dropped = lambda: runtime(app).metrics.value("sse_disconnects_total", reason=SEND_TIMEOUT)  # noqa: E731
+        await _wait_async(lambda: dropped() >= 1, 60, "the stalled client to be dropped")
+        last_seq = hub.seq
+        await _wait_async(
+            lambda: all(f"{hub.epoch}-{last_seq}" in seen for seen in arrivals),
+            5,
+            "the last event everywhere",
+        )
+        assert hub.client_count == 100, "a healthy client was dropped"
+        assert runtime(app).metrics.value("sse_disconnects_total", reason=OVERFLOW) == 0
+        assert last_seq - first_seq >= 20, "too few events to judge"
+        worst = 0.0
+        for seq in range(first_seq, last_seq + 1):
+            event_id = f"{hub.epoch}-{seq}"
+            times = [seen[event_id] for seen in arrivals if event_id in seen]
+            assert len(times) == 100, f"event {event_id} reached {len(times)} of 100 clients"
+            worst = max(worst, max(times) - min(times))
+        assert worst < 1.0, f"an event took {worst:.2f} s to reach all 100 clients"
+        stalled.close()
+    finally:
+        for task in readers:
+            task.cancel()
+        stop.set()
+        await asyncio.wait_for(server, 10)
