@@ -3,6 +3,11 @@
     python -m bench            # 1,000 / 5,000 / 10,000 clients, 20 events each, poll cost, storm
     python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, poll cost, storm
     python -m bench --sizes 1000 --kinds quart-dl --skip-poll --storm 0
+    python -m bench --skip-fanout --skip-poll --storm 0 --latency 60   # change-to-screen only
+
+``--latency`` needs more than the bench extra: playwright (the e2e extra), qbittorrent-nox and
+Debian's /usr/bin/chromium, so it is not part of the default run (``--latency`` alone: 40
+changes, 12 with ``--quick``).
 
 Every server kind runs the same clients and the same events in the same run, one after the
 other; ratios are taken within the run (the machine is shared, absolute figures are noisy).
@@ -98,6 +103,14 @@ def main() -> int:
     parser.add_argument("--skip-poll", action="store_true")
     parser.add_argument("--storm", type=int, default=5000, help="clients in the reconnect storm (0: skip)")
     parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        nargs="?",
+        const=-1,
+        default=0,
+        help="change-to-screen latency in Chromium: N changes (alone: 40, 12 with --quick; default: skip)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     raise_fd_limit()
@@ -116,6 +129,7 @@ def main() -> int:
         "ratios": [],
         "poll": None,
         "storm": None,
+        "latency": None,
     }
     if not args.skip_fanout:
         for n in sizes:
@@ -155,6 +169,15 @@ def main() -> int:
             result["storm"] = run_storm(args.storm, workers=args.workers, log_dir=log_dir)
         except Exception as exc:
             result["storm"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+    if args.latency:
+        from .latency import run_latency
+
+        changes = args.latency if args.latency > 0 else (12 if args.quick else 40)
+        print(f"change-to-screen latency: {changes} changes…", file=sys.stderr, flush=True)
+        try:
+            result["latency"] = run_latency(changes, log_dir=log_dir)
+        except Exception as exc:
+            result["latency"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -180,7 +203,48 @@ def render(result: dict[str, Any]) -> str:
         parts.append("\nReconnect storm (quart-dl):\n")
         parts.append("| figure | value |\n| --- | --- |")
         parts.extend(f"| {k} | {v} |" for k, v in storm.items())
+    latency = result.get("latency")
+    if latency:
+        parts.append(latency_table(latency))
     return "\n".join(parts)
+
+
+def latency_table(latency: dict[str, Any]) -> str:
+    """Change-to-screen: median / p95 per leg, overall and per kind of change, and the verdict."""
+    if "error" in latency:
+        return f"\nChange-to-screen latency: {latency['error']}"
+    lines = [
+        f"\nChange-to-screen latency (poll interval {latency['poll_interval_s']:g} s, "
+        f"{latency['changes']} changes, {latency['missed']} never shown):\n",
+        "| change | leg | n | median ms | p95 ms | min ms | max ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    legs = (
+        ("api_to_dom", "API call → DOM"),
+        ("qbt_to_dom", "qBittorrent shows it → DOM"),
+        ("api_to_qbt", "API call → qBittorrent shows it"),
+        ("qbt_to_wire", "qBittorrent → SSE on the wire"),
+        ("wire_to_dom", "SSE on the wire → DOM"),
+    )
+    groups = [("all", latency), *latency.get("by_kind", {}).items()]
+    for group, figures in groups:
+        for key, title in legs:
+            s = figures.get(key)
+            if not s or not s.get("n"):
+                continue
+            lines.append(
+                f"| {group} | {title} | {s['n']} | {s['median_ms']} | {s['p95_ms']} | {s['min_ms']} "
+                f"| {s['max_ms']} |"
+            )
+    verdict = "met" if latency["target_met_api"] and latency["target_met_qbt"] else "MISSED"
+    lines.append(
+        f"\ntarget: median ≤ {latency['target_median_ms']:g} ms (poll/2 + 150): {verdict}; "
+        f"qBittorrent sampled every {latency['qbt_sample_interval_ms']} ms "
+        f"(±{latency['qbt_uncertainty_ms_median']} ms); server poll period "
+        f"{latency.get('poll_period_ms')} ms (poll itself {latency.get('poll_duration_ms_mean')} ms); "
+        f"browser clock offset {latency['clock_offset_ms']}"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
