@@ -13,8 +13,13 @@ Each change is discrete, made by us, and has a value nobody else produces, alter
   libtorrent's next status alert (``Session\\RefreshInterval`` = 250 ms in the test profile),
   so its own view lags the API call.
 
-Changes are spaced a random 0.3-1.7 s after the previous one reached the screen, so they fall
-at every phase of the 1 s poll. Three clocks, one machine:
+Changes are spaced a random 0.3-2.3 s after the previous one reached the screen. That moment
+is itself locked to the poll (the screen changes just after a poll), so the gap's range must
+span a whole number of poll periods for the next change to land at a uniformly random phase
+of the poll: with 0.3-1.7 s (1.4 periods) phases 0.3-0.7 s after a poll were drawn twice as
+often as the rest, which bunched the measured latencies in the middle (first trial run).
+
+Three clocks, one machine:
 
 - **API**: host ``time.time()`` right after the Web API call returned.
 - **qBittorrent shows it**: a sampler thread on a separate Web UI session reads
@@ -278,7 +283,7 @@ def run_latency(
                     paused = False
                     for i in range(changes):
                         kind = "rename" if i % 2 == 0 else "pause"
-                        time.sleep(rng.uniform(0.3, 1.7))
+                        time.sleep(0.3 + rng.uniform(0.0, 2.0 * poll_interval))
                         name: str | None = None
                         want_paused: bool | None = None
                         called = time.time()
