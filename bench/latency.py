@@ -42,8 +42,10 @@ and wire→DOM is the browser's part (EventSource, the panel's parse, one animat
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
+import shutil
 import statistics
 import tempfile
 import threading
@@ -246,7 +248,9 @@ def run_latency(
     target_ms = poll_interval / 2 * 1000 + 150
     base = Path(tempfile.mkdtemp(prefix="quart-dl-latency-"))
     rows: list[dict[str, Any]] = []
-    with TransferPair(base / "qbt") as pair:
+    cleanup = contextlib.ExitStack()
+    cleanup.callback(shutil.rmtree, base, ignore_errors=True)  # after the daemons stopped
+    with cleanup, TransferPair(base / "qbt") as pair:
         # Slow enough never to finish during the run; progress keeps changing meanwhile.
         torrent_hash = pair.add_transfer("latency.bin", size=64 * 1024 * 1024, rate=32 * 1024)
         client = pair.leecher_client
