@@ -350,9 +350,11 @@ def run_latency(
                 finally:
                     browser.close()
         finally:
-            reader.close()
-            sampler.stop()
-            server.stop()
+            try:
+                reader.close()
+                sampler.stop()
+            finally:
+                server.stop()  # whatever failed above, never leave the server running
             if log_dir is not None:
                 log_dir.mkdir(parents=True, exist_ok=True)
                 (log_dir / "latency-server.log").write_text(server.log_text())
