@@ -56,16 +56,6 @@ from typing import Any
 from .fanout import pct
 
 POLL_INTERVAL = 1.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as e2e/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # One row watched; every change of its name text or phase is logged with the browser's
 # high-resolution wall clock. Installed as an init script: it exists before the panel runs.
@@ -241,7 +231,7 @@ def run_latency(
     """Make ``changes`` changes (rename and pause/resume in turn) and time each to the DOM."""
     from playwright.sync_api import sync_playwright
 
-    from quart_dl.testing import ServerProcess, SSEReader, wait_for
+    from quart_dl.testing import CHROMIUM, CHROMIUM_ARGS, ServerProcess, SSEReader, wait_for
     from quart_dl.transfer import TransferPair
 
     rng = random.Random(seed)

@@ -18,19 +18,9 @@ import pytest
 from nginx import Nginx
 
 from quart_dl.qbt_process import free_port
-from quart_dl.testing import ServerFactory
+from quart_dl.testing import CHROMIUM, CHROMIUM_ARGS, ServerFactory
 from quart_dl.transfer import TransferPair
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts"
 

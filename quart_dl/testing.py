@@ -24,6 +24,20 @@ from .qbt_process import free_port
 
 T = TypeVar("T")
 
+#: Debian's Chromium (Playwright cannot download its own here) and the flags it needs on a
+#: machine with no network beyond loopback: without the background-networking ones it
+#: keeps trying Google's hosts, and as root it needs --no-sandbox.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
 
 def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""

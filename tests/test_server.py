@@ -8,12 +8,15 @@ ends them all and exits within 2 s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from quart import Quart
 
 from quart_dl.app import create_app
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
@@ -73,21 +76,36 @@ def test_hypercorn_config_has_a_large_backlog_and_no_read_timeout() -> None:
     assert config.graceful_timeout <= 2
 
 
-async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_path: Path) -> None:
-    port = free_port()
-    settings = Settings(
-        bind=f"127.0.0.1:{port}",
-        database_url="sqlite://:memory:",
-        data_dir=tmp_path,
-        poll_interval=0.1,
-        idle_poll_interval=0.1,
-        queue_size=8,
-    )
-    app = create_app(settings, client=FloodingFakeQbtClient())  # type: ignore[arg-type]
+def flooding_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """A server on a free port that polls the flooding fake ten times a second."""
+    options: dict[str, Any] = {
+        "bind": f"127.0.0.1:{free_port()}",
+        "database_url": "sqlite://:memory:",
+        "data_dir": tmp_path,
+        "poll_interval": 0.1,
+        "idle_poll_interval": 0.1,
+    }
+    return Settings(**{**options, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, client: FloodingFakeQbtClient) -> AsyncIterator[Quart]:
+    """The real server (Hypercorn from code) in this event loop; stopped on exit."""
+    app = create_app(settings, client=client)  # type: ignore[arg-type]
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     try:
-        await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+        await _wait_async(lambda: _port_open(settings.port), 10, "the server to listen")
+        yield app
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_path: Path) -> None:
+    settings = flooding_settings(tmp_path, queue_size=8)
+    port = settings.port
+    async with serving(settings, FloodingFakeQbtClient()) as app:
         hub = runtime(app).hub
         # A client with a tiny receive buffer that reads the headers and then nothing more.
         stalled = socket.socket()
@@ -114,9 +132,6 @@ async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_p
         healthy.cancel()
         writer.close()
         stalled.close()
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)
 
 
 def test_sigterm_with_open_streams_exits_within_two_seconds(
@@ -184,24 +199,11 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
     # first of them, while one client that stopped reading fills its socket buffers; that
     # one is dropped by the send timeout (its queue is far from overflowing: events are
     # small), so it holds nothing forever.
-    port = free_port()
-    settings = Settings(
-        bind=f"127.0.0.1:{port}",
-        database_url="sqlite://:memory:",
-        data_dir=tmp_path,
-        poll_interval=0.1,
-        idle_poll_interval=0.1,
-        queue_size=100_000,
-        send_timeout=2.0,
-        max_streams_per_client=500,
-    )
-    app = create_app(settings, client=FloodingFakeQbtClient(count=100, name_length=150))  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(settings, stop, app))
+    settings = flooding_settings(tmp_path, queue_size=100_000, send_timeout=2.0, max_streams_per_client=500)
+    port = settings.port
     readers: list[asyncio.Task[None]] = []
     arrivals: list[dict[str, float]] = [{} for _ in range(100)]
-    try:
-        await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+    async with serving(settings, FloodingFakeQbtClient(count=100, name_length=150)) as app:
         hub = runtime(app).hub
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -247,8 +249,5 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
             worst = max(worst, max(times) - min(times))
         assert worst < 1.0, f"an event took {worst:.2f} s to reach all 100 clients"
         stalled.close()
-    finally:
         for task in readers:
             task.cancel()
-        stop.set()
-        await asyncio.wait_for(server, 10)
