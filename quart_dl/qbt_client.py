@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import qbittorrentapi
+import requests
 
 T = TypeVar("T")
 
@@ -59,6 +60,7 @@ class QbtClient:
             HTTPADAPTER_ARGS={"max_retries": 0},
         )
         self.rid = 0
+        self._timeout = timeout
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -83,11 +85,30 @@ class QbtClient:
         """Log in and return qBittorrent's version (e.g. ``v4.5.2``)."""
 
         def go() -> str:
-            self._client.auth_log_in()
+            try:
+                self._client.auth_log_in()
+            except qbittorrentapi.LoginFailed:
+                # The library says "login failed" for any answer but "Ok.": a router page or
+                # another app on that port too. Only qBittorrent refuses its API to a
+                # stranger with 401/403; anything else means the URL is wrong, which is
+                # not worth the long auth backoff (and a misleading "wrong password").
+                if not self._answers_like_qbittorrent():
+                    raise Unreachable(
+                        f"{self._url} does not answer like qBittorrent's Web API (is the URL right?)"
+                    ) from None
+                raise
             return str(self._client.app_version())
 
         self.rid = 0
         return self._call(go)
+
+    def _answers_like_qbittorrent(self) -> bool:
+        """An unauthenticated API call: qBittorrent answers 401 or 403, other servers don't."""
+        try:
+            reply = requests.get(f"{self._url}/api/v2/app/webapiVersion", timeout=self._timeout)
+        except requests.RequestException:
+            return True  # cannot tell: keep the library's verdict
+        return reply.status_code in (401, 403)
 
     def maindata(self) -> dict[str, Any]:
         """One ``sync/maindata`` answer for the current rid (rid 0 → full update)."""

@@ -1,0 +1,133 @@
+"""quart_dl.qbt_client against a real qbittorrent-nox: what the poller relies on.
+
+The client is the only module that talks to qBittorrent, so its error classes are the
+poller's whole view of the world: ``AuthFailed`` (back off long: failed logins get an
+address banned) versus ``Unreachable`` (down, hung, or not qBittorrent at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from quart_dl.qbt_client import AuthFailed, QbtClient, Unreachable, WorkerThread
+from quart_dl.qbt_process import QbtInstance, free_port
+
+
+@pytest.fixture(scope="module")
+def qbt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QbtInstance]:
+    with QbtInstance(tmp_path_factory.mktemp("client") / "qbt") as running:
+        yield running
+
+
+def test_login_gives_the_version_and_maindata_advances_the_rid(qbt: QbtInstance) -> None:
+    client = QbtClient(qbt.url, qbt.username, qbt.password)
+    try:
+        assert client.login().startswith("v4.")
+        first = client.maindata()
+        assert first["full_update"] is True
+        assert isinstance(first["torrents"], dict)
+        assert client.rid == first["rid"] > 0
+        second = client.maindata()
+        assert not second.get("full_update")  # a partial answer for the rid we hold
+        client.reset()
+        assert client.maindata()["full_update"] is True
+        assert client.torrent_count() == 0
+    finally:
+        client.close()
+
+
+def test_wrong_password_is_auth_failed_and_never_shows_the_password(qbt: QbtInstance) -> None:
+    client = QbtClient(qbt.url, qbt.username, "wrong-password-123")
+    with pytest.raises(AuthFailed) as info:
+        client.login()
+    assert "wrong-password-123" not in str(info.value)
+    assert info.value.kind == "auth_failed"
+
+
+def test_closed_port_is_unreachable_at_once() -> None:
+    client = QbtClient(f"http://127.0.0.1:{free_port()}", "admin", "secret-pass")
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match="connection refused") as info:
+        client.login()
+    assert time.monotonic() - started < 2
+    assert "secret-pass" not in str(info.value)
+
+
+def test_hung_qbittorrent_is_unreachable_within_a_few_timeouts(qbt: QbtInstance) -> None:
+    client = QbtClient(qbt.url, qbt.username, qbt.password, timeout=0.5)
+    client.login()
+    qbt.suspend()
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="timed out"):
+            client.maindata()
+        # The library's own retries and scheme probing are off: not ~4x the timeout.
+        assert time.monotonic() - started < 2.5
+    finally:
+        qbt.resume()
+        client.close()
+
+
+class _NotQbittorrent(BaseHTTPRequestHandler):
+    """Something else answering on the port (a router page, another app)."""
+
+    def do_GET(self) -> None:
+        body = b"<html>hello</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_regression_another_web_server_is_called_a_wrong_password() -> None:
+    # A router page on the configured port made login "fail": status auth_failed, a
+    # "wrong password" message and the 60 s auth backoff, for what is a wrong URL.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotQbittorrent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = QbtClient(f"http://127.0.0.1:{server.server_address[1]}", "admin", "pw")
+        with pytest.raises(Unreachable, match="does not answer like qBittorrent"):
+            client.login()
+    finally:
+        server.shutdown()
+
+
+async def test_worker_thread_runs_calls_in_order_off_the_event_loop() -> None:
+    worker = WorkerThread()
+    loop_thread = threading.get_ident()
+    try:
+        seen: list[int] = []
+
+        def job(n: int) -> int:
+            assert threading.get_ident() != loop_thread
+            seen.append(n)
+            return n * 2
+
+        results = await asyncio.gather(*(worker.run(lambda n=n: job(n)) for n in range(5)))
+        assert results == [0, 2, 4, 6, 8]
+        assert seen == [0, 1, 2, 3, 4]
+        with pytest.raises(ZeroDivisionError):
+            await worker.run(lambda: 1 // 0)
+    finally:
+        worker.close()
+
+
+def test_a_path_given_as_url_keeps_its_prefix(tmp_path: Path) -> None:
+    # qBittorrent behind a reverse proxy under /qbt: the prefix must survive.
+    client = QbtClient(f"http://127.0.0.1:{free_port()}/qbt", "admin", "pw")
+    with pytest.raises(Unreachable, match=r"/qbt"):
+        client.login()
