@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from quart_dl.testing import wait_for
@@ -147,12 +146,11 @@ http {{
         if self.proc.poll() is None:
             # SIGQUIT is nginx's graceful stop, but it waits for open streams: SIGTERM is fast.
             self.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
-            self.proc.wait()
+                self.proc.wait()
         self.proc = None
 
     def __enter__(self) -> Nginx:

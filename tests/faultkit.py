@@ -182,6 +182,11 @@ def total(values: dict[str, float], name: str) -> float:
     return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
 
 
+def poll_count(url: str) -> float:
+    """How many polls the server has completed (``/metrics``)."""
+    return total(metrics(url), "quart_dl_poll_duration_seconds_count")
+
+
 # -- databases -----------------------------------------------------------------------------
 
 #: Fields compared between the database and /api/torrents. Speeds and ETA are left out:

@@ -41,6 +41,14 @@ def statuses(messages: list[faultkit.Msg]) -> list[dict[str, object]]:
     return [m.json() for m in messages if m.event == "status"]
 
 
+async def more_polls(server: ServerProcess, count: int = 3) -> None:
+    """Wait (with a deadline) until the server has polled ``count`` more times."""
+    start = faultkit.poll_count(server.url)
+    await asyncio.to_thread(
+        wait_for, lambda: faultkit.poll_count(server.url) >= start + count, 15, f"{count} more polls"
+    )
+
+
 def qbt_state(server: ServerProcess) -> str:
     return str(server.status()["status"]["qbittorrent"])
 
@@ -71,7 +79,7 @@ async def test_qbittorrent_sigkill_and_restart_mid_transfer(pair: TransferPair, 
         # The data resumes: progress moves past where it was, on the same connection.
         await stream.wait(lambda m: max(progress_of(m, h)) > before, 30, "progress past the kill point")
         await stream.wait(lambda m: completions(m, h), 60, "the completion")
-        await asyncio.sleep(1.5)  # a few more polls: a second announcement would show now
+        await more_polls(server)  # a second announcement would show by now
         assert len(completions(stream.messages, h)) == 1
         assert stream.ended_at is None, "the stream ended"
         record = get_json(server.url + f"api/torrents/{h}")
@@ -107,7 +115,7 @@ async def test_qbittorrent_hung_then_resumed_completion_recorded_once(
         await asyncio.to_thread(pair.set_rate, h, 0)
         await asyncio.to_thread(pair.wait_complete, h, 30)
         await stream.wait(lambda m: completions(m, h), 40, "the completion")
-        await asyncio.sleep(1.5)
+        await more_polls(server)
         assert len(completions(stream.messages, h)) == 1
         assert qbt_state(server) == "connected"
         db = faultkit.sqlite_rows(server.root / "data" / "quart-dl.sqlite3")
