@@ -32,6 +32,15 @@ def retry_frame(milliseconds: int) -> bytes:
 HEARTBEAT_COMMENT = b": heartbeat\n\n"
 
 
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (``Transfer-Encoding: chunked``), for the socket layer."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+#: The end of a chunked body.
+LAST_CHUNK = b"0\r\n\r\n"
+
+
 def heartbeat_event(now: float) -> bytes:
     """The heartbeat as an event, for browsers (EventSource hides comments from scripts)."""
     return frame("heartbeat", {"t": round(now, 3)})
@@ -40,7 +49,7 @@ def heartbeat_event(now: float) -> bytes:
 class Event:
     """One published event: sequence number, id, kind, payload and its encoded frame."""
 
-    __slots__ = ("_by_hash", "data", "id", "kind", "payload", "seq")
+    __slots__ = ("_by_hash", "_chunk", "data", "id", "kind", "payload", "seq")
 
     def __init__(self, seq: int, epoch: str, kind: str, payload: dict[str, Any]) -> None:
         self.seq = seq
@@ -49,6 +58,14 @@ class Event:
         self.payload = payload
         self.data = frame(kind, payload, self.id)
         self._by_hash: dict[str, bytes | None] | None = None
+        self._chunk: bytes | None = None
+
+    @property
+    def chunk(self) -> bytes:
+        """The frame as one HTTP chunk, framed once for every stream the socket layer holds."""
+        if self._chunk is None:
+            self._chunk = chunk(self.data)
+        return self._chunk
 
     def for_torrent(self, torrent_hash: str) -> bytes | None:
         """The frame as a per-torrent stream sees it, or ``None`` if it says nothing of it."""

@@ -15,6 +15,14 @@ Why it is shaped this way:
   reading); it resumes with ``Last-Event-ID`` from the replay buffer or a snapshot.
 - One shared heartbeat tick for all subscribers instead of a timer per stream: a stream that
   has been silent for the heartbeat interval is woken with a heartbeat.
+- A stream comes in one of two shapes. Held by the socket layer (``front.py``; every stream
+  opened on a fresh connection of the real server), it is a transport: ``publish`` writes the
+  event's bytes, framed once as an HTTP chunk, to every such transport in one loop, with no
+  task to wake and no framework between the hub and the socket (the fan-out benchmark's
+  bound, BENCHMARKS.md). A transport that stops draining is "paused" by asyncio; events
+  written while paused count against ``queue_size`` like queued ones. Otherwise (a stream
+  on a connection Hypercorn already served, or Quart's test client) it is a queue and an
+  ``asyncio.Event`` that the stream's handler task waits on (``sse.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +34,12 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .events import HEARTBEAT_COMMENT, PROTOCOL_VERSION, Event, frame, heartbeat_event
+if TYPE_CHECKING:
+    from asyncio import Transport
+
+from .events import HEARTBEAT_COMMENT, LAST_CHUNK, PROTOCOL_VERSION, Event, chunk, frame, heartbeat_event
 from .metrics import Metrics
 from .torrents import ChangeSet, Record
 
@@ -47,9 +58,11 @@ def new_epoch() -> str:
 
 
 class Subscriber:
-    """One open stream: its queue of frames, and what it is waiting for."""
+    """One open stream: where its frames go (a transport, or a queue), and its state."""
 
     __slots__ = (
+        "backlog",
+        "chunked",
         "client_id",
         "close_reason",
         "connected_at",
@@ -62,6 +75,7 @@ class Subscriber:
         "since_seq",
         "task",
         "torrent_hash",
+        "transport",
         "wake",
     )
 
@@ -72,18 +86,29 @@ class Subscriber:
         torrent_hash: str | None,
         heartbeat_as_event: bool,
         now: float,
+        transport: Transport | None = None,
+        chunked: bool = True,
     ) -> None:
         self.client_id = client_id
         self.remote = remote
         self.torrent_hash = torrent_hash
         self.heartbeat_as_event = heartbeat_as_event
-        self.queue: deque[tuple[int, bytes]] = deque()
-        self.wake = asyncio.Event()
+        #: Written to directly by the hub (socket layer); None for a queued stream.
+        self.transport = transport
+        #: Frames go out as HTTP/1.1 chunks (else as they are: HTTP/1.0, ended by closing).
+        self.chunked = chunked
+        #: Events written since the transport paused (it stopped draining).
+        self.backlog = 0
+        # A queued stream's queue and the event its task waits on; a transport needs neither
+        # (and 10,000 idle streams are cheaper without them).
+        self.queue: deque[tuple[int, bytes]] = deque() if transport is None else _NO_QUEUE
+        self.wake = asyncio.Event() if transport is None else _NO_WAKE
         self.since_seq = 0
         self.connected_at = now
         self.last_sent = now
         self.heartbeat_due = False
-        #: Set while a chunk is being handed to the server (a send in progress), else None.
+        #: Since when a send has been blocked (a queued stream's send in progress, or a
+        #: paused transport), else None.
         self.sending_since: float | None = None
         self.close_reason: str | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -93,6 +118,22 @@ class Subscriber:
         out = [data for seq, data in self.queue if seq > self.since_seq]
         self.queue.clear()
         return out
+
+    def write(self, data: bytes) -> None:
+        """Put one or more frames on a transport stream's socket, framed as it needs."""
+        assert self.transport is not None
+        self.transport.write(chunk(data) if self.chunked else data)
+
+
+class _NoWake(asyncio.Event):
+    """The ``wake`` of a transport stream: nothing waits on it, setting it does nothing."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_QUEUE: deque[tuple[int, bytes]] = deque(maxlen=0)
+_NO_WAKE = _NoWake()
 
 
 class Hub:
@@ -182,14 +223,35 @@ class Hub:
         event = Event(self.seq, self.epoch, kind, payload)
         self._buffer.append(event)
         self.metrics.inc("events_published_total", kind=kind)
+        now = time.monotonic()
         for sub in list(self._subscribers):
-            data = event.data if sub.torrent_hash is None else event.for_torrent(sub.torrent_hash)
-            if data is None:
+            if sub.close_reason is not None:
+                continue
+            if sub.torrent_hash is None:
+                data: bytes | None = event.data
+            else:
+                data = event.for_torrent(sub.torrent_hash)
+                if data is None:
+                    continue
+            transport = sub.transport
+            if transport is not None:
+                if sub.sending_since is not None:
+                    sub.backlog += 1
+                    if sub.backlog > self.queue_size:
+                        self._drop(sub, OVERFLOW)
+                        continue
+                if not sub.chunked:
+                    transport.write(data)  # type: ignore[arg-type]
+                elif sub.torrent_hash is None:
+                    transport.write(event.chunk)
+                else:
+                    transport.write(chunk(data))  # type: ignore[arg-type]
+                sub.last_sent = now
                 continue
             if len(sub.queue) >= self.queue_size:
                 self._drop(sub, OVERFLOW)
                 continue
-            sub.queue.append((event.seq, data))
+            sub.queue.append((event.seq, data))  # type: ignore[arg-type]
             sub.wake.set()
         return event
 
@@ -202,15 +264,20 @@ class Hub:
         torrent_hash: str | None = None,
         last_event_id: str | None = None,
         heartbeat_as_event: bool = False,
+        transport: Transport | None = None,
+        chunked: bool = True,
     ) -> tuple[Subscriber, list[bytes], str]:
         """Register a stream; return it, its opening frames, and how it was opened.
 
         The opening is a replay of the missed events when ``last_event_id`` is from this
         process and still covered by the buffer, else a snapshot. The third value says which
-        (``replay`` or ``snapshot``), for the log.
+        (``replay`` or ``snapshot``), for the log. With ``transport``, the hub writes to it
+        from now on; the caller writes the opening before returning to the loop.
         """
         now = time.monotonic()
-        sub = Subscriber(f"c{next(self._ids)}", remote, torrent_hash, heartbeat_as_event, now)
+        sub = Subscriber(
+            f"c{next(self._ids)}", remote, torrent_hash, heartbeat_as_event, now, transport, chunked
+        )
         replay = self._replay(last_event_id, torrent_hash)
         if replay is not None:
             opening, how = replay, "replay"
@@ -233,6 +300,19 @@ class Hub:
         """End a stream from the server side, even when it is blocked sending."""
         if sub.close_reason is None:
             sub.close_reason = reason
+        transport = sub.transport
+        if transport is not None:
+            # Its protocol's connection_lost unsubscribes and logs, with this reason.
+            if reason in (OVERFLOW, SEND_TIMEOUT):
+                transport.abort()
+            else:
+                if sub.chunked:
+                    transport.write(LAST_CHUNK)
+                if transport.get_write_buffer_size():
+                    transport.abort()  # a client that is not reading: do not wait on it
+                else:
+                    transport.close()
+            return
         sub.queue.clear()
         sub.wake.set()
         if reason in (OVERFLOW, SEND_TIMEOUT) and sub.task is not None and not sub.task.done():
@@ -311,7 +391,10 @@ class Hub:
             self.beat(time.monotonic())
 
     def beat(self, now: float) -> int:
-        """Mark every stream silent for a heartbeat interval as due; returns how many.
+        """Heartbeat every stream silent for a heartbeat interval; returns how many.
+
+        A transport stream gets its heartbeat written at once; a queued stream is marked due
+        and woken.
 
         The same pass drops a stream whose send has been blocked for ``send_timeout``: a
         client that stopped reading fills the socket buffers (megabytes) long before its
@@ -319,8 +402,18 @@ class Hub:
         """
         due = 0
         for sub in list(self._subscribers):
+            if sub.close_reason is not None:
+                continue
             if sub.sending_since is not None and now - sub.sending_since >= self.send_timeout:
                 self._drop(sub, SEND_TIMEOUT)
+                continue
+            if sub.transport is not None:
+                # Written here and now; a paused transport has bytes in flight already.
+                if sub.sending_since is None and now - sub.last_sent >= self.heartbeat:
+                    sub.write(self.heartbeat_frame(sub))
+                    sub.last_sent = now
+                    log.debug("%s heartbeat", sub.client_id)
+                    due += 1
                 continue
             if not sub.heartbeat_due and now - sub.last_sent >= self.heartbeat:
                 sub.heartbeat_due = True

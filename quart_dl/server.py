@@ -1,10 +1,15 @@
-"""Running the app under Hypercorn from code.
+"""Running the app under Hypercorn from code, behind the socket layer (``front.py``).
 
 From code rather than the ``hypercorn`` command, so that: the listen backlog is large enough
 for a reconnect storm (Hypercorn's default of 100 refuses thousands of clients reconnecting at
-once); no read timeout is set (it would cut live streams, whose clients never send); and on
-SIGTERM/SIGINT every stream is ended *before* Hypercorn's graceful shutdown starts waiting for
-connections, so shutdown takes milliseconds instead of the graceful timeout.
+once); no read timeout is set (it would cut live streams, whose clients never send); event
+streams are held by ``front.py`` rather than by Hypercorn (it accepts every connection and
+hands all but stream requests to Hypercorn's own connection handler); and on SIGTERM/SIGINT
+every stream is ended *before* the graceful shutdown starts waiting for connections, so
+shutdown takes milliseconds instead of the graceful timeout.
+
+The loop below is Hypercorn's ``worker_serve`` for plain-HTTP sockets, with our accept
+protocol in place of its stream-reader callback (Hypercorn is pinned for that reason).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import asyncio
 import logging
 import signal
 
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from quart import Quart
 
 from .app import create_app
 from .auth import open_bind_warning
+from .front import FrontDoor
 from .limits import MAX_HEADER_BYTES
 from .runtime import runtime
 from .settings import Settings
@@ -58,11 +65,20 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
             pass
 
-    async def shutdown_trigger() -> None:
-        await stop.wait()
-        log.info("shutting down: closing %d open streams", runtime(app).hub.client_count)
-        runtime(app).hub.close_all()
-
+    config = hypercorn_config(settings)
+    await app.startup()
+    try:
+        sockets = config.create_sockets()
+    except OSError:
+        # Binding failed after the app's startup ran: shut it down, or the poller and the
+        # database threads keep the process alive after the error was printed.
+        await app.shutdown()
+        raise
+    door = FrontDoor(app, ASGIWrapper(app), config, WorkerContext(None))
+    servers = [
+        await loop.create_server(door.protocol, sock=sock, backlog=config.backlog)
+        for sock in sockets.insecure_sockets
+    ]
     log.info(
         "quart-dl listening on http://%s%s/ (qBittorrent at %s, heartbeat %g s)",
         settings.bind,
@@ -74,11 +90,20 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
     if warning:
         log.warning(warning)
     try:
-        await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
-    except OSError:
-        # Hypercorn binds after the app's startup ran and, when binding fails, never runs
-        # its shutdown: do it here, or the poller and the database threads keep the
-        # process alive after the error was printed.
+        await stop.wait()
+    finally:
+        log.info("shutting down: closing %d open streams", runtime(app).hub.client_count)
+        runtime(app).hub.close_all()
+        door.close_pending()
+        for server in servers:
+            server.close()
+        # Idle keep-alive connections close on this; busy ones get the graceful timeout.
+        await door.context.terminated.set()
+        if door.tasks:
+            _, late = await asyncio.wait(set(door.tasks), timeout=config.graceful_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
         await app.shutdown()
-        raise
     log.info("stopped")

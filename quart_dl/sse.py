@@ -14,6 +14,18 @@ How a stream ends, and what is logged (INFO, with client id, duration and reason
 
 A stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
 ``RESPONSE_TIMEOUT``, and the heartbeat keeps proxies and browsers from calling it idle.
+
+Two ways to carry a stream, one set of rules. The routes below decide everything (auth,
+CORS, caps, validation, 404/503: the app's hooks run as for any request). Then:
+
+- on a fresh connection of the real server, the socket layer (``front.py``) put a
+  ``Takeover`` in the request's ASGI extensions: the route leaves a ``StreamPlan`` there and
+  answers an empty 200, and the socket layer writes the head and opening itself and hands the
+  transport to the hub, which writes every later event straight to it (the fast path);
+- otherwise (a stream requested on a keep-alive connection Hypercorn already serves, Quart's
+  test client) the response body is the ``_stream`` generator below, fed by a queue.
+
+Both log the same lines and end for the same reasons.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from quart import Blueprint, Response, request
 from quart_schema import document_response, validate_querystring
@@ -34,9 +47,15 @@ from .openapi import ErrorBody, StreamQuery
 from .runtime import runtime
 from .torrents import HASH_RE
 
+if TYPE_CHECKING:
+    from asyncio import Transport
+
 log = logging.getLogger("quart_dl.sse")
 
 bp = Blueprint("sse", __name__)
+
+#: The ASGI extension through which the socket layer offers to carry a stream itself.
+TAKEOVER = "quart_dl.takeover"
 
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -82,39 +101,86 @@ def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
     ticket = admit_stream(remote)
     if isinstance(ticket, Response):
         return ticket
-    body = _stream(
+    plan = StreamPlan(
         rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, query.heartbeat == "event", ticket
     )
+    takeover = request.scope.get("extensions", {}).get(TAKEOVER)
+    if isinstance(takeover, Takeover):
+        takeover.plan = plan
+        # The socket layer replaces this empty body with the stream (after the app's hooks
+        # have added their headers to it).
+        return Response(b"", status=200, headers=STREAM_HEADERS)
+    body = _stream(plan)
     ticket.bind(body)
     response = Response(body, status=200, headers=STREAM_HEADERS)
     response.timeout = None
     return response
 
 
-async def _stream(
-    hub: Hub,
-    retry_ms: int,
-    torrent_hash: str | None,
-    last_event_id: str | None,
-    remote: str,
-    heartbeat_as_event: bool,
-    ticket: Ticket,
-) -> AsyncIterator[bytes]:
+class StreamPlan:
+    """An admitted stream, as the route decided it: what ``open`` subscribes with."""
+
+    __slots__ = ("heartbeat_as_event", "hub", "last_event_id", "remote", "retry_ms", "ticket", "torrent_hash")
+
+    def __init__(
+        self,
+        hub: Hub,
+        retry_ms: int,
+        torrent_hash: str | None,
+        last_event_id: str | None,
+        remote: str,
+        heartbeat_as_event: bool,
+        ticket: Ticket,
+    ) -> None:
+        self.hub = hub
+        self.retry_ms = retry_ms
+        self.torrent_hash = torrent_hash
+        self.last_event_id = last_event_id
+        self.remote = remote
+        self.heartbeat_as_event = heartbeat_as_event
+        self.ticket = ticket
+
+    def open(self, transport: Transport | None = None, chunked: bool = True) -> tuple[Subscriber, bytes]:
+        """Subscribe (synchronously: no event can fall in between); the opening to send first."""
+        sub, opening, how = self.hub.subscribe(
+            remote=self.remote,
+            torrent_hash=self.torrent_hash,
+            last_event_id=self.last_event_id,
+            heartbeat_as_event=self.heartbeat_as_event,
+            transport=transport,
+            chunked=chunked,
+        )
+        scope = f"torrent {self.torrent_hash[:12]}" if self.torrent_hash else "all torrents"
+        log.info("%s connected from %s (%s, opened with %s)", sub.client_id, self.remote, scope, how)
+        return sub, retry_frame(self.retry_ms) + b"".join(opening)
+
+    def close(self, sub: Subscriber, reason: str) -> None:
+        """The stream ended: give its place back, forget it, log why (the hub's reason wins)."""
+        reason = sub.close_reason or reason
+        self.ticket.release()
+        duration = self.hub.unsubscribe(sub, reason)
+        log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
+
+
+class Takeover:
+    """Where a route leaves its ``StreamPlan`` for the socket layer (``front.py``)."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self) -> None:
+        self.plan: StreamPlan | None = None
+
+
+async def _stream(plan: StreamPlan) -> AsyncIterator[bytes]:
     # Subscribing happens here, in the body, not in the handler: a body that never starts
     # (the client left first) then never leaves a subscriber behind.
-    sub, opening, how = hub.subscribe(
-        remote=remote,
-        torrent_hash=torrent_hash,
-        last_event_id=last_event_id,
-        heartbeat_as_event=heartbeat_as_event,
-    )
+    hub = plan.hub
+    sub, opening = plan.open()
     sub.task = asyncio.current_task()
-    scope = f"torrent {torrent_hash[:12]}" if torrent_hash else "all torrents"
-    log.info("%s connected from %s (%s, opened with %s)", sub.client_id, remote, scope, how)
     reason = CLIENT_CLOSED
     try:
         sub.sending_since = time.monotonic()
-        yield retry_frame(retry_ms) + b"".join(opening)
+        yield opening
         sub.sending_since = None
         sub.last_sent = time.monotonic()
         while True:
@@ -134,10 +200,7 @@ async def _stream(
     finally:
         # The hub's reason wins: a stream it dropped ends by cancellation or by Quart
         # closing this generator (GeneratorExit), and either looks like a client leaving.
-        reason = sub.close_reason or reason
-        ticket.release()
-        duration = hub.unsubscribe(sub, reason)
-        log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
+        plan.close(sub, reason)
 
 
 def _next_chunk(hub: Hub, sub: Subscriber) -> bytes:

@@ -454,3 +454,112 @@ async def test_beat_drops_a_stream_whose_send_is_blocked_past_the_send_timeout()
     assert fine.close_reason is None
     with pytest.raises(asyncio.CancelledError):
         await blocked.task
+
+
+# -- streams held as transports (the socket layer, front.py) ------------------------------
+
+
+class FakeTransport:
+    """A unit-test fake of ``asyncio.Transport``: records writes, how it was closed."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = ""
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def close(self) -> None:
+        self.closed = "close"
+
+    def abort(self) -> None:
+        self.closed = "abort"
+
+
+def held(hub: Hub, chunked: bool = True, torrent_hash: str | None = None) -> tuple[Any, FakeTransport]:
+    transport = FakeTransport()
+    sub, _, _ = hub.subscribe(transport=transport, chunked=chunked, torrent_hash=torrent_hash)  # type: ignore[arg-type]
+    return sub, transport
+
+
+def test_publish_writes_one_shared_chunk_to_every_held_stream() -> None:
+    hub = make_hub()
+    (_, ta), (_, tb) = held(hub), held(hub)
+    event = hub.publish_changes(progress(H1, 0.31))
+    assert event is not None
+    assert ta.written == [event.chunk]
+    assert tb.written[0] is ta.written[0]  # framed once for all
+    assert event.chunk == b"%x\r\n%b\r\n" % (len(event.data), event.data)
+
+
+def test_held_streams_get_their_own_framing_and_filter() -> None:
+    hub = make_hub()
+    _, plain = held(hub, chunked=False)
+    _, one = held(hub, torrent_hash=H2)
+    event = hub.publish_changes(progress(H1, 0.5))
+    assert event is not None
+    assert plain.written == [event.data]  # HTTP/1.0: frames as they are
+    assert one.written == []  # says nothing of H2
+    hub.publish_changes(progress(H2, 0.6))
+    (only_h2,) = one.written
+    assert b'"progress":0.6' in only_h2
+    assert only_h2.startswith(b"%x\r\n" % (len(only_h2) - only_h2.index(b"\r\n") - 4))
+
+
+def test_regression_a_paused_transport_overflows_after_queue_size_events() -> None:
+    hub = make_hub(queue_size=3)
+    sub, transport = held(hub)
+    sub.sending_since = time.monotonic()  # asyncio paused it: the client stopped reading
+    for i in range(3):
+        hub.publish_changes(progress(H1, i / 10))
+    assert transport.closed == ""
+    hub.publish_changes(progress(H1, 0.9))
+    assert transport.closed == "abort"
+    assert sub.close_reason == OVERFLOW
+    hub.publish_changes(progress(H1, 0.95))
+    assert len(transport.written) == 3  # nothing more once it is dropped
+
+
+def test_regression_a_transport_paused_past_the_send_timeout_is_dropped() -> None:
+    hub = make_hub(send_timeout=30.0)
+    sub, transport = held(hub)
+    now = time.monotonic()
+    sub.sending_since = now - 29
+    hub.beat(now)
+    assert transport.closed == ""
+    sub.sending_since = now - 31
+    hub.beat(now)
+    assert transport.closed == "abort"
+    assert sub.close_reason == SEND_TIMEOUT
+
+
+def test_beat_writes_heartbeats_to_silent_held_streams_only() -> None:
+    hub = make_hub(heartbeat=15.0)
+    quiet, tq = held(hub)
+    busy, tb = held(hub)
+    now = time.monotonic()
+    quiet.last_sent = now - 16
+    busy.last_sent = now - 1
+    assert hub.beat(now) == 1
+    assert tq.written == [b"%x\r\n%b\r\n" % (len(HEARTBEAT), HEARTBEAT)]
+    assert tb.written == []
+    assert quiet.last_sent == now
+    assert hub.beat(now) == 0  # not again until another interval of silence
+
+
+def test_close_all_ends_held_streams_with_the_last_chunk_or_aborts_a_stuck_one() -> None:
+    hub = make_hub()
+    _, fine = held(hub)
+    _, stuck = held(hub)
+    stuck.buffered = 1 << 20  # a client that is not reading: do not wait for it
+    hub.close_all()
+    assert fine.written[-1] == b"0\r\n\r\n"
+    assert fine.closed == "close"
+    assert stuck.closed == "abort"
+
+
+HEARTBEAT = b": heartbeat\n\n"

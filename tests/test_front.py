@@ -1,0 +1,308 @@
+"""quart_dl.front: streams held by the socket layer, every other connection handed to Hypercorn.
+
+Each test runs the real server (``server.serve``: the socket layer, Hypercorn, the whole app)
+in this event loop and talks to it over raw sockets, so that what is on the wire is checked
+byte for byte: the chunk framing, the head, ``Connection: close`` on answers, HTTP/1.0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fakes import FakeQbtClient
+from quart import Quart
+
+from quart_dl.app import create_app
+from quart_dl.hub import SERVER_SHUTDOWN, Hub
+from quart_dl.qbt_process import free_port
+from quart_dl.runtime import runtime
+from quart_dl.server import serve
+from quart_dl.settings import Secret, Settings
+from quart_dl.torrents import ChangeSet
+
+HASH = "a" * 40
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    options: dict[str, Any] = {
+        "bind": f"127.0.0.1:{free_port()}",
+        "database_url": "sqlite://:memory:",
+        "data_dir": tmp_path,
+        "poll_interval": 0.2,
+        "idle_poll_interval": 0.2,
+    }
+    return Settings(**{**options, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Quart]:
+    """The real server in this event loop, with a scripted fake qBittorrent; stopped on exit."""
+    app = create_app(settings, client=FakeQbtClient())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    try:
+        await wait_async(lambda: port_open(settings.port), 10, "the server to listen")
+        runtime(app).hub.seed({HASH: {"hash": HASH, "name": "one", "progress": 0.1}})
+        yield app
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+class RawClient:
+    """A raw socket client: sends a request head as given, collects every byte it gets."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.data = b""
+
+    @classmethod
+    async def open(cls, port: int, head: bytes) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        return cls(reader, writer)
+
+    async def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {marker!r} in {self.data[-300:]!r}")
+            chunk = await asyncio.wait_for(self.reader.read(65536), left)
+            if not chunk:
+                raise EOFError(f"closed before {marker!r}; got {self.data[-300:]!r}")
+            self.data += chunk
+        return self.data
+
+    async def read_to_end(self, timeout: float = 5.0) -> bytes:
+        while chunk := await asyncio.wait_for(self.reader.read(65536), timeout):
+            self.data += chunk
+        return self.data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def stream_head(path: str = "/api/events", version: str = "1.1", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/{version}\r\nHost: x\r\n{extra}\r\n".encode()
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of a chunked body (complete chunks only)."""
+    out = b""
+    while body:
+        size_line, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            break
+        size = int(size_line, 16)
+        if size == 0 or len(rest) < size + 2:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
+
+
+def change(progress: float) -> ChangeSet:
+    return ChangeSet(changed={HASH: {"progress": progress}})
+
+
+def transport_streams(hub: Hub) -> int:
+    return sum(1 for sub in hub.subscribers() if sub.transport is not None)
+
+
+async def test_a_stream_on_a_fresh_connection_is_held_by_the_socket_layer(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, stream_head())
+        await client.read_until(b"event: snapshot")
+        assert transport_streams(hub) == 1  # the hub writes to it itself: no task, no queue
+        event = hub.publish_changes(change(0.31))
+        assert event is not None
+        data = await client.read_until(b'"progress":0.31')
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"transfer-encoding: chunked" in head
+        assert b"content-type: text/event-stream; charset=utf-8" in head
+        assert b"x-accel-buffering: no" in head
+        assert b"content-length" not in head
+        events = dechunk(body)
+        assert events.startswith(b"retry: ")
+        expected = f'id: {event.id}\nevent: diff\ndata: {{"changed":{{"{HASH}":{{"progress":0.31}}}}}}\n\n'
+        assert expected.encode() in events
+        client.close()
+        await wait_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten")
+        assert stream_limits_open(app) == 0
+
+
+async def test_a_stream_on_a_keep_alive_connection_hypercorn_served_still_works(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        await client.read_until(b'"qbittorrent"')
+        client.writer.write(stream_head())
+        await client.read_until(b"event: snapshot")
+        assert hub.client_count == 1
+        assert transport_streams(hub) == 0  # Quart's path
+        hub.publish_changes(change(0.5))
+        await client.read_until(b'"progress":0.5')
+        client.close()
+        await wait_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten")
+
+
+async def test_http_1_0_stream_is_unchunked_and_ends_with_the_connection(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, stream_head(version="1.0"))
+        await client.read_until(b"event: snapshot")
+        hub.publish_changes(change(0.7))
+        data = await client.read_until(b'"progress":0.7}}}\n\n')
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"transfer-encoding" not in head
+        assert body.startswith(b"retry: ")  # frames as they are, no chunk sizes
+        hub.close_all()
+        assert (await client.read_to_end()).endswith(b"\n\n")
+        client.close()
+
+
+async def test_error_answers_are_json_with_connection_close_and_give_the_place_back(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, access_token=Secret("s3cret-token-1234"))
+    async with serving(settings) as app:
+        cases = [
+            (stream_head(), 401, "unauthorized"),
+            (
+                stream_head("/api/torrents/zz/events", extra="Authorization: Bearer s3cret-token-1234\r\n"),
+                400,
+                "invalid_hash",
+            ),
+            (stream_head(f"/api/torrents/{'b' * 40}/events?token=s3cret-token-1234"), 404, "not_found"),
+            (stream_head("/api/events?heartbeat=loud&token=s3cret-token-1234"), 400, "invalid_parameter"),
+            (
+                stream_head("/nothing/events", extra="Authorization: Bearer s3cret-token-1234\r\n"),
+                404,
+                "not_found",
+            ),
+        ]
+        for head, status, code in cases:
+            client = await RawClient.open(settings.port, head)
+            data = await client.read_to_end()
+            head_bytes, _, body = data.partition(b"\r\n\r\n")
+            assert head_bytes.startswith(b"HTTP/1.1 %d " % status), (head, data)
+            assert b"connection: close" in head_bytes
+            assert b"content-length: %d" % len(body) in head_bytes
+            answer = json.loads(body)
+            if code is not None:
+                assert answer["error"] == code, answer
+            assert b"s3cret-token-1234" not in data
+            client.close()
+        assert runtime(app).hub.client_count == 0
+        assert stream_limits_open(app) == 0
+
+
+async def test_per_torrent_stream_gets_only_its_torrent_framed_as_chunks(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        hub.seed({HASH: {"hash": HASH, "progress": 0.1}, "c" * 40: {"hash": "c" * 40, "progress": 0.2}})
+        client = await RawClient.open(settings.port, stream_head(f"/api/torrents/{HASH}/events"))
+        await client.read_until(b"event: snapshot")
+        hub.publish_changes(ChangeSet(changed={"c" * 40: {"progress": 0.9}}))
+        event = hub.publish_changes(change(0.42))
+        assert event is not None
+        data = await client.read_until(b'"progress":0.42')
+        events = dechunk(data.partition(b"\r\n\r\n")[2])
+        assert b"0.9" not in events
+        assert f"id: {event.id}\nevent: diff".encode() in events
+        client.close()
+
+
+async def test_requests_the_socket_layer_does_not_take_go_to_hypercorn(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        # Pipelined: a stream request followed by another request in the same bytes.
+        client = await RawClient.open(
+            settings.port, stream_head() + b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        await client.read_until(b"event: snapshot")
+        assert transport_streams(runtime(app).hub) == 0
+        client.close()
+        # A body on a stream request, and a HEAD: Hypercorn and Quart answer.
+        for head in (
+            b"GET /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+            b"HEAD /api/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ):
+            client = await RawClient.open(settings.port, head)
+            await client.read_until(b"\r\n\r\n")
+            assert client.data.startswith(b"HTTP/1.1 ")
+            client.close()
+        # An oversized head: Hypercorn's limit and the app's JSON 431, as before.
+        big = b"GET /api/events HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        client = await RawClient.open(settings.port, big)
+        data = await client.read_to_end()
+        assert data.startswith(b"HTTP/1.1 431 ") or data == b"", data[:200]
+        client.close()
+
+
+async def test_regression_a_head_that_never_completes_is_closed_after_the_keep_alive_timeout(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings):
+        client = await RawClient.open(settings.port, b"GET /api/events HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        assert await client.read_to_end(timeout=10) == b""
+        assert 4.0 < time.monotonic() - started < 8.0  # Hypercorn's keep_alive_timeout: 5 s
+        client.close()
+
+
+async def test_shutdown_ends_held_streams_with_the_last_chunk(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    app = create_app(settings, client=FakeQbtClient())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    await wait_async(lambda: port_open(settings.port), 10, "the server to listen")
+    client = await RawClient.open(settings.port, stream_head())
+    await client.read_until(b"event: snapshot")
+    stop.set()
+    await asyncio.wait_for(server, 5)
+    data = await client.read_to_end()
+    assert data.endswith(b"\r\n0\r\n\r\n")
+    assert runtime(app).metrics.value("sse_disconnects_total", reason=SERVER_SHUTDOWN) == 1
+    client.close()
+
+
+async def test_heartbeat_is_written_to_an_idle_held_stream(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, heartbeat=1.0)
+    async with serving(settings) as app:
+        client = await RawClient.open(settings.port, stream_head())
+        await client.read_until(b"event: snapshot")
+        await client.read_until(b": heartbeat\n\n", timeout=4)
+        assert runtime(app).metrics.value("heartbeats_sent_total") >= 1
+        client.close()
+
+
+def stream_limits_open(app: Quart) -> int:
+    return int(app.extensions["quart_dl.limits"].open_total)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def wait_async(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
