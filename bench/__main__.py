@@ -4,10 +4,12 @@
     python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, poll cost, storm
     python -m bench --sizes 1000 --kinds quart-dl --skip-poll --storm 0
     python -m bench --skip-fanout --skip-poll --storm 0 --latency 60   # change-to-screen only
+    python -m bench --skip-fanout --skip-poll --storm 0 --poll-real    # poll cost, real qBittorrent
 
 ``--latency`` needs more than the bench extra: playwright (the e2e extra), qbittorrent-nox and
 Debian's /usr/bin/chromium, so it is not part of the default run (``--latency`` alone: 40
-changes, 12 with ``--quick``).
+changes, 12 with ``--quick``). ``--poll-real [N]`` (default off; N torrents, 10,000 alone) measures
+poll cost against a real qbittorrent-nox holding N paused torrents (bench/pollreal.py).
 
 Every server kind runs the same clients and the same events in the same run, one after the
 other; ratios are taken within the run (the machine is shared, absolute figures are noisy).
@@ -111,6 +113,14 @@ def main() -> int:
         default=0,
         help="change-to-screen latency in Chromium: N changes (alone: 40, 12 with --quick; default: skip)",
     )
+    parser.add_argument(
+        "--poll-real",
+        type=int,
+        nargs="?",
+        const=10_000,
+        default=0,
+        help="poll cost, real qbittorrent-nox with N paused torrents (alone: 10,000; default: skip)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     raise_fd_limit()
@@ -130,6 +140,7 @@ def main() -> int:
         "poll": None,
         "storm": None,
         "latency": None,
+        "poll_real": None,
     }
     if not args.skip_fanout:
         for n in sizes:
@@ -178,6 +189,18 @@ def main() -> int:
             result["latency"] = run_latency(changes, log_dir=log_dir)
         except Exception as exc:
             result["latency"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+    if args.poll_real:
+        from .pollreal import run_pollreal
+
+        print(
+            f"poll cost against a real qbittorrent-nox: {args.poll_real} torrents…",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            result["poll_real"] = run_pollreal(args.poll_real, log_dir=log_dir)
+        except Exception as exc:
+            result["poll_real"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -206,6 +229,10 @@ def render(result: dict[str, Any]) -> str:
     latency = result.get("latency")
     if latency:
         parts.append(latency_table(latency))
+    if result.get("poll_real"):
+        from .pollreal import table as poll_real_table
+
+        parts.append(poll_real_table(result["poll_real"]))
     return "\n".join(parts)
 
 
