@@ -1,20 +1,25 @@
 """The store: commits change sets to the database, one transaction per poll.
 
-Changed and added torrents are written as one batched upsert of their full records (one
-statement for a few hundred rows instead of one UPDATE each). If a commit fails (database
-locked, read-only, PostgreSQL restarting), nothing is lost: the store remembers that it is
-behind and, on the next successful commit, rewrites the whole current table in one
-transaction. Meanwhile the hub keeps serving from memory.
+Changed and added torrents are written as one upsert of their full records: one prepared
+``INSERT … ON CONFLICT DO UPDATE`` run by the driver's ``executemany`` (not one UPDATE each,
+and not the ORM's per-row model objects, which cost more CPU than the write itself). If a
+commit fails (database locked, read-only, PostgreSQL restarting), nothing is lost: the store
+remembers that it is behind and, on the next successful commit, rewrites the whole current
+table in one transaction. Meanwhile the hub keeps serving from memory.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import operator
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
@@ -150,25 +155,18 @@ class Store:
         self.last_error = None
         return True
 
-    async def _upsert(self, records: Any, conn: Any) -> None:
+    async def _upsert(self, records: Iterable[Record], conn: BaseDBAsyncClient) -> None:
+        """Write full records with one prepared upsert statement, run ``executemany`` style.
+
+        Not ``Torrent.bulk_create``: a model object per row and Tortoise's query building cost
+        ~10 ms of CPU per steady poll of 300 changed torrents out of 10,000 (issue #5). The
+        driver's own ``executemany`` of one prepared statement does the same write for a
+        fraction of that, on SQLite and PostgreSQL alike.
+        """
         now = time.time()
-        objects = [
-            Torrent(
-                instance_id=self.instance_id,
-                hash=record["hash"],
-                updated_at=now,
-                **{f: _clean(record[f]) for f in _RECORD_FIELDS},
-            )
-            for record in records
-        ]
-        if objects:
-            await Torrent.bulk_create(
-                objects,
-                batch_size=500,
-                on_conflict=["instance_id", "hash"],
-                update_fields=[*_RECORD_FIELDS, "updated_at"],
-                using_db=conn,
-            )
+        rows = [_row(self.instance_id, record, now) for record in records]
+        if rows:
+            await conn.execute_many(_upsert_sql(conn.capabilities.dialect), rows)
 
     async def save_status(self, status: Mapping[str, Any]) -> None:
         """Remember the instance status (best effort: a failure here is not worth a fault)."""
@@ -242,6 +240,49 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+#: The torrent table's columns as the upsert writes them: the key, the record, the write time.
+_COLUMNS = ("instance_id", "hash", *_RECORD_FIELDS, "updated_at")
+_record_values = operator.itemgetter("hash", *_RECORD_FIELDS)
+#: Where the text values sit in a row (NUL is cleaned there) and where the tags list sits.
+_TEXT_AT = tuple(_COLUMNS.index(f) for f in ("hash", "name", "state", "phase", "category", "save_path"))
+_TAGS_AT = _COLUMNS.index("tags")
+
+
+def _row(instance_id: int | None, record: Record, now: float) -> list[Any]:
+    """One torrent as upsert parameters, in ``_COLUMNS`` order."""
+    row = [instance_id, *_record_values(record), now]
+    for at in _TEXT_AT:
+        value = row[at]
+        if isinstance(value, str) and "\x00" in value:
+            row[at] = _clean(value)
+    # JSON text is what both backends take for Tortoise's JSONField column (TEXT in SQLite,
+    # JSONB in PostgreSQL, where asyncpg's default codec sends a str as is).
+    row[_TAGS_AT] = json.dumps(_clean(row[_TAGS_AT]), separators=(",", ":"))
+    return row
+
+
+@functools.cache
+def _upsert_sql(dialect: str) -> str:
+    """``INSERT … ON CONFLICT (instance_id, hash) DO UPDATE`` in the dialect's placeholders.
+
+    SQLite (3.24+) and PostgreSQL share the syntax; only the placeholders differ: ``?`` for
+    sqlite3, ``$1…$n`` for asyncpg.
+    """
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in _COLUMNS)
+    elif dialect == "postgres":
+        marks = ", ".join(f"${i}" for i in range(1, len(_COLUMNS) + 1))
+    else:  # pragma: no cover - open_database only accepts what tortoise_url passes on
+        raise ValueError(f"no upsert statement for the {dialect} dialect")
+    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[2:])
+    # Only our own constant names go into the text; the values travel as parameters.
+    return (
+        f'INSERT INTO "{Torrent._meta.db_table}" ({columns}) VALUES ({marks}) '  # noqa: S608
+        f'ON CONFLICT ("instance_id", "hash") DO UPDATE SET {updates}'
+    )
 
 
 def _record(row: Mapping[str, Any]) -> Record:

@@ -25,7 +25,7 @@ import pytest
 from fakes import H1, H2, H3, forget_sql_dialect, raw_torrent, seeding_torrent
 
 from quart_dl.models import Instance, Torrent
-from quart_dl.store import Store, close_database, open_database, tortoise_url
+from quart_dl.store import _RECORD_FIELDS, Store, _upsert_sql, close_database, open_database, tortoise_url
 from quart_dl.torrents import ChangeSet, Record, project
 
 POSTGRES_URL = os.environ.get("QUART_DL_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -174,6 +174,66 @@ async def test_commit_changed_fields_writes_the_full_current_record(store: Store
     )
     assert await store.commit(changes, records)
     assert await reload() == records
+
+
+async def test_upsert_updates_the_row_in_place_on_conflict(store: Store) -> None:
+    # The commit is one prepared INSERT … ON CONFLICT (instance_id, hash) DO UPDATE: a change
+    # must rewrite the existing row (same id, every column, a newer updated_at), never add one.
+    records = records_of((H1, raw_torrent()), (H2, raw_torrent("two")))
+    await store.commit(added(records), records)
+    before = await Torrent.get(instance_id=store.instance_id, hash=H1)
+    other = Store("other", "http://qbt2.lan:8080")
+    await other.open_instance()
+    theirs = records_of((H1, raw_torrent("theirs")))
+    await other.commit(added(theirs), theirs)  # the same hash in another instance
+
+    records[H1] = project(
+        H1, seeding_torrent("renamed", tags="a, b", category="c", completion_on=1_700_000_500)
+    )
+    assert await store.commit(ChangeSet(changed={H1: records[H1]}), records)
+    after = await Torrent.get(instance_id=store.instance_id, hash=H1)
+    assert after.id == before.id
+    assert after.updated_at >= before.updated_at
+    assert (after.name, after.tags, after.complete, after.completed_at) == (
+        "renamed",
+        ["a", "b"],
+        True,
+        1_700_000_500,
+    )
+    assert await Torrent.filter(hash=H1).count() == 2
+    assert await reload() == records
+    assert await other.open_instance() == theirs
+
+
+async def test_upsert_round_trips_every_kind_of_value(store: Store) -> None:
+    records = records_of(
+        (H1, raw_torrent("ünïcode ✓ 'single' \"double\" back\\slash", tags='tag one,ünï,q"uote')),
+        (H2, seeding_torrent("big", size=2**62, downloaded=2**62, ratio=0.0001, completion_on=2**40)),
+        (H3, raw_torrent("nul tag", tags="a\x00b", category="", save_path="", eta=-1)),
+    )
+    assert await store.commit(added(records), records)
+    loaded = await reload()
+    assert loaded[H1] == records[H1]
+    assert loaded[H2] == records[H2]
+    assert loaded[H2]["size"] == 2**62
+    assert loaded[H2]["completed_at"] == 2**40
+    assert loaded[H3]["tags"] == ["a\ufffdb"]  # PostgreSQL JSON cannot hold U+0000 either
+    assert loaded[H3]["eta"] is None
+    assert {h: type(r["complete"]) for h, r in loaded.items()} == {H1: bool, H2: bool, H3: bool}
+
+
+def test_upsert_statement_per_dialect() -> None:
+    sqlite_sql, postgres_sql = _upsert_sql("sqlite"), _upsert_sql("postgres")
+    columns = len(_RECORD_FIELDS) + 3  # instance_id, hash, the record, updated_at
+    assert sqlite_sql.count("?") == columns
+    assert "$" not in sqlite_sql
+    assert f"${columns})" in postgres_sql
+    assert "?" not in postgres_sql
+    for sql in (sqlite_sql, postgres_sql):
+        assert 'ON CONFLICT ("instance_id", "hash") DO UPDATE SET' in sql
+        assert '"updated_at" = excluded."updated_at"' in sql
+        assert '"hash" = excluded' not in sql
+        assert '"instance_id" = excluded' not in sql
 
 
 async def test_commit_removed(store: Store) -> None:
