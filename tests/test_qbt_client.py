@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -103,6 +104,78 @@ def test_regression_another_web_server_is_called_a_wrong_password() -> None:
         with pytest.raises(Unreachable, match="does not answer like qBittorrent"):
             client.login()
     finally:
+        server.shutdown()
+
+
+class _FakeMaindata(BaseHTTPRequestHandler):
+    """Just enough of qBittorrent's Web API to log in; ``sync/maindata`` answers ``BODIES`` in turn."""
+
+    BODIES: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        path = self.path.split("?")[0]
+        if path.endswith("/auth/login"):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._answer(b"Ok.", "text/plain", cookie="SID=fake")
+        elif path.endswith("/app/version"):
+            self._answer(b"v4.5.2", "text/plain")
+        elif path.endswith("/sync/maindata"):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._answer(self.BODIES.pop(0), "application/json")
+        else:
+            self._answer(b"2.8.19", "text/plain")
+
+    do_GET = do_POST
+
+    def _answer(self, body: bytes, kind: str, cookie: str | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        if cookie:
+            self.send_header("Set-Cookie", f"{cookie}; path=/")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_maindata_is_plain_json_and_any_other_shape_is_unreachable() -> None:
+    # maindata asks the library for the decoded JSON as is (SIMPLE_RESPONSES), not its
+    # attribute dicts: the poller gets plain dicts, and must still refuse what is not an object.
+    _FakeMaindata.BODIES[:] = [
+        b'{"rid": 7, "torrents": {"abc": {"name": "x", "tags": ""}}, "server_state": {"dl_info_speed": 1}}',
+        b'{"rid": 8, "torrents": {}}',
+        b"[1, 2, 3]",
+        b'"a string"',
+        b'{"torrents": {}}',
+        b"not json",
+    ]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeMaindata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = QbtClient(f"http://127.0.0.1:{server.server_address[1]}", "admin", "pw")
+    try:
+        assert client.login() == "v4.5.2"
+        first = client.maindata()
+        assert first == {
+            "rid": 7,
+            "full_update": True,
+            "torrents": {"abc": {"name": "x", "tags": ""}},
+            "server_state": {"dl_info_speed": 1},
+        }
+        assert type(first) is dict
+        assert type(first["torrents"]) is dict
+        assert type(first["torrents"]["abc"]) is dict
+        assert client.rid == 7
+        assert client.maindata() == {"rid": 8, "torrents": {}}  # no full_update once the rid is held
+        for _ in range(3):  # a list, a string, an object without a rid
+            with pytest.raises(Unreachable, match="did not answer like qBittorrent"):
+                client.maindata()
+        with pytest.raises(Unreachable, match="answered with an error"):  # not JSON at all
+            client.maindata()
+        assert client.rid == 8
+    finally:
+        client.close()
         server.shutdown()
 
 
