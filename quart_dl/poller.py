@@ -232,7 +232,7 @@ class Poller:
         """History samples and their retention, on their own slower clocks."""
         if now >= self._next_sample:
             self._next_sample = now + self.sample_interval
-            await self.store.sample(now, self.table.transfer, self.table.records)
+            await self.store.sample(now, self.table.transfer, self.table.active())
         if now >= self._next_prune:
             self._next_prune = now + 300
             await self.store.prune(now - self.history_seconds)

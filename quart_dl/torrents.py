@@ -192,6 +192,12 @@ class TorrentTable:
         # Seeded from ``complete``, not ``completed_at``: qBittorrent may not know when a
         # torrent completed (completion_on -1), and a restart must not announce it again.
         self._completed: set[str] = {h for h, r in self.records.items() if r.get("complete")}
+        #: Torrents moving data, and the sums of all speeds, kept up to date torrent by torrent:
+        #: summing 10,000 records on every poll (and scanning them for history samples) was a
+        #: fixed cost of each poll, even with nothing changed (issue #5).
+        self._active: set[str] = set()
+        self._speeds = [0, 0]
+        self._count_all()
 
     def apply(self, maindata: Mapping[str, Any]) -> ChangeSet:
         """Merge one ``sync/maindata`` answer and return what changed in public terms."""
@@ -201,6 +207,7 @@ class TorrentTable:
         changes = ChangeSet()
         if full:
             self._raw = {}
+        speeds = self._speeds
         if not isinstance(torrents, Mapping):
             raise TypeError("maindata 'torrents' is not an object")
         for torrent_hash, partial in torrents.items():
@@ -217,12 +224,20 @@ class TorrentTable:
                 changes.added.append(torrent_hash)
                 changes.changed[torrent_hash] = new
             else:
+                speeds[0] -= old["dl_speed"]
+                speeds[1] -= old["up_speed"]
                 if old.get("completed_at") and not new["completed_at"] and new["complete"]:
                     new["completed_at"] = old["completed_at"]
                 delta = {k: v for k, v in new.items() if old.get(k) != v}
                 if delta:
                     changes.changed[torrent_hash] = delta
             self.records[torrent_hash] = new
+            speeds[0] += new["dl_speed"]
+            speeds[1] += new["up_speed"]
+            if new["dl_speed"] or new["up_speed"]:
+                self._active.add(torrent_hash)
+            else:
+                self._active.discard(torrent_hash)
             if new["complete"] and torrent_hash not in self._completed:
                 self._completed.add(torrent_hash)
                 changes.completed.append(torrent_hash)
@@ -234,9 +249,12 @@ class TorrentTable:
         if full:
             gone |= set(self.records) - set(self._raw)
         for torrent_hash in sorted(gone):
-            if self.records.pop(torrent_hash, None) is not None:
+            if (old := self.records.pop(torrent_hash, None)) is not None:
                 changes.removed.append(torrent_hash)
+                speeds[0] -= old["dl_speed"]
+                speeds[1] -= old["up_speed"]
             self._completed.discard(torrent_hash)
+            self._active.discard(torrent_hash)
 
         if self._quiet and full:
             changes.added, changes.completed = [], []
@@ -249,12 +267,23 @@ class TorrentTable:
         # Speeds are the sum of the torrents' own: qBittorrent's global rate is measured over
         # its refresh interval and, under per-torrent limits, swings between 0 and bursts
         # while every torrent reports a steady rate (seen on 4.5.2 at 250 and 1500 ms).
-        merged["dl_speed"] = sum(r["dl_speed"] for r in self.records.values())
-        merged["up_speed"] = sum(r["up_speed"] for r in self.records.values())
+        merged["dl_speed"], merged["up_speed"] = speeds
         if merged != self.transfer:
             changes.transfer = merged
             self.transfer = merged
         return changes
+
+    def active(self) -> dict[str, Record]:
+        """The torrents moving data now (the ones a history sample records)."""
+        return {h: self.records[h] for h in self._active}
+
+    def _count_all(self) -> None:
+        """Speed sums and the active set from scratch (at start: records from the database)."""
+        self._active = {h for h, r in self.records.items() if r.get("dl_speed") or r.get("up_speed")}
+        self._speeds = [
+            sum(r.get("dl_speed") or 0 for r in self.records.values()),
+            sum(r.get("up_speed") or 0 for r in self.records.values()),
+        ]
 
     def _raw_server_state(self) -> dict[str, Any]:
         """The transfer object in qBittorrent's key names, so partial server_state merges."""

@@ -170,7 +170,9 @@ async def test_quiet_polls_publish_nothing(make_poller: MakePoller, store: Recor
 
 
 async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: RecordingStore) -> None:
-    client = FakeQbtClient([full_update({H1: raw_torrent()}, SERVER_STATE)])
+    client = FakeQbtClient(
+        [full_update({H1: raw_torrent(), H2: raw_torrent("idle", dlspeed=0)}, SERVER_STATE)]
+    )
     poller = make_poller(client, sample_interval=60.0)
     await prepare(poller)
     await poller.poll_once()
@@ -178,6 +180,7 @@ async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: 
     samples = await store.history(0)
     assert [s["dl_speed"] for s in samples] == [204_800]
     assert [s["dl_speed"] for s in await store.history(0, H1)] == [204_800]
+    assert await store.history(0, H2) == []  # only torrents moving data are sampled
 
 
 async def test_known_torrents_seed_the_table_and_a_missed_completion_is_reported(

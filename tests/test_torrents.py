@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from fakes import H1, H2, H3, full_update, partial_update, raw_torrent, seeding_torrent
 
@@ -234,6 +236,36 @@ def test_regression_global_speed_reads_zero_while_torrents_download() -> None:
     gone = table.apply(partial_update(removed=[H2]))
     assert gone.transfer is not None
     assert gone.transfer["dl_speed"] == 160_000
+
+
+def test_speed_sums_and_active_torrents_follow_every_kind_of_update() -> None:
+    # The sums and the active set are kept torrent by torrent (not recounted over the whole
+    # table each poll): after any mix of partial updates, removals, re-adds and full updates
+    # they must equal a recount.
+    rng = random.Random(5)
+    hashes = [f"{i:040x}" for i in range(1, 31)]
+    known = {h: project(h, raw_torrent(dlspeed=7, upspeed=1)) for h in hashes[:5]}
+    table = TorrentTable(known)
+    assert set(table.active()) == set(hashes[:5])
+    for step in range(300):
+        if step % 50 == 49:
+            answer = full_update(
+                {h: raw_torrent(dlspeed=rng.choice((0, 5)), upspeed=rng.choice((0, 3))) for h in hashes[::2]}
+            )
+        else:
+            picked = rng.sample(hashes, 6)
+            answer = partial_update(
+                {
+                    h: {"dlspeed": rng.choice((0, 0, 10, 999)), "upspeed": rng.choice((0, 2))}
+                    for h in picked[:4]
+                }
+                | {picked[4]: raw_torrent(dlspeed=rng.choice((0, 40)))},
+                removed=[picked[5]] if rng.random() < 0.3 else [],
+            )
+        table.apply(answer)
+        assert table.transfer["dl_speed"] == sum(r["dl_speed"] for r in table.records.values())
+        assert table.transfer["up_speed"] == sum(r["up_speed"] for r in table.records.values())
+        assert table.active() == {h: r for h, r in table.records.items() if r["dl_speed"] or r["up_speed"]}
 
 
 def test_as_event_leaves_out_empty_parts() -> None:
