@@ -182,29 +182,27 @@ class Store:
             log.debug("could not save status: %s", _describe(exc))
 
     async def sample(self, now: float, transfer: Record, torrents: Mapping[str, Record]) -> None:
-        """Write one history sample: global speeds, and the speeds of active torrents."""
+        """Write one history sample: global speeds, and the speeds of active torrents.
+
+        Plain prepared INSERTs, like the commit: the ORM's model objects cost more than the
+        rows they write, every few seconds.
+        """
         try:
             async with in_transaction() as conn:
-                await TransferSample.create(
-                    instance_id=self.instance_id,
-                    t=now,
-                    dl_speed=transfer["dl_speed"],
-                    up_speed=transfer["up_speed"],
-                    using_db=conn,
+                dialect = conn.capabilities.dialect
+                await conn.execute_many(
+                    _insert_sql(TransferSample._meta.db_table, _SAMPLE_COLUMNS, dialect),
+                    [[self.instance_id, now, transfer["dl_speed"], transfer["up_speed"]]],
                 )
                 active = [
-                    TorrentSample(
-                        instance_id=self.instance_id,
-                        hash=h,
-                        t=now,
-                        dl_speed=r["dl_speed"],
-                        up_speed=r["up_speed"],
-                    )
+                    [self.instance_id, h, now, r["dl_speed"], r["up_speed"]]
                     for h, r in torrents.items()
                     if r["dl_speed"] or r["up_speed"]
                 ]
                 if active:
-                    await TorrentSample.bulk_create(active, batch_size=500, using_db=conn)
+                    await conn.execute_many(
+                        _insert_sql(TorrentSample._meta.db_table, _TORRENT_SAMPLE_COLUMNS, dialect), active
+                    )
         except DB_ERRORS as exc:
             log.debug("could not write a history sample: %s", _describe(exc))
 
@@ -248,6 +246,8 @@ _record_values = operator.itemgetter("hash", *_RECORD_FIELDS)
 #: Where the text values sit in a row (NUL is cleaned there) and where the tags list sits.
 _TEXT_AT = tuple(_COLUMNS.index(f) for f in ("hash", "name", "state", "phase", "category", "save_path"))
 _TAGS_AT = _COLUMNS.index("tags")
+#: One encoder for every row: ``json.dumps`` with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def _row(instance_id: int | None, record: Record, now: float) -> list[Any]:
@@ -259,28 +259,41 @@ def _row(instance_id: int | None, record: Record, now: float) -> list[Any]:
             row[at] = _clean(value)
     # JSON text is what both backends take for Tortoise's JSONField column (TEXT in SQLite,
     # JSONB in PostgreSQL, where asyncpg's default codec sends a str as is).
-    row[_TAGS_AT] = json.dumps(_clean(row[_TAGS_AT]), separators=(",", ":"))
+    tags = row[_TAGS_AT]
+    row[_TAGS_AT] = _JSON.encode(_clean(tags)) if tags else "[]"
     return row
+
+
+_SAMPLE_COLUMNS = ("instance_id", "t", "dl_speed", "up_speed")
+_TORRENT_SAMPLE_COLUMNS = ("instance_id", "hash", "t", "dl_speed", "up_speed")
+
+
+def _placeholders(count: int, dialect: str) -> str:
+    """``?, ?, …`` for sqlite3, ``$1, $2, …`` for asyncpg."""
+    if dialect == "sqlite":
+        return ", ".join("?" for _ in range(count))
+    if dialect == "postgres":
+        return ", ".join(f"${i}" for i in range(1, count + 1))
+    raise ValueError(f"no placeholders for the {dialect} dialect")  # pragma: no cover
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], dialect: str) -> str:
+    """A plain INSERT of ``columns`` into ``table``, in the dialect's placeholders."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    # Only our own constant names go into the text; the values travel as parameters.
+    return f'INSERT INTO "{table}" ({names}) VALUES ({_placeholders(len(columns), dialect)})'  # noqa: S608
 
 
 @functools.cache
 def _upsert_sql(dialect: str) -> str:
-    """``INSERT … ON CONFLICT (instance_id, hash) DO UPDATE`` in the dialect's placeholders.
+    """``INSERT … ON CONFLICT (instance_id, hash) DO UPDATE`` of every torrent column.
 
-    SQLite (3.24+) and PostgreSQL share the syntax; only the placeholders differ: ``?`` for
-    sqlite3, ``$1…$n`` for asyncpg.
+    SQLite (3.24+) and PostgreSQL share the syntax; only the placeholders differ.
     """
-    if dialect == "sqlite":
-        marks = ", ".join("?" for _ in _COLUMNS)
-    elif dialect == "postgres":
-        marks = ", ".join(f"${i}" for i in range(1, len(_COLUMNS) + 1))
-    else:  # pragma: no cover - open_database only accepts what tortoise_url passes on
-        raise ValueError(f"no upsert statement for the {dialect} dialect")
-    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[2:])
-    # Only our own constant names go into the text; the values travel as parameters.
     return (
-        f'INSERT INTO "{Torrent._meta.db_table}" ({columns}) VALUES ({marks}) '  # noqa: S608
+        f"{_insert_sql(Torrent._meta.db_table, _COLUMNS, dialect)} "
         f'ON CONFLICT ("instance_id", "hash") DO UPDATE SET {updates}'
     )
 
