@@ -87,6 +87,8 @@ def is_complete(state: str, amount_left: int) -> bool:
 
 def _int(raw: Mapping[str, Any], key: str) -> int:
     value = raw.get(key, 0)
+    if value.__class__ is int:  # what qBittorrent sends: skip the conversion (hot path)
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
