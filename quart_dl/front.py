@@ -47,6 +47,12 @@ from .sse import TAKEOVER, StreamPlan, Takeover
 
 log = logging.getLogger("quart_dl.front")
 
+#: Stream requests running the app at once. A reconnect storm of thousands would otherwise
+#: run thousands of requests side by side on one loop: no faster, but each holds its
+#: request's working memory (tens of KB) until all are done, and the process keeps that
+#: high-water mark. Waiting requests hold only their head.
+APP_SLOTS = 32
+
 #: Response headers this layer sets itself (framing is the server's business, not the app's).
 _FRAMING = {b"content-length", b"transfer-encoding", b"connection"}
 #: errors.py's answer to an unexpected exception, for the one the app itself did not catch.
@@ -66,6 +72,7 @@ class FrontDoor:
         self.pending: set[FrontProtocol] = set()
         #: Hypercorn connection tasks and app calls, awaited at shutdown.
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.app_slots = asyncio.Semaphore(APP_SLOTS)
 
     def protocol(self) -> FrontProtocol:
         """The protocol factory for ``loop.create_server``."""
@@ -246,7 +253,10 @@ class FrontProtocol(asyncio.Protocol):
                 body.append(message.get("body", b""))
 
         try:
-            await self._door.asgi_app(scope, receive, send)
+            async with self._door.app_slots:
+                if self._closed:
+                    return  # the client left while waiting for a slot
+                await self._door.asgi_app(scope, receive, send)
         except Exception:  # the app answers its own errors; this is a bug, not a client's fault
             log.exception("the app failed on a stream request")
             start.clear()
