@@ -298,9 +298,11 @@ class Hub:
 
     def _drop(self, sub: Subscriber, reason: str) -> None:
         """End a stream from the server side, even when it is blocked sending."""
+        transport = sub.transport
+        if transport is not None and sub.close_reason is not None:
+            return  # already ending: its connection_lost is on its way
         if sub.close_reason is None:
             sub.close_reason = reason
-        transport = sub.transport
         if transport is not None:
             # Its protocol's connection_lost unsubscribes and logs, with this reason.
             if reason in (OVERFLOW, SEND_TIMEOUT):

@@ -1,6 +1,7 @@
 """Caps on open event streams: per client address and in total.
 
-Why: every open stream holds a queue, a task and a socket (~33 KB each, measured). Without
+Why: every open stream holds a socket and its state (~6 KB each when the socket layer holds
+it, ~33 KB on Quart's path; BENCHMARKS.md). Without
 a cap one misbehaving client (a reconnect loop that never closes the old EventSource, a
 script opening streams in a loop) could take the server's memory and file descriptors from
 everybody else. Beyond a cap the answer is ``503`` JSON with ``Retry-After``, before any

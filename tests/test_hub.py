@@ -560,6 +560,8 @@ def test_close_all_ends_held_streams_with_the_last_chunk_or_aborts_a_stuck_one()
     assert fine.written[-1] == b"0\r\n\r\n"
     assert fine.closed == "close"
     assert stuck.closed == "abort"
+    hub.close_all()  # the app's shutdown does it again, before the transports reported back
+    assert fine.written.count(b"0\r\n\r\n") == 1
 
 
 HEARTBEAT = b": heartbeat\n\n"
