@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import raise_fd_limit
+from .common import figure_table, raise_fd_limit
 from .fanout import KINDS, ROOT, run_fanout
 
 COLUMNS = (
@@ -218,14 +218,10 @@ def render(result: dict[str, Any]) -> str:
         parts.append(ratio_table(result["ratios"]))
     poll = result.get("poll")
     if poll:
-        parts.append("\nPoll cost:\n")
-        parts.append("| figure | value |\n| --- | --- |")
-        parts.extend(f"| {k} | {v} |" for k, v in poll.items())
+        parts.append(figure_table("Poll cost:", poll))
     storm = result.get("storm")
     if storm:
-        parts.append("\nReconnect storm (quart-dl):\n")
-        parts.append("| figure | value |\n| --- | --- |")
-        parts.extend(f"| {k} | {v} |" for k, v in storm.items())
+        parts.append(figure_table("Reconnect storm (quart-dl):", storm))
     latency = result.get("latency")
     if latency:
         parts.append(latency_table(latency))

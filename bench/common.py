@@ -101,3 +101,9 @@ class Control:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
+
+
+def figure_table(title: str, figures: dict[str, Any]) -> str:
+    """A titled two-column markdown table of named figures (poll cost, storm, real poll)."""
+    rows = "\n".join(f"| {name} | {value} |" for name, value in figures.items())
+    return f"\n{title}\n\n| figure | value |\n| --- | --- |\n{rows}"

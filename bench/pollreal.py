@@ -61,6 +61,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from .common import figure_table
 from .pollcost import _fetch_snapshot
 
 POLL_INTERVAL = 1.0
@@ -658,14 +659,11 @@ def table(result: dict[str, Any]) -> str:
     """The figures as a markdown table."""
     if "error" in result:
         return f"\nPoll cost against a real qbittorrent-nox: {result['error']}"
-    lines = [
-        f"\nPoll cost against a real qbittorrent-nox ({result['torrents']:,} paused torrents, "
-        f"{result['changing_per_poll']} changing per poll, poll interval {result['poll_interval_s']:g} s):\n",
-        "| figure | value |",
-        "| --- | --- |",
-    ]
-    lines.extend(f"| {k} | {v} |" for k, v in result.items())
-    return "\n".join(lines)
+    return figure_table(
+        f"Poll cost against a real qbittorrent-nox ({result['torrents']:,} paused torrents, "
+        f"{result['changing_per_poll']} changing per poll, poll interval {result['poll_interval_s']:g} s):",
+        result,
+    )
 
 
 if __name__ == "__main__":

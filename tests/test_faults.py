@@ -157,7 +157,7 @@ async def test_completion_while_quart_dl_was_down_is_recorded_once(
         server.start()
         try:
             wait_for(lambda s=server: s.status()["status"]["qbittorrent"] == "connected", 10, "connected")
-            time.sleep(1.0)  # a few polls after the first
+            await more_polls(server)
             epoch = server.status()["epoch"]
             # "<epoch>-0" replays this run's every event from the first one.
             replay = AsyncStream(server.port, last_event_id=f"{epoch}-0")

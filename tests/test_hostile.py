@@ -368,8 +368,9 @@ def test_hostile_torrent_name_round_trips_through_the_stream(
             got["error"] = exc
 
     thread = threading.Thread(target=follow)
+    before = server.status()["clients"]
     thread.start()
-    time.sleep(1.0)
+    wait_for(lambda: server.status()["clients"] > before, 10, "the stream to open")
     client.torrents_rename(torrent_hash=info_hash, new_torrent_name=renamed)
     thread.join(25)
     assert "error" not in got, got.get("error")
