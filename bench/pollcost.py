@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from quart_dl.hub import Hub
+from quart_dl.status import InstanceStatus
 from quart_dl.store import Store, close_database, open_database
 from quart_dl.torrents import TorrentTable
 
 from .common import dumps
 from .synthetic import full_maindata, partial_maindata
+
+DB_OK = {"ok": True, "last_error": None}
 
 STAGES = ("decode", "merge", "commit", "publish")
 
@@ -45,6 +48,8 @@ async def _in_process(n: int, changing: int, polls: int) -> dict[str, Any]:
         known = await store.open_instance()
         table = TorrentTable(known, first_run=store.created)
         hub = Hub()
+        status = InstanceStatus()
+        hub.watch_status(status.record)
         hub.seed(table.records)
 
         async def poll(raw: bytes) -> dict[str, tuple[float, float]]:
@@ -66,7 +71,9 @@ async def _in_process(n: int, changing: int, polls: int) -> dict[str, Any]:
             lap("commit")
             if changes:
                 hub.publish_changes(changes)
-            hub.publish_status(qbittorrent="connected", last_poll=time.time())
+            visible, _ = status.connected(version="v4.5.2", database=DB_OK, now=time.time())
+            if visible:
+                hub.publish_status(status.record)
             lap("publish")
             return out
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from quart_dl.app import create_app
+from quart_dl.qbittorrent.session import QbtSession
 from quart_dl.runtime import runtime
 from quart_dl.server import serve
 from quart_dl.settings import Settings
@@ -29,7 +30,7 @@ from .synthetic import full_maindata
 
 
 class FakeQbt:
-    """Stands in for QbtClient: login, maindata, reset, close (called on the worker thread)."""
+    """Stands in for QbtClient: login, maindata, reset, close (run on a real session's worker thread)."""
 
     def __init__(self, torrents: int) -> None:
         self.torrents = torrents
@@ -45,6 +46,9 @@ class FakeQbt:
             if self.rid == 1:
                 return full_maindata(self.torrents)
             return {"rid": self.rid}
+
+    def torrent_count(self) -> int:
+        return self.torrents
 
     def reset(self) -> None:
         with self.lock:
@@ -70,7 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         log_level="WARNING",
         backlog=4096,
     )
-    app = create_app(settings, client=FakeQbt(args.torrents))  # type: ignore[arg-type]
+    app = create_app(settings, session=QbtSession(FakeQbt(args.torrents)))
     seq = 0
 
     def pub() -> str:

@@ -43,7 +43,7 @@ async def list_torrents(query_args: TorrentsQuery) -> Response:
     """All torrents, optionally filtered by phase and sorted by any field."""
     phases, sort, order = query_args.phases(), query_args.sort, query_args.order
     rt = runtime()
-    await rt.poller.fresh(rt.settings.poll_interval)
+    await rt.default.poller.fresh(rt.settings.poll_interval)
     hub = rt.hub
     records = [r for r in hub.torrents.values() if not phases or r["phase"] in phases]
     # Torrents without a value (an unknown ETA) come last in either order.
@@ -73,7 +73,7 @@ async def get_torrent(torrent_hash: str) -> Response:
     if not HASH_RE.match(torrent_hash):
         return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
     rt = runtime()
-    await rt.poller.fresh(rt.settings.poll_interval)
+    await rt.default.poller.fresh(rt.settings.poll_interval)
     record = rt.hub.torrents.get(torrent_hash)
     if record is None:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
@@ -85,17 +85,18 @@ async def get_torrent(torrent_hash: str) -> Response:
 async def status() -> Response:
     """The poller's and the server's state."""
     rt = runtime()
+    instance = rt.default
     return jsonify(
         {
             "status": rt.hub.status,
             "transfer": rt.hub.transfer,
             "poller": {
-                "interval": rt.poller.interval,
-                "errors": rt.poller.errors,
-                "last_error": rt.poller.last_error,
-                "last_duration": rt.poller.last_duration,
+                "interval": instance.poller.interval,
+                "errors": instance.poller.errors,
+                "last_error": instance.poller.last_error,
+                "last_duration": instance.poller.last_duration,
             },
-            "database": {"ok": not rt.store.behind, "last_error": rt.store.last_error},
+            "database": {"ok": not instance.store.behind, "last_error": instance.store.last_error},
             "clients": rt.hub.client_count,
             "event_id": rt.hub.last_event_id,
             "epoch": rt.hub.epoch,
@@ -115,7 +116,7 @@ async def history(query_args: HistoryQuery) -> Response:
     """Speed samples of the last ``minutes`` (default 60), global or of one torrent."""
     minutes, torrent_hash = query_args.minutes, query_args.hash
     try:
-        samples = await runtime().store.history(time.time() - minutes * 60, torrent_hash)
+        samples = await runtime().default.store.history(time.time() - minutes * 60, torrent_hash)
     except DB_ERRORS:
         return api_error(503, "database_unavailable", "the history database cannot be read right now")
     return jsonify({"samples": samples})

@@ -1,8 +1,8 @@
-"""The app factory: wires settings, store, hub and poller into a Quart app.
+"""The app factory: wires settings, the hub and the qBittorrent instances into a Quart app.
 
 Start-up (``before_serving``): open the database and create its schema, load what it knew,
-start the heartbeat tick and the poller. Shutdown (``after_serving``): end every stream, stop
-the poller and the tick, close the database; nothing is left running.
+start the heartbeat tick and each instance's poller. Shutdown (``after_serving``): end every
+stream, stop the instances (poller and session) and the tick, close the database; nothing is left running.
 """
 
 from __future__ import annotations
@@ -19,20 +19,21 @@ from .hub import Hub
 from .limits import install_limits
 from .metrics import Metrics
 from .openapi import install_openapi
-from .poller import Poller
-from .qbt_client import QbtClient
+from .qbittorrent.instance import Instance, InstanceSettings
+from .qbittorrent.session import Session
 from .runtime import Runtime, runtime
 from .settings import Settings
 from .sse import bp as sse_bp
-from .store import Store, close_database, open_database
+from .store import close_database, open_database
 from .web import bp as panel_bp
 from .web import install_headers
 
 log = logging.getLogger("quart_dl")
 
 
-def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
-    """A ready-to-serve app; ``client`` replaces the qBittorrent client (tests)."""
+def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
+    """A ready-to-serve app; ``session`` replaces the qBittorrent session (tests: a
+    ``FakeSession``)."""
     app = Quart("quart_dl")
     # First: quart-schema replaces app.json, which the lines below configure.
     install_openapi(app)
@@ -51,20 +52,15 @@ def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
         metrics=metrics,
     )
     metrics.gauges["sse_clients"] = lambda: hub.client_count
-    store = Store("default", settings.qbt_url)
-    if client is None:
-        client = QbtClient(settings.qbt_url, settings.qbt_username, settings.qbt_password.reveal())
-    poller = Poller(
-        client=client,
+    instance = Instance(
+        InstanceSettings.from_settings(settings),
         hub=hub,
-        store=store,
         metrics=metrics,
-        poll_interval=settings.poll_interval,
-        idle_poll_interval=settings.idle_poll_interval,
+        session=session,
         sample_interval=settings.sample_interval,
         history_seconds=settings.history_minutes * 60.0,
     )
-    app.extensions["quart_dl"] = Runtime(settings, hub, store, poller, metrics)
+    app.extensions["quart_dl"] = Runtime(settings, hub, {instance.id: instance}, metrics)
 
     app.register_blueprint(api_bp)
     app.register_blueprint(sse_bp)
@@ -82,13 +78,15 @@ def create_app(settings: Settings, *, client: QbtClient | None = None) -> Quart:
         await open_database(settings.resolved_database_url())
         rt = runtime(app)
         rt.hub.start()
-        await rt.poller.start()
+        for instance in rt.instances.values():
+            await instance.start()
 
     @app.after_serving
     async def shutdown() -> None:
         rt = runtime(app)
         rt.hub.close_all()
-        await rt.poller.stop()
+        for instance in rt.instances.values():
+            await instance.stop()
         await rt.hub.stop()
         await close_database()
 

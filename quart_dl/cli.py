@@ -113,17 +113,22 @@ def _serve(settings: Settings) -> int:
 
 
 def _check(settings: Settings) -> int:
-    from .qbt_client import QbtClient, QbtError
+    return asyncio.run(_check_instance(settings))
 
-    client = QbtClient(settings.qbt_url, settings.qbt_username, settings.qbt_password.reveal())
+
+async def _check_instance(settings: Settings) -> int:
+    from .qbittorrent.instance import InstanceSettings
+    from .qbt_client import QbtError
+
+    session = InstanceSettings.from_settings(settings).session()
     try:
-        version = client.login()
-        count = client.torrent_count()
+        version = await session.login()
+        count = await session.torrent_count()
     except QbtError as exc:
         print(f"quart-dl: {exc.kind.replace('_', ' ')}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        client.close()
+        await session.close()
     print(f"qBittorrent {version} at {settings.qbt_url}: {count} torrents")
     return 0
 

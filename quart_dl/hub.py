@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 from .events import HEARTBEAT_COMMENT, LAST_CHUNK, PROTOCOL_VERSION, Event, chunk, frame, heartbeat_event
 from .metrics import Metrics
+from .status import InstanceStatus
 from .torrents import ChangeSet, Record
 
 log = logging.getLogger("quart_dl.hub")
@@ -50,6 +51,33 @@ CLIENT_CLOSED = "client closed"
 SERVER_SHUTDOWN = "server shutdown"
 OVERFLOW = "overflow"
 SEND_TIMEOUT = "send timeout"
+
+
+class Demand:
+    """How many streams are open, for every poller that paces itself by it.
+
+    A signal rather than a callback slot: with several qBittorrent instances each poller
+    listens, and none can silently take over another's hook. ``arrived`` runs the listeners
+    synchronously, inside ``subscribe``: a first viewer wakes the pollers at once.
+    """
+
+    def __init__(self) -> None:
+        self.viewers = 0
+        self._listeners: list[Callable[[int], None]] = []
+
+    def listen(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(viewers)`` whenever a stream opens."""
+        self._listeners.append(callback)
+
+    def arrived(self, viewers: int) -> None:
+        """A stream opened; ``viewers`` are open now."""
+        self.viewers = viewers
+        for callback in self._listeners:
+            callback(viewers)
+
+    def left(self, viewers: int) -> None:
+        """A stream closed; ``viewers`` are open now."""
+        self.viewers = viewers
 
 
 def new_epoch() -> str:
@@ -156,14 +184,9 @@ class Hub:
         self.metrics = metrics or Metrics()
         self.seq = 0
         self.torrents: dict[str, Record] = {}
-        self.status: Record = {
-            "qbittorrent": "connecting",
-            "message": None,
-            "since": time.time(),
-            "version": None,
-            "last_poll": None,
-            "database": {"ok": True, "last_error": None},
-        }
+        #: The status record of the instance this hub publishes (``InstanceStatus.record``):
+        #: the instance keeps it current, ``publish_status`` announces its visible changes.
+        self.status: Record = InstanceStatus().record
         self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
         self._buffer: deque[Event] = deque(maxlen=replay_size)
         self._subscribers: set[Subscriber] = set()
@@ -171,7 +194,7 @@ class Hub:
         self._snapshot_cache: tuple[int, bytes] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
-        self.on_subscribe: Callable[[int], None] | None = None
+        self.demand = Demand()
 
     # -- the published view ------------------------------------------------------------
 
@@ -205,18 +228,14 @@ class Hub:
             self.transfer = dict(changes.transfer)
         return self._publish("diff", changes.as_event())
 
-    def publish_status(self, **status: Any) -> Event | None:
-        """Update the status object; publish a ``status`` event when a visible part changed.
+    def watch_status(self, record: Record) -> None:
+        """Show ``record`` (an instance's live status) in snapshots and REST answers."""
+        self.status = record
 
-        ``last_poll`` alone changes on every poll: it is kept current for the REST API and
-        for snapshots, but is not worth an event.
-        """
-        before = {k: v for k, v in self.status.items() if k != "last_poll"}
-        self.status.update(status)
-        after = {k: v for k, v in self.status.items() if k != "last_poll"}
-        if before == after:
-            return None
-        return self._publish("status", dict(self.status))
+    def publish_status(self, record: Record) -> Event:
+        """Announce a visible change of the status (the instance decided it is one)."""
+        self.status = record
+        return self._publish("status", dict(record))
 
     def _publish(self, kind: str, payload: dict[str, Any]) -> Event:
         self.seq += 1
@@ -286,13 +305,13 @@ class Hub:
         sub.since_seq = self.seq
         self._subscribers.add(sub)
         self.metrics.inc("sse_connects_total", opened_with=how)
-        if self.on_subscribe is not None:
-            self.on_subscribe(len(self._subscribers))
+        self.demand.arrived(len(self._subscribers))
         return sub, opening, how
 
     def unsubscribe(self, sub: Subscriber, reason: str) -> float:
         """Forget a stream; returns how long it was open (seconds)."""
         self._subscribers.discard(sub)
+        self.demand.left(len(self._subscribers))
         self.metrics.inc("sse_disconnects_total", reason=reason)
         return time.monotonic() - sub.connected_at
 

@@ -1,6 +1,6 @@
 """The poller: follows qBittorrent, commits what changed, then publishes it.
 
-One loop, one direction: ``sync/maindata`` (on the worker thread) → ``TorrentTable.apply``
+One loop, one direction: ``sync/maindata`` (through the instance's session) → ``TorrentTable.apply``
 → ``Store.commit`` (one transaction) → ``Hub.publish_changes``. Publishing after the commit
 means the REST API and the stream never disagree; when the database is failing, the change is
 still published (the stream serves from memory) and the store catches up later.
@@ -22,7 +22,9 @@ from collections.abc import Callable
 
 from .hub import Hub
 from .metrics import Metrics
-from .qbt_client import AuthFailed, QbtClient, QbtError, WorkerThread
+from .qbittorrent.session import Session
+from .qbt_client import AuthFailed, QbtError
+from .status import InstanceStatus
 from .store import Store
 from .torrents import TorrentTable
 
@@ -45,22 +47,28 @@ def backoff(failures: int, base: float, cap: float, rand: Callable[[], float] = 
 
 
 class Poller:
-    """Owns the qBittorrent session, the torrent table and the poll loop."""
+    """The poll loop of one instance: its session in, its table, store and status driven.
+
+    The session, store and status belong to the instance (``instance.py``); the poller
+    drives them, and is the only writer of the table.
+    """
 
     def __init__(
         self,
         *,
-        client: QbtClient,
+        session: Session,
         hub: Hub,
         store: Store,
         metrics: Metrics,
+        status: InstanceStatus | None = None,
         poll_interval: float,
         idle_poll_interval: float,
         sample_interval: float = 5.0,
         history_seconds: float = 86400.0,
     ) -> None:
-        self.client = client
+        self.session = session
         self.hub = hub
+        self.status = status if status is not None else InstanceStatus()
         self.store = store
         self.metrics = metrics
         self.poll_interval = poll_interval
@@ -72,7 +80,6 @@ class Poller:
         self.errors = 0
         self.last_error: str | None = None
         self.last_duration: float | None = None
-        self._worker = WorkerThread()
         self._wake = asyncio.Event()
         self._polled = asyncio.Condition()
         self.last_success: float | None = None
@@ -81,14 +88,15 @@ class Poller:
         self._version: str | None = None
         self._next_sample = 0.0
         self._next_prune = 0.0
-        hub.on_subscribe = self._on_subscribe
+        hub.watch_status(self.status.record)
+        hub.demand.listen(self._on_viewer)
 
     @property
     def interval(self) -> float:
         """The current cadence."""
-        return self.poll_interval if self.hub.client_count else self.idle_poll_interval
+        return self.poll_interval if self.hub.demand.viewers else self.idle_poll_interval
 
-    def _on_subscribe(self, count: int) -> None:
+    def _on_viewer(self, count: int) -> None:
         # Poll at once for a first viewer, so it never waits out the idle interval; but not
         # while credentials are failing: each attempt spends qBittorrent's ban budget.
         if count == 1 and self.last_error != "auth_failed":
@@ -124,7 +132,7 @@ class Poller:
         self._task = asyncio.create_task(self._run(), name="quart-dl poller")
 
     async def stop(self) -> None:
-        """Stop the loop; a call hung on the worker thread is abandoned (it is a daemon)."""
+        """Stop the loop (the instance closes the session after it)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -132,8 +140,6 @@ class Poller:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        self._worker.close()
-        self.client.close()
 
     async def _run(self) -> None:
         while True:
@@ -157,9 +163,9 @@ class Poller:
         started = time.perf_counter()
         try:
             if not self._logged_in:
-                self._version = await self._worker.run(self.client.login)
+                self._version = await self.session.login()
                 self._logged_in = True
-            data = await self._worker.run(self.client.maindata)
+            data = await self.session.maindata()
             # Inside the try: an answer of the wrong shape is a fault of qBittorrent (or of
             # whatever answers in its place), not a reason for the loop to die.
             changes = self.table.apply(data)
@@ -181,23 +187,17 @@ class Poller:
             await self.store.commit(changes, self.table.records)
         if changes:
             self.hub.publish_changes(changes)
-        # "connected" only once data came back: a login that works while sync fails must not
-        # make the panel blink connected/unreachable on every retry.
-        status_changed = self.hub.status["qbittorrent"] != "connected"
-        if status_changed:
-            log.info("connected to qBittorrent %s", self._version)
-        self.hub.publish_status(
-            qbittorrent="connected",
-            message=None,
-            last_poll=now,
+        visible, newly = self.status.connected(
             version=self._version,
-            # The database's health rides on the status object (an added field, protocol 1):
-            # a status event tells the stream when it fails and when it is caught up again.
             database={"ok": not self.store.behind, "last_error": self.store.last_error},
-            **({"since": now} if status_changed else {}),
+            now=now,
         )
-        if status_changed:
-            await self.store.save_status(self.hub.status)
+        if newly:
+            log.info("connected to qBittorrent %s", self._version)
+        if visible:
+            self.hub.publish_status(self.status.record)
+        if newly:
+            await self.store.save_status(self.status.record)
         self.last_duration = time.perf_counter() - started
         self.last_success = time.monotonic()
         self.metrics.observe("poll_duration_seconds", self.last_duration)
@@ -210,20 +210,15 @@ class Poller:
         self.last_error = exc.kind
         self.metrics.inc("poll_errors_total", kind=exc.kind)
         self._logged_in = False
-        self.client.reset()
+        self.session.reset()
         if isinstance(exc, AuthFailed):
             delay = backoff(self.failures, AUTH_BASE, AUTH_CAP)
         else:
             delay = backoff(self.failures, UNREACHABLE_BASE, UNREACHABLE_CAP)
-        previous = self.hub.status["qbittorrent"]
-        event = self.hub.publish_status(
-            qbittorrent=exc.kind,
-            message=str(exc),
-            **({"since": time.time()} if previous != exc.kind else {}),
-        )
-        if event is not None:
+        if self.status.failed(exc.kind, str(exc), time.time()):
+            self.hub.publish_status(self.status.record)
             log.warning("qBittorrent %s: %s; retrying in %.1f s", exc.kind.replace("_", " "), exc, delay)
-            await self.store.save_status(self.hub.status)
+            await self.store.save_status(self.status.record)
         else:
             log.debug("still %s; retrying in %.1f s", exc.kind, delay)
         return delay

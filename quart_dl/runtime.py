@@ -8,9 +8,8 @@ from quart import Quart, current_app
 
 from .hub import Hub
 from .metrics import Metrics
-from .poller import Poller
+from .qbittorrent.instance import DEFAULT_ID, Instance
 from .settings import Settings
-from .store import Store
 
 
 @dataclass
@@ -19,9 +18,13 @@ class Runtime:
 
     settings: Settings
     hub: Hub
-    store: Store
-    poller: Poller
+    instances: dict[str, Instance]
     metrics: Metrics
+
+    @property
+    def default(self) -> Instance:
+        """The instance the flat ``qbt_*`` settings describe (the only one, for now)."""
+        return self.instances[DEFAULT_ID]
 
 
 def runtime(app: Quart | None = None) -> Runtime:

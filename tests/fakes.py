@@ -1,22 +1,23 @@
 """Small fakes and helpers shared by the unit tests.
 
-``FakeQbtClient`` stands in for ``quart_dl.qbt_client.QbtClient``: it answers ``login`` and
-``maindata`` from a script (dicts are answers, exception instances are raised), so the poller
-and the app can be driven without a qBittorrent. It is called from the poller's worker thread,
-so its bookkeeping is guarded by a lock.
+The scripted qBittorrent session is the package's own ``quart_dl.qbittorrent.fake.FakeSession``
+(typed like the real one); the helpers here build the ``sync/maindata`` answers it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quart import Quart
+from quart.testing import QuartClient
+
+from quart_dl.qbittorrent.fake import FakeSession
+from quart_dl.runtime import Runtime, runtime
 from quart_dl.settings import Settings, load_settings
 
 #: Realistic info-hashes (lower-case hex, 40 characters).
@@ -104,81 +105,6 @@ def partial_update(
     return answer
 
 
-class FakeQbtClient:
-    """A scripted stand-in for ``QbtClient``.
-
-    ``answers`` are consumed by ``maindata`` in order: a dict is returned (a copy), an exception
-    instance is raised. Once the script is used up, ``maindata`` answers "nothing changed".
-    ``login_answers`` script ``login`` the same way (``None`` = success). ``failure``, when set,
-    is raised by every ``login``/``maindata`` call until it is cleared (an outage).
-    """
-
-    def __init__(
-        self,
-        answers: Iterable[Mapping[str, Any] | BaseException] = (),
-        *,
-        version: str = "v4.5.2",
-        login_answers: Iterable[BaseException | None] = (),
-    ) -> None:
-        self.version = version
-        self.rid = 0
-        self.failure: BaseException | None = None
-        self.calls: list[str] = []
-        self._answers: deque[Mapping[str, Any] | BaseException] = deque(answers)
-        self._login_answers: deque[BaseException | None] = deque(login_answers)
-        self._lock = threading.Lock()
-        self._next_rid = 1000
-
-    def script(self, *answers: Mapping[str, Any] | BaseException) -> None:
-        """Queue more maindata answers."""
-        with self._lock:
-            self._answers.extend(answers)
-
-    def count(self, call: str) -> int:
-        """How many times ``call`` (``login``, ``maindata``, ``reset``, ``close``) happened."""
-        with self._lock:
-            return self.calls.count(call)
-
-    def login(self) -> str:
-        with self._lock:
-            self.calls.append("login")
-            scripted = self._login_answers.popleft() if self._login_answers else None
-            failure = self.failure
-        if failure is not None:
-            raise failure
-        if scripted is not None:
-            raise scripted
-        self.rid = 0
-        return self.version
-
-    def maindata(self) -> dict[str, Any]:
-        with self._lock:
-            self.calls.append("maindata")
-            failure = self.failure
-            answer = self._answers.popleft() if self._answers and failure is None else None
-            self._next_rid += 1
-            rid = self._next_rid
-        if failure is not None:
-            raise failure
-        if isinstance(answer, BaseException):
-            raise answer
-        data = dict(answer) if answer is not None else {"rid": rid}
-        self.rid = data.setdefault("rid", rid)
-        return data
-
-    def torrent_count(self) -> int:
-        return 0
-
-    def reset(self) -> None:
-        with self._lock:
-            self.calls.append("reset")
-        self.rid = 0
-
-    def close(self) -> None:
-        with self._lock:
-            self.calls.append("close")
-
-
 async def wait_until(predicate: Callable[[], object], timeout: float = 3.0, what: str = "condition") -> None:
     """Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -211,24 +137,24 @@ def make_settings(**values: Any) -> Settings:
 class RunningApp:
     """An app started with ``test_app()`` (before_serving ran), its test client and parts."""
 
-    app: Any
-    client: Any
-    runtime: Any
-    qbt: FakeQbtClient
+    app: Quart
+    client: QuartClient
+    runtime: Runtime
+    qbt: FakeSession
 
 
 @contextlib.asynccontextmanager
-async def running_app(qbt: FakeQbtClient | None = None, **settings: Any) -> AsyncIterator[RunningApp]:
-    """``create_app`` over a ``FakeQbtClient``, started, with its first poll done."""
+async def running_app(qbt: FakeSession | None = None, **settings: Any) -> AsyncIterator[RunningApp]:
+    """``create_app`` over a ``FakeSession``, started, with its first poll done."""
     from quart_dl.app import create_app
-    from quart_dl.runtime import runtime
 
     forget_sql_dialect()
-    qbt = qbt if qbt is not None else FakeQbtClient()
-    app = create_app(make_settings(**settings), client=qbt)  # type: ignore[arg-type]
+    qbt = qbt if qbt is not None else FakeSession()
+    app = create_app(make_settings(**settings), session=qbt)
     async with app.test_app() as test_app:
         rt = runtime(app)
-        await wait_until(lambda: rt.poller.last_success is not None or rt.poller.errors, what="first poll")
+        poller = rt.default.poller
+        await wait_until(lambda: poller.last_success is not None or poller.errors, what="first poll")
         yield RunningApp(app, test_app.test_client(), rt, qbt)
 
 

@@ -1,4 +1,4 @@
-"""REST routes over the real app (``create_app`` with a FakeQbtClient, in-memory SQLite)."""
+"""REST routes over the real app (``create_app`` with a FakeSession, in-memory SQLite)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from fakes import (
     H2,
     H3,
     UNKNOWN_HASH,
-    FakeQbtClient,
     RunningApp,
     full_update,
     partial_update,
@@ -23,6 +22,7 @@ from fakes import (
 )
 
 from quart_dl import __version__
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_client import Unreachable
 
 SERVER_STATE = {
@@ -43,7 +43,7 @@ TORRENTS = {
 
 @pytest.fixture
 async def served() -> AsyncIterator[RunningApp]:
-    qbt = FakeQbtClient([full_update(TORRENTS, SERVER_STATE)])
+    qbt = FakeSession([full_update(TORRENTS, SERVER_STATE)])
     async with running_app(qbt) as running:
         await wait_until(lambda: len(running.runtime.hub.torrents) == 3, what="the torrents")
         yield running
@@ -127,11 +127,12 @@ async def test_list_bad_parameter_is_a_400_naming_it(served: RunningApp, query: 
 
 async def test_a_request_when_idle_gets_fresh_data() -> None:
     # Nobody streams: the poller idles (30 s). A REST request asks for a poll and waits for it.
-    qbt = FakeQbtClient([full_update({H1: raw_torrent()})])
+    qbt = FakeSession([full_update({H1: raw_torrent()})])
     async with running_app(qbt, poll_interval=0.1, idle_poll_interval=30) as served:
         await wait_until(lambda: H1 in served.runtime.hub.torrents, what="the first poll")
         qbt.script(partial_update({H1: {"progress": 0.9}}))
-        last = served.runtime.poller.last_success
+        last = served.runtime.default.poller.last_success
+        assert last is not None
         await wait_until(lambda: time.monotonic() - last > 0.15, what="the view to be older than 0.1 s")
         body = await get_json(served, f"/api/torrents/{H1}")
         assert body["progress"] == 0.9
@@ -192,7 +193,7 @@ async def test_status(served: RunningApp) -> None:
 
 
 async def test_status_when_qbittorrent_is_unreachable() -> None:
-    qbt = FakeQbtClient()
+    qbt = FakeSession()
     qbt.failure = Unreachable("cannot reach qBittorrent at http://127.0.0.1:8080 (connection refused)")
     async with running_app(qbt) as served:
         body = await get_json(served, "/api/status")

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from fakes import (
     H1,
-    FakeQbtClient,
     RunningApp,
     StreamReader,
     full_update,
@@ -30,6 +29,7 @@ from fakes import (
 )
 
 from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_process import QbtInstance, free_port
 from quart_dl.server import serve
 from quart_dl.settings import Secret, SettingsError, load_settings, public_view
@@ -51,7 +51,7 @@ PROTECTED_API = [
 
 @pytest.fixture
 async def served() -> AsyncIterator[RunningApp]:
-    qbt = FakeQbtClient([full_update({H1: raw_torrent("one")})])
+    qbt = FakeSession([full_update({H1: raw_torrent("one")})])
     async with running_app(qbt, access_token=TOKEN) as running:
         await wait_until(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
         running.client.cookie_jar = None  # each test sends exactly the cookies it means to
@@ -395,7 +395,7 @@ async def test_serve_warns_once_when_open_beyond_loopback(caplog: pytest.LogCapt
     )
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="quart_dl"):
-        task = asyncio.create_task(serve(settings, stop, create_app(settings, client=FakeQbtClient())))  # type: ignore[arg-type]
+        task = asyncio.create_task(serve(settings, stop, create_app(settings, session=FakeSession())))
         deadline = asyncio.get_running_loop().time() + 10
         while not any("without an access token" in r.getMessage() for r in caplog.records):
             assert asyncio.get_running_loop().time() < deadline, "no warning within 10 s"

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeQbtClient
 
 from quart_dl import __version__
 from quart_dl.cli import EXIT_FAILED, EXIT_USAGE, main
+from quart_dl.qbittorrent.fake import FakeSession
+from quart_dl.qbittorrent.instance import InstanceSettings
 from quart_dl.qbt_client import AuthFailed
 
 PASSWORD = "hunter2-s3cret"
@@ -133,14 +134,14 @@ def test_check_against_a_closed_port_exits_1(capsys: pytest.CaptureFixture[str])
 
 
 def test_check_success(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    fake = FakeQbtClient(version="v4.5.2")
+    fake = FakeSession(version="v4.5.2")
     seen: list[tuple[str, str, str]] = []
 
-    def factory(url: str, username: str, password: str) -> FakeQbtClient:
-        seen.append((url, username, password))
+    def session(config: InstanceSettings) -> FakeSession:
+        seen.append((config.url, config.username, config.password.reveal()))
         return fake
 
-    monkeypatch.setattr("quart_dl.qbt_client.QbtClient", factory)
+    monkeypatch.setattr(InstanceSettings, "session", session)
     code = main(["check", "--qbt-url", "http://qbt.lan:8080/", "--qbt-password", PASSWORD])
     assert code == 0
     out, err = capsys.readouterr()
@@ -153,8 +154,8 @@ def test_check_success(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 def test_check_auth_failed_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake = FakeQbtClient(login_answers=[AuthFailed("qBittorrent rejected the user name or password")])
-    monkeypatch.setattr("quart_dl.qbt_client.QbtClient", lambda *args: fake)
+    fake = FakeSession(login_answers=[AuthFailed("qBittorrent rejected the user name or password")])
+    monkeypatch.setattr(InstanceSettings, "session", lambda config: fake)
     assert main(["check", "--qbt-password", PASSWORD]) == EXIT_FAILED
     out, err = capsys.readouterr()
     assert one_line(err) == "quart-dl: auth failed: qBittorrent rejected the user name or password"

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeQbtClient
 from quart import Quart
 
 from quart_dl import front
 from quart_dl.app import create_app
 from quart_dl.hub import SERVER_SHUTDOWN, Hub
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
 from quart_dl.server import serve
@@ -46,7 +46,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Quart]:
     """The real server in this event loop, with a scripted fake qBittorrent; stopped on exit."""
-    app = create_app(settings, client=FakeQbtClient())  # type: ignore[arg-type]
+    app = create_app(settings, session=FakeSession())
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     try:
@@ -269,7 +269,7 @@ async def test_regression_a_head_that_never_completes_is_closed_after_the_keep_a
 
 async def test_shutdown_ends_held_streams_with_the_last_chunk(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    app = create_app(settings, client=FakeQbtClient())  # type: ignore[arg-type]
+    app = create_app(settings, session=FakeSession())
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     await wait_async(lambda: port_open(settings.port), 10, "the server to listen")

@@ -11,9 +11,17 @@ import pytest
 from fakes import H1, H2, H3, parse_frames, raw_torrent
 
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub
-from quart_dl.torrents import ChangeSet, project
+from quart_dl.status import InstanceStatus
+from quart_dl.torrents import ChangeSet, Record, project
 
 EPOCH = "cafe0001"
+
+
+def status_record(**fields: Any) -> Record:
+    """A status record as an instance keeps it, with ``fields`` set."""
+    record = InstanceStatus().record
+    record.update(fields)
+    return record
 
 
 def make_hub(**kwargs: Any) -> Hub:
@@ -52,7 +60,7 @@ def test_ids_carry_the_epoch_and_count_from_one() -> None:
     hub = make_hub()
     assert hub.last_event_id == f"{EPOCH}-0"
     first = hub.publish_changes(progress(H1, 0.4))
-    second = hub.publish_status(qbittorrent="connected", version="v4.5.2")
+    second = hub.publish_status(status_record(qbittorrent="connected", version="v4.5.2"))
     assert first is not None
     assert second is not None
     assert (first.id, second.id) == (f"{EPOCH}-1", f"{EPOCH}-2")
@@ -86,20 +94,30 @@ def test_empty_change_set_is_not_published() -> None:
     assert hub.seq == 0
 
 
-def test_status_event_only_when_a_visible_field_changed() -> None:
+def test_publish_status_announces_the_record_it_is_given() -> None:
     hub = make_hub()
     sub, _, _ = hub.subscribe()
-    event = hub.publish_status(qbittorrent="connected", message=None, version="v4.5.2")
-    assert event is not None
-    assert hub.publish_status(last_poll=1_764_446_412.5) is None
-    assert hub.publish_status(qbittorrent="connected", last_poll=1_764_446_413.5) is None
-    assert hub.status["last_poll"] == 1_764_446_413.5  # kept current all the same
-    assert hub.seq == 1
+    record = status_record(qbittorrent="connected", message=None, version="v4.5.2")
+    event = hub.publish_status(record)
+    assert event.id == f"{EPOCH}-1"
     (status,) = queued(sub)
     assert status["event"] == "status"
     assert status["data"]["qbittorrent"] == "connected"
-    assert hub.publish_status(qbittorrent="unreachable", message="qBittorrent did not answer") is not None
-    assert queued(sub)[0]["data"]["message"] == "qBittorrent did not answer"
+    # The record is the instance's live one: a quiet change (last_poll) shows in the view
+    # without an event.
+    record["last_poll"] = 1_764_446_413.5
+    assert hub.status["last_poll"] == 1_764_446_413.5
+    assert hub.seq == 1
+    assert queued(sub) == []
+
+
+def test_watch_status_shows_a_record_without_an_event() -> None:
+    hub = make_hub()
+    sub, _, _ = hub.subscribe()
+    hub.watch_status(status_record(qbittorrent="unreachable", message="down"))
+    assert hub.status["qbittorrent"] == "unreachable"
+    assert hub.seq == 0
+    assert queued(sub) == []
 
 
 # -- opening: snapshot or replay ---------------------------------------------------------------
@@ -337,13 +355,19 @@ def test_unsubscribe_counts_and_forgets() -> None:
     assert hub.metrics.value("sse_connects_total", opened_with="snapshot") == 1
 
 
-def test_on_subscribe_hook_gets_the_count() -> None:
+def test_demand_tells_every_listener_the_count() -> None:
     hub = make_hub()
-    counts: list[int] = []
-    hub.on_subscribe = counts.append
+    first: list[int] = []
+    second: list[int] = []
+    hub.demand.listen(first.append)
+    hub.demand.listen(second.append)  # a second poller does not take the first one's place
+    sub, _, _ = hub.subscribe()
     hub.subscribe()
-    hub.subscribe()
-    assert counts == [1, 2]
+    assert first == second == [1, 2]
+    assert hub.demand.viewers == 2
+    hub.unsubscribe(sub, "client closed")
+    assert hub.demand.viewers == 1
+    assert first == [1, 2]  # only arrivals are announced
 
 
 # -- per-torrent subscribers -------------------------------------------------------------------
@@ -363,7 +387,7 @@ def test_per_torrent_subscriber_gets_only_its_torrents_diffs() -> None:
             transfer={"dl_speed": 5, "up_speed": 0, "dl_total": 5, "up_total": 0},
         )
     )
-    hub.publish_status(qbittorrent="connected")
+    hub.publish_status(status_record(qbittorrent="connected"))
     frames = queued(sub)
     assert [f["event"] for f in frames] == ["diff", "status"]
     assert frames[0]["id"] == f"{EPOCH}-2"

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fakes import (
     H1,
-    FakeQbtClient,
     RunningApp,
     StreamReader,
     full_update,
@@ -25,6 +24,7 @@ from fakes import (
 )
 
 from quart_dl.limits import RETRY_AFTER, StreamLimits, Ticket, client_key
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.server import hypercorn_config
 from quart_dl.settings import load_settings
 from quart_dl.testing import ServerProcess, SSEReader, get_json
@@ -40,7 +40,7 @@ def limits_of(served: RunningApp) -> StreamLimits:
 
 @pytest.fixture
 async def served() -> AsyncIterator[RunningApp]:
-    qbt = FakeQbtClient([full_update({H1: raw_torrent("one")})])
+    qbt = FakeSession([full_update({H1: raw_torrent("one")})])
     async with running_app(qbt, max_streams_per_client=2, max_streams=3) as running:
         await wait_until(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
         yield running

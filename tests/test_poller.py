@@ -11,7 +11,6 @@ import pytest
 from fakes import (
     H1,
     H2,
-    FakeQbtClient,
     forget_sql_dialect,
     full_update,
     parse_frames,
@@ -25,6 +24,7 @@ from quart_dl.hub import Hub
 from quart_dl.metrics import Metrics
 from quart_dl.models import Instance, Torrent
 from quart_dl.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_client import AuthFailed, Unreachable
 from quart_dl.store import Store, close_database, open_database
 from quart_dl.torrents import ChangeSet, Record, TorrentTable, project
@@ -66,13 +66,13 @@ async def store() -> AsyncIterator[RecordingStore]:
 async def make_poller(store: RecordingStore) -> AsyncIterator[MakePoller]:
     made: list[Poller] = []
 
-    def make(client: FakeQbtClient, **kwargs: Any) -> Poller:
+    def make(session: FakeSession, **kwargs: Any) -> Poller:
         metrics = Metrics()
         hub = Hub(heartbeat=15.0, metrics=metrics, epoch=EPOCH)
         store.hub = hub
         kwargs.setdefault("poll_interval", 0.05)
         kwargs.setdefault("idle_poll_interval", 30.0)
-        poller = Poller(client=client, hub=hub, store=store, metrics=metrics, **kwargs)
+        poller = Poller(session=session, hub=hub, store=store, metrics=metrics, **kwargs)
         made.append(poller)
         return poller
 
@@ -129,7 +129,7 @@ def test_backoff_with_real_jitter_stays_within_half_and_all() -> None:
 async def test_first_poll_logs_in_commits_then_publishes(
     make_poller: MakePoller, store: RecordingStore
 ) -> None:
-    client = FakeQbtClient([full_update({H1: raw_torrent()}, SERVER_STATE)])
+    client = FakeSession([full_update({H1: raw_torrent()}, SERVER_STATE)])
     poller = make_poller(client)
     await prepare(poller)
     sub, _, _ = poller.hub.subscribe()
@@ -155,7 +155,7 @@ async def test_first_poll_logs_in_commits_then_publishes(
 
 
 async def test_quiet_polls_publish_nothing(make_poller: MakePoller, store: RecordingStore) -> None:
-    client = FakeQbtClient([full_update({H1: raw_torrent()}), partial_update({H1: {"time_active": 13}})])
+    client = FakeSession([full_update({H1: raw_torrent()}), partial_update({H1: {"time_active": 13}})])
     poller = make_poller(client)
     await prepare(poller)
     await poller.poll_once()
@@ -170,7 +170,7 @@ async def test_quiet_polls_publish_nothing(make_poller: MakePoller, store: Recor
 
 
 async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: RecordingStore) -> None:
-    client = FakeQbtClient(
+    client = FakeSession(
         [full_update({H1: raw_torrent(), H2: raw_torrent("idle", dlspeed=0)}, SERVER_STATE)]
     )
     poller = make_poller(client, sample_interval=60.0)
@@ -186,7 +186,7 @@ async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: 
 async def test_known_torrents_seed_the_table_and_a_missed_completion_is_reported(
     make_poller: MakePoller,
 ) -> None:
-    client = FakeQbtClient([full_update({H1: seeding_torrent("debian.iso"), H2: raw_torrent("two")})])
+    client = FakeSession([full_update({H1: seeding_torrent("debian.iso"), H2: raw_torrent("two")})])
     poller = make_poller(client)
     # what the database saw last time: H1 at 31 %, H2 exactly as now
     await prepare(poller, {H1: project(H1, raw_torrent("debian.iso")), H2: project(H2, raw_torrent("two"))})
@@ -206,7 +206,7 @@ async def test_changes_are_published_while_the_database_fails(
 ) -> None:
     from tortoise import Tortoise
 
-    client = FakeQbtClient([full_update({H1: raw_torrent()}), partial_update({H1: {"progress": 0.5}})])
+    client = FakeSession([full_update({H1: raw_torrent()}), partial_update({H1: {"progress": 0.5}})])
     poller = make_poller(client)
     await prepare(poller)
     await poller.poll_once()
@@ -231,7 +231,7 @@ async def test_changes_are_published_while_the_database_fails(
 
 
 async def test_unreachable_backs_off_with_jitter_up_to_30_s(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+    client = FakeSession()
     client.failure = Unreachable("cannot reach qBittorrent at http://127.0.0.1:8080 (connection refused)")
     poller = make_poller(client)
     await prepare(poller)
@@ -255,7 +255,7 @@ async def test_unreachable_backs_off_with_jitter_up_to_30_s(make_poller: MakePol
 
 
 async def test_status_since_changes_only_on_a_transition(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+    client = FakeSession()
     client.failure = Unreachable("down")
     poller = make_poller(client)
     await prepare(poller)
@@ -266,7 +266,7 @@ async def test_status_since_changes_only_on_a_transition(make_poller: MakePoller
 
 
 async def test_auth_failed_backs_off_long(make_poller: MakePoller) -> None:
-    client = FakeQbtClient(login_answers=[AuthFailed("qBittorrent rejected the user name or password")])
+    client = FakeSession(login_answers=[AuthFailed("qBittorrent rejected the user name or password")])
     poller = make_poller(client)
     await prepare(poller)
     sub, _, _ = poller.hub.subscribe()
@@ -284,7 +284,7 @@ async def test_auth_failed_backs_off_long(make_poller: MakePoller) -> None:
 async def test_a_new_subscriber_does_not_wake_a_poller_whose_credentials_fail(
     make_poller: MakePoller,
 ) -> None:
-    client = FakeQbtClient(login_answers=[AuthFailed("rejected")])
+    client = FakeSession(login_answers=[AuthFailed("rejected")])
     poller = make_poller(client)
     await prepare(poller)
     await poller.poll_once()
@@ -293,7 +293,7 @@ async def test_a_new_subscriber_does_not_wake_a_poller_whose_credentials_fail(
 
 
 async def test_recovery_publishes_connected(make_poller: MakePoller) -> None:
-    client = FakeQbtClient([full_update({H1: raw_torrent()})])
+    client = FakeSession([full_update({H1: raw_torrent()})])
     poller = make_poller(client)
     await prepare(poller)
     await poller.poll_once()
@@ -317,7 +317,7 @@ async def test_recovery_publishes_connected(make_poller: MakePoller) -> None:
 async def test_regression_connected_status_never_saved(make_poller: MakePoller) -> None:
     # Login publishes "connected" itself, so the later "status changed?" check is always
     # false and save_status() is never called for it: the instance row kept "unreachable".
-    client = FakeQbtClient([full_update({H1: raw_torrent()})])
+    client = FakeSession([full_update({H1: raw_torrent()})])
     poller = make_poller(client)
     await prepare(poller)
     client.failure = Unreachable("down")
@@ -335,7 +335,7 @@ async def test_regression_status_flaps_when_login_works_but_maindata_fails(make_
     # Every retry logs in again and login publishes "connected" before any data came back;
     # maindata then fails and "unreachable" follows: two status events per retry, the panel
     # blinks "connected", and "since" restarts every time.
-    client = FakeQbtClient(
+    client = FakeSession(
         [Unreachable("sync failed"), Unreachable("sync failed"), Unreachable("sync failed")]
     )
     poller = make_poller(client)
@@ -352,7 +352,7 @@ async def test_regression_status_flaps_when_login_works_but_maindata_fails(make_
 
 
 async def test_unexpected_exception_is_an_unreachable_poll(make_poller: MakePoller) -> None:
-    client = FakeQbtClient([RuntimeError("surprise")])
+    client = FakeSession([RuntimeError("surprise")])
     poller = make_poller(client)
     await prepare(poller)
     delay = await poller.poll_once()
@@ -365,7 +365,7 @@ async def test_unexpected_exception_is_an_unreachable_poll(make_poller: MakePoll
 
 
 async def test_unexpected_exception_does_not_kill_the_loop(make_poller: MakePoller) -> None:
-    client = FakeQbtClient(
+    client = FakeSession(
         [full_update({H1: raw_torrent()}), RuntimeError("surprise"), partial_update({H1: {"progress": 0.9}})]
     )
     poller = make_poller(client)
@@ -385,7 +385,7 @@ async def test_regression_error_after_the_poll_kills_the_loop(
 ) -> None:
     # An exception raised after poll_once's try (here by the store; before, by the encoder on
     # a NaN ratio) ended the loop task, and the panel went silently stale.
-    client = FakeQbtClient(
+    client = FakeSession(
         [
             full_update({H1: raw_torrent()}),
             partial_update({H1: {"progress": 0.5}}),
@@ -415,7 +415,7 @@ async def test_regression_malformed_maindata_kills_the_poll_loop(make_poller: Ma
     # A torrent entry that is not an object (a proxy or a broken qBittorrent answering
     # something odd) raised TypeError in TorrentTable.apply, outside poll_once's try: the
     # loop task died and nothing was polled again, silently.
-    client = FakeQbtClient(
+    client = FakeSession(
         [
             full_update({H1: raw_torrent()}),
             {"rid": 3, "torrents": {H2: None}},
@@ -437,7 +437,7 @@ async def test_regression_malformed_maindata_kills_the_poll_loop(make_poller: Ma
 
 
 async def test_cadence_fast_with_subscribers_slow_without(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+    client = FakeSession()
     poller = make_poller(client, poll_interval=1.0, idle_poll_interval=30.0)
     await prepare(poller)
     assert poller.interval == 30.0
@@ -450,7 +450,7 @@ async def test_cadence_fast_with_subscribers_slow_without(make_poller: MakePolle
 
 
 async def test_loop_polls_at_the_fast_cadence_with_a_subscriber(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+    client = FakeSession()
     poller = make_poller(client, poll_interval=0.05, idle_poll_interval=30.0)
     poller.hub.subscribe()
     await poller.start()
@@ -458,7 +458,7 @@ async def test_loop_polls_at_the_fast_cadence_with_a_subscriber(make_poller: Mak
 
 
 async def test_first_subscriber_wakes_an_idle_poller(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+    client = FakeSession()
     poller = make_poller(client, poll_interval=1.0, idle_poll_interval=30.0)
     await poller.start()
     await wait_until(lambda: poller.hub.status["last_poll"] is not None, what="the first poll")
@@ -471,7 +471,7 @@ async def test_start_loads_what_the_database_knows(make_poller: MakePoller, stor
     await store.open_instance()
     record = project(H1, raw_torrent())
     await store.commit(ChangeSet(changed={H1: record}, added=[H1]), {H1: record})
-    client = FakeQbtClient()
+    client = FakeSession()
     client.failure = Unreachable("down")
     poller = make_poller(client)
     await poller.start()
@@ -479,12 +479,12 @@ async def test_start_loads_what_the_database_knows(make_poller: MakePoller, stor
     assert poller.table.records == {H1: record}
 
 
-async def test_stop_ends_the_loop_and_closes_the_client(make_poller: MakePoller) -> None:
-    client = FakeQbtClient()
+async def test_stop_ends_the_loop_and_leaves_the_session_to_its_instance(make_poller: MakePoller) -> None:
+    client = FakeSession()
     poller = make_poller(client)
     await poller.start()
     task = poller._task
     assert task is not None
     await poller.stop()
     assert task.done()
-    assert client.count("close") == 1
+    assert client.count("close") == 0  # the instance owns the session (test_instance)

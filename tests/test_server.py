@@ -20,6 +20,7 @@ from quart import Quart
 
 from quart_dl.app import create_app
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
+from quart_dl.qbittorrent.session import QbtSession
 from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
 from quart_dl.server import hypercorn_config, serve
@@ -27,8 +28,9 @@ from quart_dl.settings import Settings
 from quart_dl.testing import ServerProcess, SSEReader, wait_for
 
 
-class FloodingFakeQbtClient:
-    """A fake qBittorrent (unit-test fake) whose 500 torrents all change on every poll.
+class FloodingFakeClient:
+    """A fake blocking qBittorrent client (unit-test fake) whose 500 torrents all change on
+    every poll; it runs on a real ``QbtSession``'s worker thread.
 
     Each diff is a few hundred kilobytes, so a client that stops reading fills its socket buffers
     and then its queue within seconds.
@@ -89,9 +91,9 @@ def flooding_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, client: FloodingFakeQbtClient) -> AsyncIterator[Quart]:
+async def serving(settings: Settings, client: FloodingFakeClient) -> AsyncIterator[Quart]:
     """The real server (Hypercorn from code) in this event loop; stopped on exit."""
-    app = create_app(settings, client=client)  # type: ignore[arg-type]
+    app = create_app(settings, session=QbtSession(client))
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     try:
@@ -105,7 +107,7 @@ async def serving(settings: Settings, client: FloodingFakeQbtClient) -> AsyncIte
 async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_path: Path) -> None:
     settings = flooding_settings(tmp_path, queue_size=8)
     port = settings.port
-    async with serving(settings, FloodingFakeQbtClient()) as app:
+    async with serving(settings, FloodingFakeClient()) as app:
         hub = runtime(app).hub
         # A client with a tiny receive buffer that reads the headers and then nothing more.
         stalled = socket.socket()
@@ -171,7 +173,7 @@ async def test_shutdown_with_open_streams_is_quick_and_leaves_no_task_behind(tmp
     settings = Settings(
         bind=f"127.0.0.1:{port}", database_url="sqlite://:memory:", data_dir=tmp_path, poll_interval=0.2
     )
-    app = create_app(settings, client=FloodingFakeQbtClient())  # type: ignore[arg-type]
+    app = create_app(settings, session=QbtSession(FloodingFakeClient()))
     before = asyncio.all_tasks()
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
@@ -203,7 +205,7 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
     port = settings.port
     readers: list[asyncio.Task[None]] = []
     arrivals: list[dict[str, float]] = [{} for _ in range(100)]
-    async with serving(settings, FloodingFakeQbtClient(count=100, name_length=150)) as app:
+    async with serving(settings, FloodingFakeClient(count=100, name_length=150)) as app:
         hub = runtime(app).hub
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

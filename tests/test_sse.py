@@ -17,7 +17,6 @@ from fakes import (
     H1,
     H2,
     UNKNOWN_HASH,
-    FakeQbtClient,
     RunningApp,
     StreamReader,
     full_update,
@@ -28,12 +27,13 @@ from fakes import (
 )
 
 from quart_dl import sse
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.torrents import ChangeSet
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[RunningApp]:
-    qbt = FakeQbtClient([full_update({H1: raw_torrent("one"), H2: raw_torrent("two")})])
+    qbt = FakeSession([full_update({H1: raw_torrent("one"), H2: raw_torrent("two")})])
     async with running_app(qbt, retry_ms=5000, heartbeat=1) as running:
         await wait_until(lambda: len(running.runtime.hub.torrents) == 2, what="the torrents")
         yield running
@@ -90,7 +90,7 @@ async def test_diffs_follow_the_snapshot(served: RunningApp) -> None:
         reader = StreamReader(conn)
         snap = await reader.next_event()
         served.qbt.script(partial_update({H1: {"progress": 0.5, "amount_left": 1_048_576}}))
-        served.runtime.poller.wake()
+        served.runtime.default.poller.wake()
         diff = await reader.next_event()
         assert diff["event"] == "diff"
         assert seq_of(diff) == seq_of(snap) + 1
@@ -107,7 +107,9 @@ async def test_status_events_reach_the_stream(served: RunningApp) -> None:
     async with served.client.request("/api/events") as conn:
         reader = StreamReader(conn)
         await reader.next_event()
-        served.runtime.hub.publish_status(qbittorrent="unreachable", message="qBittorrent did not answer")
+        status_record = served.runtime.default.status
+        status_record.failed("unreachable", "qBittorrent did not answer", time.time())
+        served.runtime.hub.publish_status(status_record.record)
         status = await reader.next_event()
         assert status["event"] == "status"
         assert data(status)["qbittorrent"] == "unreachable"

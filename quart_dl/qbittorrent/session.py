@@ -1,0 +1,89 @@
+"""One ordered qBittorrent Web API session, as async calls.
+
+``QbtClient`` (``qbt_client.py``) is synchronous, as qbittorrent-api is; ``QbtSession`` runs
+its calls on one worker thread of its own, in the order they were asked for. That order is
+the point: ``sync/maindata``'s ``rid`` is per Web UI session, and two callers sharing a
+session cookie out of order spoil each other's rid (DESIGN.md). The poller and, later,
+actions on torrents go through the same instance's one session, so they can never overlap.
+
+``Session`` is the interface the poller depends on; ``fake.FakeSession`` is a scripted
+implementation of it for tests, as httpx ships ``MockTransport`` beside its real transports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..qbt_client import QbtClient, WorkerThread
+
+
+class Session(Protocol):
+    """What the poller (and ``quart-dl check``) need of a qBittorrent session."""
+
+    async def login(self) -> str:
+        """Log in; qBittorrent's version (``v4.5.2``). Raises ``QbtError``."""
+        ...
+
+    async def maindata(self) -> dict[str, Any]:
+        """The next ``sync/maindata`` answer (a full update after ``reset``). Raises ``QbtError``."""
+        ...
+
+    async def torrent_count(self) -> int:
+        """How many torrents qBittorrent holds. Raises ``QbtError``."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the rid: the next ``maindata`` is a full update."""
+        ...
+
+    async def close(self) -> None:
+        """End the session; later calls are not allowed."""
+        ...
+
+
+class BlockingClient(Protocol):
+    """The blocking calls ``QbtSession`` runs on its thread: ``QbtClient``'s, or a benchmark's
+    stand-in for it (which then pays the same thread hop as the real client)."""
+
+    def login(self) -> str: ...
+
+    def maindata(self) -> dict[str, Any]: ...
+
+    def torrent_count(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class QbtSession:
+    """The real session: a blocking client and the one thread its calls run on."""
+
+    def __init__(self, client: BlockingClient) -> None:
+        self.client = client
+        self._worker = WorkerThread()
+
+    @classmethod
+    def connect(cls, url: str, username: str, password: str) -> QbtSession:
+        """A session for qBittorrent at ``url`` (nothing is sent until the first call)."""
+        return cls(QbtClient(url, username, password))
+
+    async def login(self) -> str:
+        return await self._worker.run(self.client.login)
+
+    async def maindata(self) -> dict[str, Any]:
+        return await self._worker.run(self.client.maindata)
+
+    async def torrent_count(self) -> int:
+        return await self._worker.run(self.client.torrent_count)
+
+    def reset(self) -> None:
+        # Only called between calls (the poller awaits each one), so no call is in flight
+        # on the thread that could read a half-reset rid.
+        self.client.reset()
+
+    async def close(self) -> None:
+        # A call hung on an unresponsive qBittorrent is abandoned: the thread is a daemon and
+        # ends after its current job.
+        self._worker.close()
+        self.client.close()
