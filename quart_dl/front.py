@@ -41,7 +41,7 @@ from hypercorn.config import Config
 from hypercorn.typing import AppWrapper
 
 from .events import chunk
-from .hub import CLIENT_CLOSED, Subscriber
+from .hub import CLIENT_CLOSED, TransportSink
 from .limits import MAX_HEADER_BYTES
 from .sse import TAKEOVER, StreamPlan, Takeover
 
@@ -101,7 +101,7 @@ class FrontProtocol(asyncio.Protocol):
         self._closed = False
         self._disconnected: asyncio.Future[None] | None = None
         self._plan: StreamPlan | None = None
-        self._sub: Subscriber | None = None
+        self._sub: TransportSink | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -137,14 +137,12 @@ class FrontProtocol(asyncio.Protocol):
         return None  # close our side too; connection_lost follows
 
     def pause_writing(self) -> None:
-        if self._sub is not None and self._sub.sending_since is None:
-            self._sub.sending_since = time.monotonic()
-            self._sub.backlog = 0
+        if self._sub is not None:
+            self._sub.paused(time.monotonic())
 
     def resume_writing(self) -> None:
         if self._sub is not None:
-            self._sub.sending_since = None
-            self._sub.backlog = 0
+            self._sub.resumed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -273,7 +271,7 @@ class FrontProtocol(asyncio.Protocol):
         if plan is not None and start.get("status") == 200:
             self._plan = plan
             head = _head(200, start.get("headers", ()), b"" if http10 else b"transfer-encoding: chunked\r\n")
-            sub, opening = plan.open(transport, chunked=not http10)
+            sub, opening = plan.open_transport(transport, chunked=not http10)
             self._sub = sub
             transport.write(head + (opening if http10 else chunk(opening)))
             return

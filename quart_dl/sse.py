@@ -34,14 +34,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from quart import Blueprint, Response, request
 from quart_schema import document_response, validate_querystring
 
 from .errors import api_error
 from .events import retry_frame
-from .hub import CLIENT_CLOSED, Hub, Subscriber
+from .hub import CLIENT_CLOSED, Hub, QueueSink, Sink, TransportSink
 from .limits import Ticket, admit_stream
 from .openapi import ErrorBody, StreamQuery
 from .runtime import runtime
@@ -117,6 +117,13 @@ def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
     return response
 
 
+class _Subscription(TypedDict):
+    remote: str
+    torrent_hash: str | None
+    last_event_id: str | None
+    heartbeat_as_event: bool
+
+
 class StreamPlan:
     """An admitted stream, as the route decided it: what ``open`` subscribes with."""
 
@@ -140,21 +147,30 @@ class StreamPlan:
         self.heartbeat_as_event = heartbeat_as_event
         self.ticket = ticket
 
-    def open(self, transport: Transport | None = None, chunked: bool = True) -> tuple[Subscriber, bytes]:
-        """Subscribe (synchronously: no event can fall in between); the opening to send first."""
-        sub, opening, how = self.hub.subscribe(
-            remote=self.remote,
-            torrent_hash=self.torrent_hash,
-            last_event_id=self.last_event_id,
-            heartbeat_as_event=self.heartbeat_as_event,
-            transport=transport,
-            chunked=chunked,
-        )
-        scope = f"torrent {self.torrent_hash[:12]}" if self.torrent_hash else "all torrents"
-        log.info("%s connected from %s (%s, opened with %s)", sub.client_id, self.remote, scope, how)
-        return sub, retry_frame(self.retry_ms) + b"".join(opening)
+    def open_transport(self, transport: Transport, chunked: bool) -> tuple[TransportSink, bytes]:
+        """Subscribe a stream the socket layer holds; the opening to write first."""
+        sink, opening, how = self.hub.subscribe(**self._subscription(), transport=transport, chunked=chunked)
+        return sink, self._opened(sink, opening, how)
 
-    def close(self, sub: Subscriber, reason: str) -> None:
+    def open_queue(self) -> tuple[QueueSink, bytes]:
+        """Subscribe a stream on Quart's path; the opening to send first."""
+        sink, opening, how = self.hub.subscribe(**self._subscription())
+        return sink, self._opened(sink, opening, how)
+
+    def _subscription(self) -> _Subscription:
+        return {
+            "remote": self.remote,
+            "torrent_hash": self.torrent_hash,
+            "last_event_id": self.last_event_id,
+            "heartbeat_as_event": self.heartbeat_as_event,
+        }
+
+    def _opened(self, sink: Sink, opening: list[bytes], how: str) -> bytes:
+        scope = f"torrent {self.torrent_hash[:12]}" if self.torrent_hash else "all torrents"
+        log.info("%s connected from %s (%s, opened with %s)", sink.client_id, self.remote, scope, how)
+        return retry_frame(self.retry_ms) + b"".join(opening)
+
+    def close(self, sub: Sink, reason: str) -> None:
         """The stream ended: give its place back, forget it, log why (the hub's reason wins)."""
         reason = sub.close_reason or reason
         self.ticket.release()
@@ -175,7 +191,7 @@ async def _stream(plan: StreamPlan) -> AsyncIterator[bytes]:
     # Subscribing happens here, in the body, not in the handler: a body that never starts
     # (the client left first) then never leaves a subscriber behind.
     hub = plan.hub
-    sub, opening = plan.open()
+    sub, opening = plan.open_queue()
     sub.task = asyncio.current_task()
     reason = CLIENT_CLOSED
     try:
@@ -203,7 +219,7 @@ async def _stream(plan: StreamPlan) -> AsyncIterator[bytes]:
         plan.close(sub, reason)
 
 
-def _next_chunk(hub: Hub, sub: Subscriber) -> bytes:
+def _next_chunk(hub: Hub, sub: QueueSink) -> bytes:
     frames = sub.drain()
     if frames:
         sub.heartbeat_due = False

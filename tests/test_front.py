@@ -21,7 +21,7 @@ from quart import Quart
 
 from quart_dl import front
 from quart_dl.app import create_app
-from quart_dl.hub import SERVER_SHUTDOWN, Hub
+from quart_dl.hub import SERVER_SHUTDOWN, Hub, TransportSink
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
@@ -117,7 +117,7 @@ def change(progress: float) -> ChangeSet:
 
 
 def transport_streams(hub: Hub) -> int:
-    return sum(1 for sub in hub.subscribers() if sub.transport is not None)
+    return sum(1 for sub in hub.subscribers() if isinstance(sub, TransportSink))
 
 
 async def test_a_stream_on_a_fresh_connection_is_held_by_the_socket_layer(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fakes import H1, H2, H3, parse_frames, raw_torrent
 
-from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub
+from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub, TransportSink
 from quart_dl.status import InstanceStatus
 from quart_dl.torrents import ChangeSet, Record, project
 
@@ -449,7 +449,7 @@ async def test_heartbeat_tick_wakes_a_silent_subscriber() -> None:
         assert sub.heartbeat_due
     finally:
         await hub.stop()
-    assert hub._ticker is None
+    assert hub.fanout._ticker is None
 
 
 def test_close_all_ends_every_stream_and_refuses_new_ones() -> None:
@@ -483,16 +483,17 @@ async def test_beat_drops_a_stream_whose_send_is_blocked_past_the_send_timeout()
 # -- streams held as transports (the socket layer, front.py) ------------------------------
 
 
-class FakeTransport:
+class FakeTransport(asyncio.Transport):
     """A unit-test fake of ``asyncio.Transport``: records writes, how it was closed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.written: list[bytes] = []
         self.closed = ""
         self.buffered = 0
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
@@ -504,9 +505,11 @@ class FakeTransport:
         self.closed = "abort"
 
 
-def held(hub: Hub, chunked: bool = True, torrent_hash: str | None = None) -> tuple[Any, FakeTransport]:
+def held(
+    hub: Hub, chunked: bool = True, torrent_hash: str | None = None
+) -> tuple[TransportSink, FakeTransport]:
     transport = FakeTransport()
-    sub, _, _ = hub.subscribe(transport=transport, chunked=chunked, torrent_hash=torrent_hash)  # type: ignore[arg-type]
+    sub, _, _ = hub.subscribe(transport=transport, chunked=chunked, torrent_hash=torrent_hash)
     return sub, transport
 
 
