@@ -294,8 +294,8 @@ def test_regression_unclosed_rlo_in_a_torrent_name_does_not_reverse_the_tab_titl
     for what, hostile in HOSTILE_NAMES.items():
         pair.leecher_client.torrents_rename(torrent_hash=torrent_hash, new_torrent_name=hostile)
         title = wait_title(page, hostile)
-        assert_isolated(title.removesuffix(" – quart-dl"), f"{what}: the tab title's name")
         assert suffix_reads_in_order(page, title, " – quart-dl"), f"{what}: reversed title {title!r}"
+        assert_isolated(title.removesuffix(" – quart-dl"), f"{what}: the tab title's name")
         assert shows(detail_name, hostile), (what, detail_name.text_content())
         shown = detail_name.locator("bdi").text_content() or ""
         assert balanced(shown), f"{what}: the detail title leaks a control: {shown!r}"
