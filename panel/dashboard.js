@@ -447,11 +447,6 @@ export class Dashboard {
     this.schedule();
   }
 
-  setTransfer(t) {
-    this.transfer = t;
-    this.schedule();
-  }
-
   setStatus(s) {
     this.status = s;
     this.schedule();
@@ -471,10 +466,8 @@ export class Dashboard {
     if (this.raf) return;
     if (document.hidden) {
       this.raf = setTimeout(() => this.flush(), 250);
-      this.rafIsTimeout = true;
     } else {
       this.raf = requestAnimationFrame(() => this.flush());
-      this.rafIsTimeout = false;
     }
   }
 
@@ -564,7 +557,6 @@ export class Dashboard {
       const hide = p !== "all" && n === 0 && p !== this.phaseFilter;
       if (b.hidden !== hide) b.hidden = hide;
     }
-    this.counts = counts;
   }
 
   renderTotals() {
