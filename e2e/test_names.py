@@ -420,4 +420,12 @@ def test_regression_10000_character_name_leaves_the_progress_bar_on_the_first_sc
     toggle.focus()
     page.keyboard.press("Enter")
     expect(toggle).to_have_attribute("aria-expanded", "false")
+    assert detail_name.evaluate("(el) => el.scrollTop") == 0, "folded, the name does not start at its start"
     assert_on_first_screen(page, bar)
+
+    # The width of a phone, or of Home Assistant's sidebar panel on one.
+    page.set_viewport_size({"width": 390, "height": 700})
+    expect(toggle).to_be_visible()
+    assert_on_first_screen(page, bar)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+    page.screenshot(path=artifacts / "detail-long-name-phone.png")

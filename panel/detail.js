@@ -128,8 +128,12 @@ export class Detail {
     this.nameExpanded = expanded;
     this.name.classList.toggle("expanded", expanded);
     // Unfolded, a huge name scrolls in its box: focusable, so the keyboard can scroll it too.
-    if (expanded) this.name.tabIndex = 0;
-    else this.name.removeAttribute("tabindex");
+    if (expanded) {
+      this.name.tabIndex = 0;
+    } else {
+      this.name.removeAttribute("tabindex");
+      this.name.scrollTop = 0; // folded again from the top, where the name starts
+    }
     this.nameToggle.setAttribute("aria-expanded", String(expanded));
     this.nameToggle.textContent = expanded ? "Show less" : "Show full name";
     this.checkNameClamp();
