@@ -12,8 +12,9 @@ panel isolates every such string: a ``<bdi>`` in HTML, FSI … PDI in plain text
 What the text looks like is checked where it is laid out: Chromium places every character,
 and the test reads the boxes (``Range.getBoundingClientRect``), so "reversed" means what a
 reader would see, not a guess about code points. The strings come from a real torrent in
-the real leecher (its file name, then ``torrents_rename``, categories, tags and a moved save
-path), through a real quart-dl server.
+the real leecher (renamed with ``torrents_rename``, given a category, tags and a moved save
+path), through a real quart-dl server. The state word comes from qBittorrent's own fixed
+vocabulary, so only its isolation (a ``<bdi>``, FSI … PDI in its tooltip) is checked.
 """
 
 from __future__ import annotations
