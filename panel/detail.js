@@ -119,8 +119,9 @@ export class Detail {
 
   /** The title: the torrent's name (or our placeholder), clamped unless expanded. */
   showName(text) {
-    if (this.nameText.textContent === fmt.bidiSafe(text)) return;
-    this.nameText.textContent = fmt.bidiSafe(text);
+    const safe = fmt.bidiSafe(text);
+    if (this.nameText.textContent === safe) return;
+    this.nameText.textContent = safe;
     this.checkNameClamp();
   }
 
