@@ -2,6 +2,7 @@
 // connection indicator that always tells the truth about that stream.
 
 import * as fmt from "./format.js";
+import { setAttr, setText } from "./dom.js";
 import { Stream, auth, markSignedOut, withToken } from "./stream.js";
 import { Dashboard } from "./dashboard.js";
 import { Detail } from "./detail.js";
@@ -151,7 +152,7 @@ function setStatus(status) {
   banner.dataset.level = q === "connecting" ? "info" : "error";
   banner.setAttribute("role", q === "connecting" ? "status" : "alert");
   setText($("#banner-title"), title);
-  setText($("#banner-text"), title ? text : "");
+  setText($("#banner-text"), title ? fmt.bidiSafe(text) : "");
   if (title && status.since) banner.title = `Since ${new Date(status.since * 1000).toLocaleString()}`;
 }
 
@@ -170,10 +171,14 @@ function completed(hashes, nameOf) {
     toastNames = [];
   }
   for (const h of hashes) toastNames.push(nameOf(h) || h);
-  toast.textContent = toastNames.length === 1
-    ? `Finished: ${toastNames[0]}`
-    : `${toastNames.length} torrents finished`;
-  toast.title = toastNames.join("\n");
+  if (toastNames.length === 1) {
+    const name = document.createElement("bdi"); // the name's direction stays inside it
+    name.textContent = fmt.bidiSafe(toastNames[0]);
+    toast.replaceChildren("Finished: ", name);
+  } else {
+    setText(toast, `${toastNames.length} torrents finished`);
+  }
+  toast.title = toastNames.map(fmt.isolate).join("\n");
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
     if (toast) toast.remove();
@@ -281,12 +286,3 @@ function route() {
 
 window.addEventListener("hashchange", route);
 route();
-
-// ---- helpers ----
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setAttr(node, name, value) {
-  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
-}

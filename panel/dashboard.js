@@ -7,6 +7,7 @@
 // Rows that are filtered out stay detached and are brought up to date when shown again.
 
 import * as fmt from "./format.js";
+import { setIsolated } from "./dom.js";
 import { debugExtra } from "./stream.js";
 
 const COLUMNS = [
@@ -112,7 +113,7 @@ function rowTemplate() {
   const t = document.createElement("template");
   t.innerHTML =
     '<div class="row" role="row" data-testid="torrent-row">' +
-    '<div role="cell" class="c-name"><a class="name" data-testid="torrent-name"></a>' +
+    '<div role="cell" class="c-name"><a class="name" data-testid="torrent-name"><bdi></bdi></a>' +
     '<span class="meta" data-testid="torrent-meta"></span></div>' +
     '<div role="cell" class="c-progress"><div class="bar" role="progressbar" aria-valuemin="0" ' +
     'aria-valuemax="100" data-testid="torrent-progress"><div class="fill"></div></div>' +
@@ -140,6 +141,7 @@ class Row {
     this.name = cName.firstChild;
     this.name.href = `#/torrent/${hash}`;
     this.name.id = `n-${hash}`;
+    this.nameText = this.name.firstChild; // a <bdi>: the name's direction stays inside it
     this.meta = cName.lastChild;
     this.bar = cProg.firstChild;
     this.bar.setAttribute("aria-labelledby", this.name.id);
@@ -159,9 +161,13 @@ class Row {
 
   render(rec) {
     const L = this.last;
-    this.set("name", this.name, rec.name || rec.hash);
-    const meta = [rec.category, ...(rec.tags || [])].filter(Boolean).join(" · ");
-    this.set("meta", this.meta, meta);
+    const name = rec.name || rec.hash;
+    if (L.name !== name) {
+      L.name = name;
+      this.nameText.textContent = fmt.bidiSafe(name);
+      this.name.title = fmt.isolate(name); // the whole name, however many lines it would take
+    }
+    setIsolated(this.meta, [rec.category, ...(rec.tags || [])].filter(Boolean), " · ");
     const p = fmt.percent(rec);
     if (L.frac !== p.fraction) {
       L.frac = p.fraction;
@@ -186,7 +192,7 @@ class Row {
     this.set("badge", this.badge, fmt.PHASE_LABEL[phase]);
     if (L.rawState !== rec.state) {
       L.rawState = rec.state;
-      this.badge.title = `qBittorrent state: ${rec.state}`;
+      this.badge.title = `qBittorrent state: ${fmt.isolate(rec.state)}`;
     }
     this.num("dl", rec.dl_speed, fmt.speed);
     this.num("up", rec.up_speed, fmt.speed);
@@ -441,11 +447,6 @@ export class Dashboard {
     this.schedule();
   }
 
-  setTransfer(t) {
-    this.transfer = t;
-    this.schedule();
-  }
-
   setStatus(s) {
     this.status = s;
     this.schedule();
@@ -465,10 +466,8 @@ export class Dashboard {
     if (this.raf) return;
     if (document.hidden) {
       this.raf = setTimeout(() => this.flush(), 250);
-      this.rafIsTimeout = true;
     } else {
       this.raf = requestAnimationFrame(() => this.flush());
-      this.rafIsTimeout = false;
     }
   }
 
@@ -558,7 +557,6 @@ export class Dashboard {
       const hide = p !== "all" && n === 0 && p !== this.phaseFilter;
       if (b.hidden !== hide) b.hidden = hide;
     }
-    this.counts = counts;
   }
 
   renderTotals() {

@@ -3,13 +3,15 @@
 
 import * as fmt from "./format.js";
 import { drawChart } from "./chart.js";
+import { setIsolated, setText } from "./dom.js";
 import { normalize } from "./dashboard.js";
 import { markSignedOut, withToken } from "./stream.js";
 
 const HISTORY_MINUTES = 60;
 const HISTORY_REFRESH_MS = 15000;
 
-// [field, label, formatter(rec)] for the fact grid and the info list.
+// [field, label, formatter(rec)] for the fact grid and the info list. A formatter returns our
+// own text as a string, or torrent-supplied strings as an array (each shown bidi-isolated).
 const STATS = [
   ["dl_speed", "Download speed", (r) => fmt.speed(r.dl_speed)],
   ["up_speed", "Upload speed", (r) => fmt.speed(r.up_speed)],
@@ -21,12 +23,12 @@ const STATS = [
   ["seeds", "Seeds", (r) => String(r.seeds ?? 0), "peers", "Peers", (r) => String(r.peers ?? 0)],
 ];
 const INFO = [
-  ["category", "Category", (r) => r.category || "None"],
-  ["tags", "Tags", (r) => (r.tags && r.tags.length ? r.tags.join(", ") : "None")],
-  ["save_path", "Save path", (r) => r.save_path || "–"],
+  ["category", "Category", (r) => (r.category ? [r.category] : "None")],
+  ["tags", "Tags", (r) => (r.tags && r.tags.length ? r.tags : "None")],
+  ["save_path", "Save path", (r) => (r.save_path ? [r.save_path] : "–")],
   ["added_at", "Added", (r) => fmt.dateTime(r.added_at)],
   ["completed_at", "Completed", (r) => (r.completed_at ? fmt.dateTime(r.completed_at) : "Not yet")],
-  ["state", "qBittorrent state", (r) => r.state],
+  ["state", "qBittorrent state", (r) => [r.state]],
   ["complete", "Complete", (r) => (r.complete ? "Yes" : "No")],
   ["hash", "Info-hash", (r) => r.hash],
 ];
@@ -41,6 +43,13 @@ export class Detail {
     this.histTimer = 0;
     this.fieldEls = {};
     this.name = root.querySelector("#d-name");
+    this.nameText = root.querySelector("#d-name-text"); // a <bdi> in the <h1>
+    this.nameToggle = root.querySelector("#d-name-toggle");
+    this.nameToggle.addEventListener("click", () => this.expandName(!this.nameExpanded));
+    this.nameExpanded = false;
+    // The title is clamped to a few lines by CSS; the toggle is offered only when that hides
+    // something, which a new name or a new width can change.
+    new ResizeObserver(() => this.checkNameClamp()).observe(this.name);
     this.badge = root.querySelector("#d-state");
     this.bar = root.querySelector("#d-bar");
     this.fill = this.bar.firstElementChild;
@@ -90,7 +99,8 @@ export class Detail {
     this.rec = null;
     this.samples = [];
     this.root.dataset.hash = hash;
-    this.name.textContent = "Loading…";
+    this.expandName(false);
+    this.showName("Loading…");
     this.badge.textContent = "";
     delete this.root.dataset.phase;
     this.setMessage("");
@@ -107,6 +117,35 @@ export class Detail {
     this.hash = null;
   }
 
+  /** The title: the torrent's name (or our placeholder), clamped unless expanded. */
+  showName(text) {
+    const safe = fmt.bidiSafe(text);
+    if (this.nameText.textContent === safe) return;
+    this.nameText.textContent = safe;
+    this.checkNameClamp();
+  }
+
+  expandName(expanded) {
+    this.nameExpanded = expanded;
+    this.name.classList.toggle("expanded", expanded);
+    // Unfolded, a huge name scrolls in its box: focusable, so the keyboard can scroll it too.
+    if (expanded) {
+      this.name.tabIndex = 0;
+    } else {
+      this.name.removeAttribute("tabindex");
+      this.name.scrollTop = 0; // folded again from the top, where the name starts
+    }
+    this.nameToggle.setAttribute("aria-expanded", String(expanded));
+    this.nameToggle.textContent = expanded ? "Show less" : "Show full name";
+    this.checkNameClamp();
+  }
+
+  checkNameClamp() {
+    // Expanded, the toggle stays to fold the name again; folded, only a cut name needs it.
+    const clamped = this.name.scrollHeight > this.name.clientHeight + 1;
+    this.nameToggle.hidden = !this.nameExpanded && !clamped;
+  }
+
   setMessage(kind) {
     for (const el of this.msg.children) el.hidden = el.dataset.kind !== kind;
     this.msg.hidden = !kind;
@@ -117,7 +156,7 @@ export class Detail {
   notFound() {
     this.rec = null;
     this.body.hidden = true;
-    this.name.textContent = "Torrent not found";
+    this.showName("Torrent not found");
     this.badge.textContent = "";
     delete this.root.dataset.phase;
     this.setMessage("not-found");
@@ -166,8 +205,8 @@ export class Detail {
     const r = this.rec;
     if (!r) return;
     this.body.hidden = false;
-    setText(this.name, r.name || r.hash);
-    document.title = `${r.name || r.hash} – quart-dl`;
+    this.showName(r.name || r.hash);
+    document.title = `${fmt.isolate(r.name || r.hash)} – quart-dl`;
     const phase = fmt.phaseOf(r);
     this.root.dataset.phase = phase;
     this.root.classList.toggle("complete", !!r.complete);
@@ -180,8 +219,8 @@ export class Detail {
     const done = Math.max(0, (r.size || 0) - (r.amount_left || 0));
     setText(this.amount, `${fmt.bytes(done)} of ${fmt.bytes(r.size)}`);
     for (const [field, , f, field2, , f2] of [...STATS, ...INFO]) {
-      setText(this.fieldEls[field], f(r));
-      if (field2) setText(this.fieldEls[field2], f2(r));
+      show(this.fieldEls[field], f(r));
+      if (field2) show(this.fieldEls[field2], f2(r));
     }
     if (this.chartDue) {
       this.chartDue = false;
@@ -222,6 +261,8 @@ export class Detail {
   }
 }
 
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
+/** A formatter's answer: our own text, or torrent-supplied strings each isolated. */
+function show(node, value) {
+  if (Array.isArray(value)) setIsolated(node, value, ", ");
+  else setText(node, value);
 }

@@ -1,4 +1,5 @@
-// Human-readable formatting of the protocol's raw numbers, and the phase vocabulary.
+// Human-readable formatting of the protocol's raw numbers, the phase vocabulary, and the
+// one helper that makes torrent-supplied strings safe to compose with our own text.
 // Pure functions only: the dashboard and the detail view both use them, and they are
 // the one place that decides what "31.4 %" or "1h 2m" means.
 
@@ -129,4 +130,70 @@ const STATE_PHASE = {
 export function phaseOf(rec) {
   if (rec.phase && PHASE_LABEL[rec.phase]) return rec.phase;
   return STATE_PHASE[rec.state] || "unknown";
+}
+
+// ---- torrent-supplied text: names, categories, tags, save paths, state words ----
+//
+// Unicode's directional formatting characters (UAX #9) reorder text: an unclosed U+202E
+// (right-to-left override) in a torrent name reverses everything after it in the same
+// paragraph, which in a composed string such as document.title is our own text. So every
+// torrent-supplied string goes through bidiSafe(): controls that open something the string
+// never closes, or close something it never opened, are dropped (the classic spoof,
+// "clip<RLO>gpj.exe" shown as "clipexe.jpg", relies on exactly that), and paragraph
+// separators, which end every embedding and isolate, become spaces. What remains is
+// balanced, so an isolate around it ends where the string ends. In HTML that isolate is a
+// <bdi> (see dom.js); in plain text (document.title, title attributes) it is isolate().
+
+const LRE = 0x202a;
+const RLE = 0x202b;
+const PDF = 0x202c;
+const LRO = 0x202d;
+const RLO = 0x202e;
+const LRI = 0x2066;
+const RLI = 0x2067;
+const FSI = 0x2068;
+const PDI = 0x2069;
+const NEEDS_WORK = /[\u202a-\u202e\u2066-\u2069\n\r\u001c-\u001e\u0085\u2029]/;
+const PARAGRAPH_SEPARATORS = /[\n\r\u001c-\u001e\u0085\u2029]/g;
+
+/** `text` with its directional controls balanced and no paragraph separators (see above). */
+export function bidiSafe(text) {
+  const s = String(text ?? "");
+  if (!NEEDS_WORK.test(s)) return s;
+  const drop = new Set();
+  const open = []; // [index, isIsolate] of the controls not closed yet, innermost last
+  for (let i = 0; i < s.length; i += 1) {
+    const c = s.charCodeAt(i);
+    if (c === LRE || c === RLE || c === LRO || c === RLO) {
+      open.push([i, false]);
+    } else if (c === LRI || c === RLI || c === FSI) {
+      open.push([i, true]);
+    } else if (c === PDF) {
+      // Closes the innermost embedding, and never reaches out of an isolate.
+      if (open.length && !open[open.length - 1][1]) open.pop();
+      else drop.add(i);
+    } else if (c === PDI) {
+      // Closes the innermost isolate and every embedding still open inside it.
+      let k = open.length - 1;
+      while (k >= 0 && !open[k][1]) k -= 1;
+      if (k < 0) {
+        drop.add(i);
+      } else {
+        for (const [j, isolate] of open.splice(k)) if (!isolate) drop.add(j);
+      }
+    }
+  }
+  for (const [j] of open) drop.add(j);
+  let out = "";
+  for (let i = 0; i < s.length; i += 1) if (!drop.has(i)) out += s[i];
+  return out.replace(PARAGRAPH_SEPARATORS, " ");
+}
+
+/**
+ * A torrent-supplied string for plain text that goes on with our own words (document.title,
+ * title attributes): first-strong isolate (U+2068) … pop directional isolate (U+2069) around
+ * its bidiSafe() form, so it cannot reorder what follows it, whatever it holds.
+ */
+export function isolate(text) {
+  return `\u2068${bidiSafe(text)}\u2069`;
 }
