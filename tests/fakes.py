@@ -13,10 +13,11 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.settings import Settings, load_settings
 
 #: Realistic info-hashes (lower-case hex, 40 characters).
@@ -179,15 +180,6 @@ class FakeQbtClient:
             self.calls.append("close")
 
 
-async def wait_until(predicate: Callable[[], object], timeout: float = 3.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
 def forget_sql_dialect() -> None:
     """Clear Tortoise's process-wide cache of built INSERT/DELETE statements.
 
@@ -228,7 +220,9 @@ async def running_app(qbt: FakeQbtClient | None = None, **settings: Any) -> Asyn
     app = create_app(make_settings(**settings), client=qbt)  # type: ignore[arg-type]
     async with app.test_app() as test_app:
         rt = runtime(app)
-        await wait_until(lambda: rt.poller.last_success is not None or rt.poller.errors, what="first poll")
+        await wait_for_async(
+            lambda: rt.poller.last_success is not None or rt.poller.errors, what="first poll"
+        )
         yield RunningApp(app, test_app.test_client(), rt, qbt)
 
 

@@ -1,4 +1,4 @@
-"""Running a real quart-dl server process, for this project's tests and for integrators.
+"""Running a real quart-dl server process, for this project's tests, the bench and integrators.
 
 The integration, end-to-end and Home Assistant suites all need the same thing: ``quart-dl
 serve`` as a real process on a free loopback port, started and stopped with deadlines, its
@@ -16,44 +16,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .qbt_process import free_port
+from .qbittorrent_nox import free_port
+from .wait import wait_for
 
-T = TypeVar("T")
-
-#: Debian's Chromium (Playwright cannot download its own here) and the flags it needs on a
-#: machine with no network beyond loopback: without the background-networking ones it
-#: keeps trying Google's hosts, and as root it needs --no-sandbox.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - kept for the failure message
-            last_error = exc
-        if time.monotonic() >= deadline:
-            suffix = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{suffix}")
-        time.sleep(interval)
+__all__ = ["ServerFactory", "ServerProcess", "get_json"]
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -200,160 +170,6 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class SSEMessage:
-    """One parsed SSE message (an event, or a comment such as a heartbeat)."""
-
-    __slots__ = ("at", "comment", "data", "event", "id", "retry")
-
-    def __init__(self) -> None:
-        self.at = 0.0
-        self.id: str | None = None
-        self.event = "message"
-        self.data: str | None = None
-        self.comment: str | None = None
-        self.retry: int | None = None
-
-    def json(self) -> Any:
-        """The data, decoded."""
-        assert self.data is not None
-        return json.loads(self.data)
-
-    def __repr__(self) -> str:
-        if self.comment is not None:
-            return f"<SSE comment {self.comment!r}>"
-        return f"<SSE {self.event} id={self.id} {len(self.data or '')} bytes>"
-
-
-class SSEReader:
-    """A blocking SSE client on its own thread: records every message with its arrival time.
-
-    Written against the raw bytes (``http.client``), not a library, so the tests see exactly
-    what the server sent: comments, ``retry:``, ids, and where the stream ended.
-    """
-
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 120.0) -> None:
-        import http.client
-        import threading
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        self.messages: list[SSEMessage] = []
-        self.status: int | None = None
-        self.response_headers: dict[str, str] = {}
-        self.ended = threading.Event()
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
-        self._sock = self._conn.sock
-        response = self._conn.getresponse()
-        self.status = response.status
-        self.response_headers = {k.lower(): v for k, v in response.getheaders()}
-        self._response = response
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        current = SSEMessage()
-        data_lines: list[str] = []
-        try:
-            while True:
-                raw = self._response.readline()
-                if not raw:
-                    break
-                line = raw.decode("utf-8").rstrip("\r\n")
-                if line == "":
-                    if data_lines or current.comment is not None or current.retry is not None:
-                        current.data = "\n".join(data_lines) if data_lines else None
-                        current.at = time.monotonic()
-                        with self._lock:
-                            self.messages.append(current)
-                    current, data_lines = SSEMessage(), []
-                elif line.startswith(":"):
-                    current.comment = line[1:].strip()
-                else:
-                    name, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if name == "data":
-                        data_lines.append(value)
-                    elif name == "id":
-                        current.id = value
-                    elif name == "event":
-                        current.event = value
-                    elif name == "retry":
-                        current.retry = int(value)
-        except Exception as exc:  # noqa: BLE001 - a closed or broken stream ends the reader
-            self.error = exc
-        finally:
-            self.ended.set()
-
-    def snapshot(self) -> list[SSEMessage]:
-        """The messages so far."""
-        with self._lock:
-            return list(self.messages)
-
-    def events(self, kind: str | None = None) -> list[SSEMessage]:
-        """Events (not comments), optionally of one kind."""
-        return [m for m in self.snapshot() if m.data is not None and (kind is None or m.event == kind)]
-
-    def heartbeats(self) -> list[SSEMessage]:
-        """Heartbeat comments received."""
-        return [m for m in self.snapshot() if m.comment == "heartbeat"]
-
-    def wait(self, predicate: Callable[[list[SSEMessage]], T | None], timeout: float, what: str) -> T:
-        """Wait until ``predicate(messages)`` is truthy."""
-
-        def check() -> T | None:
-            if self.ended.is_set() and not predicate(self.snapshot()):
-                raise RuntimeError(f"stream ended while waiting for {what}")
-            return predicate(self.snapshot())
-
-        return wait_for(check, timeout, what)
-
-    @property
-    def last_id(self) -> str | None:
-        """The newest event id seen."""
-        ids = [m.id for m in self.snapshot() if m.id]
-        return ids[-1] if ids else None
-
-    def close(self) -> None:
-        """Hang up."""
-        import socket
-
-        # A blocking readline() on the reader thread is only interrupted by a shutdown.
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._conn.close()
-        self._thread.join(5)
-
-    def __enter__(self) -> SSEReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def qbittorrent_processes(under: Path) -> list[int]:
-    """PIDs of live qbittorrent-nox processes whose profile is ``under`` or below it."""
-    needle = f"--profile={under}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg == needle or arg.startswith(needle + b"/") for arg in args):
-            pids.append(int(entry.name))
-    return pids
 
 
 class ServerFactory:
