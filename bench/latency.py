@@ -1,7 +1,7 @@
 """Change-to-screen latency: a change made in a real qbittorrent-nox, until the panel's DOM in
 Chromium shows it.
 
-Everything is real and in its own process: a :class:`~quart_dl.transfer.TransferPair` (seeder and
+Everything is real and in its own process: a :class:`~quart_dl.lab.transfer.TransferPair` (seeder and
 leecher qbittorrent-nox on loopback, one throttled transfer running so the panel also gets the
 ordinary progress diffs), ``python -m quart_dl serve`` following the leecher at the production
 poll interval (1 s), and Debian's Chromium (Playwright, sync API) with the panel open.
@@ -34,7 +34,7 @@ Three clocks, one machine:
   ``evaluate`` calls (offset from the fastest of 15 round trips, before and after; the
   residual uncertainty is half that round trip, reported).
 
-A plain SSE reader (``quart_dl.testing.SSEReader``, raw ``http.client``) on ``/api/events``
+A plain SSE reader (``quart_dl.lab.sse_reader.SSEReader``, raw ``http.client``) on ``/api/events``
 beside the page splits the path: **wire** is when the diff carrying the change reached a
 client socket on the host, so qBittorrent→wire is the poll wait plus the server's poll work,
 and wire→DOM is the browser's part (EventSource, the panel's parse, one animation frame).
@@ -231,8 +231,11 @@ def run_latency(
     """Make ``changes`` changes (rename and pause/resume in turn) and time each to the DOM."""
     from playwright.sync_api import sync_playwright
 
-    from quart_dl.testing import CHROMIUM, CHROMIUM_ARGS, ServerProcess, SSEReader, wait_for
-    from quart_dl.transfer import TransferPair
+    from quart_dl.lab.chromium import CHROMIUM, CHROMIUM_ARGS
+    from quart_dl.lab.server_process import ServerProcess
+    from quart_dl.lab.sse_reader import SSEReader
+    from quart_dl.lab.transfer import TransferPair
+    from quart_dl.lab.wait import wait_for
 
     rng = random.Random(seed)
     target_ms = poll_interval / 2 * 1000 + 150

@@ -149,11 +149,10 @@ def _end_to_end(n: int, samples: int) -> dict[str, Any]:
 
     server = Server("quart-dl", 15.0, ROOT / "bench" / "results" / "logs", torrents=n)
     try:
-        deadline = time.monotonic() + 120
-        while int(server.control.ask("count").split()[1]) < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the server never loaded the torrents")
-            time.sleep(0.2)
+        from quart_dl.lab.wait import wait_for
+
+        loaded = lambda: int(server.control.ask("count").split()[1]) >= n  # noqa: E731
+        wait_for(loaded, 120, "the server to load its torrents", 0.2)
         time.sleep(1.0)
         cold, cached = [], []
         for _ in range(samples):

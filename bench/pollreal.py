@@ -1,8 +1,8 @@
 """Poll cost against a real qbittorrent-nox holding 10,000 small paused torrents.
 
-Everything is real and in its own process: a :class:`~quart_dl.qbt_process.QbtInstance`
+Everything is real and in its own process: a :class:`~quart_dl.lab.qbittorrent_nox.QbtInstance`
 (qbittorrent-nox on loopback, temp profile), and ``python -m quart_dl serve``
-(:class:`~quart_dl.testing.ServerProcess`, 1 s poll interval, fresh SQLite database, log level
+(:class:`~quart_dl.lab.server_process.ServerProcess`, 1 s poll interval, fresh SQLite database, log level
 INFO) following it. Between the two sits a small counting TCP proxy in this process: it
 forwards bytes untouched and splits both directions into HTTP/1.1 messages, so it knows when
 each ``sync/maindata`` request went out (the start of a poll), how many bytes came back on the
@@ -329,8 +329,9 @@ def run_pollreal(
     log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load ``n`` paused torrents into a real qbittorrent-nox, follow it, measure (see module doc)."""
-    from quart_dl.qbt_process import QbtInstance
-    from quart_dl.testing import ServerProcess, SSEReader
+    from quart_dl.lab.qbittorrent_nox import QbtInstance
+    from quart_dl.lab.server_process import ServerProcess
+    from quart_dl.lab.sse_reader import SSEReader
 
     changing = min(changing, n)
     base = Path(tempfile.mkdtemp(prefix="quart-dl-pollreal-"))

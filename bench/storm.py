@@ -14,16 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quart_dl.lab.wait import wait_for
+
 from .clients import ClientPool
 from .fanout import Server
 
 
 def _wait_torrents(server: Server, n: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while int(server.control.ask("count").split()[1]) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server never loaded its torrents")
-        time.sleep(0.1)
+    def loaded() -> bool:
+        return int(server.control.ask("count").split()[1]) >= n
+
+    wait_for(loaded, timeout, "the server to load its torrents", 0.1)
 
 
 def run_storm(

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from nginx import Nginx
 
-from quart_dl.qbt_process import free_port
-from quart_dl.testing import CHROMIUM, CHROMIUM_ARGS, ServerFactory
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.chromium import CHROMIUM, CHROMIUM_ARGS
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.server_process import ServerFactory
+from quart_dl.lab.transfer import TransferPair
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts"

@@ -17,7 +17,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from quart_dl.testing import wait_for
+from quart_dl.lab.wait import wait_for
 
 NGINX = "/usr/sbin/nginx"
 

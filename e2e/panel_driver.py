@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from playwright.sync_api import Error as PlaywrightError
 
-from quart_dl.testing import get_json
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import get_json
+from quart_dl.lab.transfer import TransferPair
 
 KiB = 1024
 MiB = 1024 * 1024

@@ -10,7 +10,7 @@ from panel_driver import debug, recorded_states, sample_for, wait_live
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from quart_dl.testing import ServerProcess
+from quart_dl.lab.server_process import ServerProcess
 
 
 def test_panel_stays_live_past_15_s_on_one_stream_with_production_heartbeat(

@@ -30,8 +30,9 @@ import pytest
 from panel_driver import KiB, MiB, wait_live
 from playwright.sync_api import Locator, Page, expect
 
-from quart_dl.testing import ServerProcess, wait_for
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for
 
 FSI, PDI = "\u2068", "\u2069"
 OPENERS = {

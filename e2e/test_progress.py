@@ -22,8 +22,9 @@ from panel_driver import (
 )
 from playwright.sync_api import Page, expect
 
-from quart_dl.testing import ServerProcess, wait_for
-from quart_dl.transfer import SEEDING_STATES, TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import SEEDING_STATES, TransferPair
+from quart_dl.lab.wait import wait_for
 
 
 def test_dashboard_progress_rises_live_and_ends_where_qbittorrent_is(

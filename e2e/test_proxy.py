@@ -33,8 +33,9 @@ from panel_driver import (
 )
 from playwright.sync_api import Page, expect
 
-from quart_dl.testing import ServerProcess, wait_for
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for
 
 # Home Assistant's iframe panel sandbox (frontend src/util/iframe.ts).
 HA_SANDBOX = (

@@ -23,8 +23,9 @@ from panel_driver import (
 )
 from playwright.sync_api import Page, expect
 
-from quart_dl.testing import ServerProcess, wait_for
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for
 
 
 def test_server_killed_and_restarted_panel_reconnects_to_current_never_older_data(

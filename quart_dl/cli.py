@@ -23,6 +23,11 @@ log = logging.getLogger("quart_dl")
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
+#: What ``quart-dl demo`` says when the ``demo`` extra (``torf``) is not installed.
+DEMO_NEEDS_EXTRA = (
+    "quart-dl: error: the demo needs the 'demo' extra (torf): pip install 'quart-dl[demo]'"
+)
+
 
 class UsageError(Exception):
     """Bad command line: one line, exit 2."""
@@ -134,7 +139,14 @@ async def _check_instance(settings: Settings) -> int:
 
 
 def _demo(settings: Settings, args: Any) -> int:
-    from .demo import run_demo
+    # Imported here: the demo runs on the lab (quart_dl.lab), which serve and check never load.
+    try:
+        from .demo import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name != "torf":
+            raise
+        print(DEMO_NEEDS_EXTRA, file=sys.stderr)
+        return EXIT_USAGE
 
     if not 0.2 <= args.minutes <= 120:
         print("quart-dl: error: --minutes must be between 0.2 and 120", file=sys.stderr)

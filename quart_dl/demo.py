@@ -4,6 +4,11 @@ Starts two local qbittorrent-nox daemons on loopback (nothing leaves the machine
 tracker, no port forwarding), has one seed sample files to the other at a throttled rate,
 and serves the panel against the downloader. Everything lives under ``DATA_DIR/demo`` and is
 started fresh on every run, so the demo never touches a real qBittorrent or database.
+
+The daemons and the transfer come from :mod:`quart_dl.lab` (test and demo scaffolding);
+making the sample torrents needs ``torf``, from the ``demo`` extra. The service never
+imports this module: ``quart-dl demo`` does, and says how to install the extra when
+``torf`` is missing.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import sys
 import threading
 from dataclasses import replace
 
-from .qbt_process import QbtError, find_qbittorrent_nox
+from .lab.qbittorrent_nox import DaemonError, find_qbittorrent_nox
+from .lab.transfer import TransferPair
 from .settings import Secret, Settings
-from .transfer import TransferPair
 
 log = logging.getLogger("quart_dl.demo")
 
@@ -35,7 +40,7 @@ def run_demo(settings: Settings, minutes: float = 4.0) -> int:
     """Run the demo until Ctrl-C; returns the exit status."""
     try:
         find_qbittorrent_nox()
-    except QbtError as exc:
+    except DaemonError as exc:
         print(f"quart-dl: error: {exc}", file=sys.stderr)
         return 1
     base = settings.data_dir / "demo"
@@ -44,7 +49,7 @@ def run_demo(settings: Settings, minutes: float = 4.0) -> int:
     pair = TransferPair(base / "qbittorrent")
     try:
         pair.start()
-    except QbtError as exc:
+    except DaemonError as exc:
         print(f"quart-dl: error: cannot start qbittorrent-nox: {exc}", file=sys.stderr)
         return 1
     demo_settings = replace(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from quart_dl.testing import ServerFactory
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerFactory
+from quart_dl.lab.transfer import TransferPair
 
 
 @pytest.fixture(scope="module")

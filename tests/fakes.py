@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from quart import Quart
-from quart.testing import QuartClient
 
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.runtime import Runtime, runtime
 from quart_dl.settings import Settings, load_settings
@@ -105,13 +105,6 @@ def partial_update(
     return answer
 
 
-async def wait_until(predicate: Callable[[], object], timeout: float = 3.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def forget_sql_dialect() -> None:
@@ -138,7 +131,9 @@ class RunningApp:
     """An app started with ``test_app()`` (before_serving ran), its test client and parts."""
 
     app: Quart
-    client: QuartClient
+    #: Quart's client; ``Any``, as its connection protocol types lack the attributes tests
+    #: read (``status_code``, ``headers``) that the real connections have.
+    client: Any
     runtime: Runtime
     qbt: FakeSession
 
@@ -154,7 +149,7 @@ async def running_app(qbt: FakeSession | None = None, **settings: Any) -> AsyncI
     async with app.test_app() as test_app:
         rt = runtime(app)
         poller = rt.default.poller
-        await wait_until(lambda: poller.last_success is not None or poller.errors, what="first poll")
+        await wait_for_async(lambda: poller.last_success is not None or poller.errors, what="first poll")
         yield RunningApp(app, test_app.test_client(), rt, qbt)
 
 

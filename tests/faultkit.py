@@ -2,14 +2,13 @@
 
 Raw sockets rather than a client library: the fault tests need to control exactly when a
 client reads (or stops reading), how small its receive buffer is, and how it hangs up.
-Requests are HTTP/1.0 so the body comes unchunked (close-delimited) and SSE blocks can be
-split on blank lines directly.
+Requests are HTTP/1.0 so the body comes unchunked (close-delimited) and goes straight into
+the lab's EventSource-exact parser (``quart_dl.lab.sse_reader.SSEParser``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -21,36 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from quart_dl.qbt_process import free_port
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.sse_reader import SSEMessage, SSEParser
 
 Record = dict[str, Any]
-
-
-class Msg:
-    """One SSE event as received: id, kind, raw data, arrival time."""
-
-    __slots__ = ("at", "data", "event", "id")
-
-    def __init__(self, event: str, id_: str | None, data: str, at: float) -> None:
-        self.event, self.id, self.data, self.at = event, id_, data, at
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-def parse_block(block: bytes, at: float) -> Msg | None:
-    """One ``\\n\\n``-separated block; None for comments and the ``retry:`` hint."""
-    event, id_, data = "message", None, []
-    for line in block.decode("utf-8").split("\n"):
-        if line.startswith("id:"):
-            id_ = line[3:].strip()
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-    if not data:
-        return None
-    return Msg(event, id_, "\n".join(data), at)
 
 
 class AsyncStream:
@@ -59,7 +32,7 @@ class AsyncStream:
     def __init__(self, port: int, path: str = "/api/events", last_event_id: str | None = None) -> None:
         self.port, self.path, self.last_event_id = port, path, last_event_id
         self.status: int | None = None
-        self.messages: list[Msg] = []
+        self.messages: list[SSEMessage] = []
         self.ended_at: float | None = None
         self.changed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
@@ -76,19 +49,14 @@ class AsyncStream:
         self._task = asyncio.create_task(self._pump(reader))
 
     async def _pump(self, reader: asyncio.StreamReader) -> None:
-        buf = b""
+        parser = SSEParser()
         try:
             while True:
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
-                buf += chunk
-                at = time.monotonic()
-                while b"\n\n" in buf:
-                    block, buf = buf.split(b"\n\n", 1)
-                    msg = parse_block(block, at)
-                    if msg is not None:
-                        self.messages.append(msg)
+                # Events only: comments (heartbeats) and the retry hint are not recorded here.
+                self.messages.extend(m for m in parser.feed(chunk, time.monotonic()) if m.data is not None)
                 self.changed.set()
         except (ConnectionError, OSError):
             pass
@@ -101,7 +69,7 @@ class AsyncStream:
         ids = [m.id for m in self.messages if m.id]
         return ids[-1] if ids else None
 
-    async def wait(self, predicate: Callable[[list[Msg]], Any], timeout: float, what: str) -> Any:
+    async def wait(self, predicate: Callable[[list[SSEMessage]], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate(self.messages)
@@ -129,7 +97,7 @@ class AsyncStream:
                 pass
 
 
-def apply_events(messages: list[Msg], view: dict[str, Record] | None = None) -> dict[str, Record]:
+def apply_events(messages: list[SSEMessage], view: dict[str, Record] | None = None) -> dict[str, Record]:
     """What a client shows after applying the events (a snapshot replaces the view)."""
     view = {} if view is None else view
     for m in messages:
@@ -144,7 +112,7 @@ def apply_events(messages: list[Msg], view: dict[str, Record] | None = None) -> 
     return view
 
 
-def completions(messages: list[Msg], torrent_hash: str) -> list[str | None]:
+def completions(messages: list[SSEMessage], torrent_hash: str) -> list[str | None]:
     """Ids of the diffs that announced ``torrent_hash`` as completed."""
     return [m.id for m in messages if m.event == "diff" and torrent_hash in m.json().get("completed", [])]
 

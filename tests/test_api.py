@@ -18,10 +18,10 @@ from fakes import (
     raw_torrent,
     running_app,
     seeding_torrent,
-    wait_until,
 )
 
 from quart_dl import __version__
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_client import Unreachable
 
@@ -45,7 +45,7 @@ TORRENTS = {
 async def served() -> AsyncIterator[RunningApp]:
     qbt = FakeSession([full_update(TORRENTS, SERVER_STATE)])
     async with running_app(qbt) as running:
-        await wait_until(lambda: len(running.runtime.hub.torrents) == 3, what="the torrents")
+        await wait_for_async(lambda: len(running.runtime.hub.torrents) == 3, what="the torrents")
         yield running
 
 
@@ -129,11 +129,11 @@ async def test_a_request_when_idle_gets_fresh_data() -> None:
     # Nobody streams: the poller idles (30 s). A REST request asks for a poll and waits for it.
     qbt = FakeSession([full_update({H1: raw_torrent()})])
     async with running_app(qbt, poll_interval=0.1, idle_poll_interval=30) as served:
-        await wait_until(lambda: H1 in served.runtime.hub.torrents, what="the first poll")
+        await wait_for_async(lambda: H1 in served.runtime.hub.torrents, what="the first poll")
         qbt.script(partial_update({H1: {"progress": 0.9}}))
         last = served.runtime.default.poller.last_success
         assert last is not None
-        await wait_until(lambda: time.monotonic() - last > 0.15, what="the view to be older than 0.1 s")
+        await wait_for_async(lambda: time.monotonic() - last > 0.15, what="the view to be older than 0.1 s")
         body = await get_json(served, f"/api/torrents/{H1}")
         assert body["progress"] == 0.9
         assert qbt.count("maindata") == 2

@@ -25,15 +25,16 @@ from fakes import (
     full_update,
     raw_torrent,
     running_app,
-    wait_until,
 )
 
 from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning
+from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.sse_reader import SSEReader
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.qbt_process import QbtInstance, free_port
 from quart_dl.server import serve
 from quart_dl.settings import Secret, SettingsError, load_settings, public_view
-from quart_dl.testing import ServerProcess, SSEReader
 
 TOKEN = "correct-horse-battery-staple-42"
 WRONG = "wrong-horse-battery-staple-4242"
@@ -53,7 +54,7 @@ PROTECTED_API = [
 async def served() -> AsyncIterator[RunningApp]:
     qbt = FakeSession([full_update({H1: raw_torrent("one")})])
     async with running_app(qbt, access_token=TOKEN) as running:
-        await wait_until(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
+        await wait_for_async(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
         running.client.cookie_jar = None  # each test sends exactly the cookies it means to
         yield running
 

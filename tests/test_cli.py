@@ -113,6 +113,19 @@ def test_demo_minutes_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
     assert one_line(capsys.readouterr().err) == "quart-dl: error: --minutes must be between 0.2 and 120"
 
 
+def test_demo_without_its_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # torf (for the demo's torrents) is the ``demo`` extra: without it, one line and exit 2.
+    monkeypatch.setitem(sys.modules, "torf", None)  # "import torf" fails as if not installed
+    for module in ("quart_dl.demo", "quart_dl.lab.transfer"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    assert main(["demo"]) == EXIT_USAGE
+    assert one_line(capsys.readouterr().err) == (
+        "quart-dl: error: the demo needs the 'demo' extra (torf): pip install 'quart-dl[demo]'"
+    )
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"quart-dl {__version__}\n"

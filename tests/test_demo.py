@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quart_dl.qbt_process import free_port
-from quart_dl.testing import SSEReader, get_json, wait_for
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.server_process import get_json
+from quart_dl.lab.sse_reader import SSEReader
+from quart_dl.lab.wait import wait_for
 
 
 def qbittorrent_children(pid: int) -> list[str]:

@@ -56,7 +56,9 @@ async def test_wrong_method_is_a_json_405(served: RunningApp, path: str) -> None
 async def test_unexpected_exception_is_a_json_500_without_details(
     served: RunningApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @served.app.get("/boom")
+    app: Quart = served.app
+
+    @app.get("/boom")
     async def boom() -> str:
         raise RuntimeError(f"secret detail {PASSWORD}")
 
@@ -92,7 +94,9 @@ async def test_handlers_on_a_bare_app() -> None:
 
 
 async def test_too_large_body_is_a_json_413(served: RunningApp) -> None:
-    @served.app.post("/upload")
+    app: Quart = served.app
+
+    @app.post("/upload")
     async def upload() -> str:
         from quart import request
 

@@ -7,19 +7,23 @@ throttled transfer (``pair``), ``python -m quart_dl serve`` child processes, raw
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import resource
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import faultkit
 import pytest
 from faultkit import AsyncStream, apply_events, completions
 
-from quart_dl.testing import ServerProcess, get_json, wait_for
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess, get_json
+from quart_dl.lab.sse_reader import SSEMessage
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -27,7 +31,7 @@ MiB = 1024 * 1024
 Make = Callable[..., ServerProcess]
 
 
-def progress_of(messages: list[faultkit.Msg], torrent_hash: str) -> list[float]:
+def progress_of(messages: list[SSEMessage], torrent_hash: str) -> list[float]:
     out = []
     for m in messages:
         if m.event == "snapshot" and torrent_hash in m.json()["torrents"]:
@@ -37,7 +41,15 @@ def progress_of(messages: list[faultkit.Msg], torrent_hash: str) -> list[float]:
     return out
 
 
-def statuses(messages: list[faultkit.Msg]) -> list[dict[str, object]]:
+def qbt_connected(server: ServerProcess) -> bool:
+    return bool(server.status()["status"]["qbittorrent"] == "connected")
+
+
+def ends_with(event_id: str, messages: list[SSEMessage]) -> bool:
+    return bool(messages) and messages[-1].id == event_id
+
+
+def statuses(messages: list[SSEMessage]) -> list[dict[str, Any]]:
     return [m.json() for m in messages if m.event == "status"]
 
 
@@ -131,12 +143,14 @@ async def test_completion_while_quart_dl_was_down_is_recorded_once(
     """Must not be lost: a download that finished while quart-dl was stopped is announced by
     the next run exactly once, and a run after that does not announce it again."""
     root = tmp_path / "down"
-    args = {
-        "qbt_url": pair.leecher.url,
-        "qbt_username": pair.leecher.username,
-        "qbt_password": pair.leecher.password,
-    }
-    first = ServerProcess(root, **args)
+    follower = functools.partial(
+        ServerProcess,
+        root,
+        qbt_url=pair.leecher.url,
+        qbt_username=pair.leecher.username,
+        qbt_password=pair.leecher.password,
+    )
+    first = follower()
     first.start()
     try:
         stream = AsyncStream(first.port)
@@ -151,19 +165,19 @@ async def test_completion_while_quart_dl_was_down_is_recorded_once(
     await asyncio.to_thread(pair.set_rate, h, 0)
     done = await asyncio.to_thread(pair.wait_complete, h, 30)
 
-    seen: list[list[faultkit.Msg]] = []
+    seen: list[list[SSEMessage]] = []
     for _run in range(2):
-        server = ServerProcess(root, **args)
+        server = follower()
         server.start()
         try:
-            wait_for(lambda s=server: s.status()["status"]["qbittorrent"] == "connected", 10, "connected")
+            wait_for(functools.partial(qbt_connected, server), 10, "connected")
             await more_polls(server)
             epoch = server.status()["epoch"]
             # "<epoch>-0" replays this run's every event from the first one.
             replay = AsyncStream(server.port, last_event_id=f"{epoch}-0")
             await replay.open()
             newest = server.status()["event_id"]
-            await replay.wait(lambda m, newest=newest: m and m[-1].id == newest, 5, "the whole replay")
+            await replay.wait(functools.partial(ends_with, newest), 5, "the whole replay")
             await replay.close()
             seen.append(list(replay.messages))
             db = faultkit.sqlite_rows(root / "data" / "quart-dl.sqlite3")

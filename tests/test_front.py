@@ -12,7 +12,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from quart import Quart
 from quart_dl import front
 from quart_dl.app import create_app
 from quart_dl.hub import SERVER_SHUTDOWN, Hub, TransportSink
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
 from quart_dl.server import serve
 from quart_dl.settings import Secret, Settings
@@ -50,7 +51,7 @@ async def serving(settings: Settings) -> AsyncIterator[Quart]:
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     try:
-        await wait_async(lambda: port_open(settings.port), 10, "the server to listen")
+        await wait_for_async(lambda: port_open(settings.port), 10, "the server to listen", interval=0.02)
         runtime(app).hub.seed({HASH: {"hash": HASH, "name": "one", "progress": 0.1}})
         yield app
     finally:
@@ -141,7 +142,7 @@ async def test_a_stream_on_a_fresh_connection_is_held_by_the_socket_layer(tmp_pa
         expected = f'id: {event.id}\nevent: diff\ndata: {{"changed":{{"{HASH}":{{"progress":0.31}}}}}}\n\n'
         assert expected.encode() in events
         client.close()
-        await wait_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten")
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten", interval=0.02)
         assert stream_limits_open(app) == 0
 
 
@@ -158,7 +159,7 @@ async def test_a_stream_on_a_keep_alive_connection_hypercorn_served_still_works(
         hub.publish_changes(change(0.5))
         await client.read_until(b'"progress":0.5')
         client.close()
-        await wait_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten")
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten", interval=0.02)
 
 
 async def test_http_1_0_stream_is_unchunked_and_ends_with_the_connection(tmp_path: Path) -> None:
@@ -272,7 +273,7 @@ async def test_shutdown_ends_held_streams_with_the_last_chunk(tmp_path: Path) ->
     app = create_app(settings, session=FakeSession())
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
-    await wait_async(lambda: port_open(settings.port), 10, "the server to listen")
+    await wait_for_async(lambda: port_open(settings.port), 10, "the server to listen", interval=0.02)
     client = await RawClient.open(settings.port, stream_head())
     await client.read_until(b"event: snapshot")
     stop.set()
@@ -302,14 +303,6 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def wait_async(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,7 +326,7 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
 
         app.asgi_app = counting  # type: ignore[method-assign]
         clients = await asyncio.gather(*(RawClient.open(settings.port, stream_head()) for _ in range(60)))
-        await wait_async(lambda: runtime(app).hub.client_count == 60, 10, "60 streams")
+        await wait_for_async(lambda: runtime(app).hub.client_count == 60, 10, "60 streams", interval=0.02)
         assert peak == 8
         for client in clients:
             client.close()

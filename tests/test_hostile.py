@@ -20,8 +20,10 @@ from urllib.parse import quote
 
 import pytest
 
-from quart_dl.testing import ServerFactory, ServerProcess, SSEReader, get_json, wait_for
-from quart_dl.transfer import TransferPair, make_payload, make_torrent
+from quart_dl.lab.server_process import ServerFactory, ServerProcess, get_json
+from quart_dl.lab.sse_reader import SSEReader
+from quart_dl.lab.transfer import TransferPair, make_payload, make_torrent
+from quart_dl.lab.wait import wait_for
 
 #: The name the SSE frames must carry intact: line breaks of every kind, quotes, emoji, and
 #: 10,000 characters (a frame is one ``data:`` line; a raw newline would split it).

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from fakes import H1, forget_sql_dialect, full_update, raw_torrent, wait_until
+from fakes import H1, forget_sql_dialect, full_update, raw_torrent
 
 from quart_dl.hub import Hub
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.metrics import Metrics
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbittorrent.instance import DEFAULT_ID, Instance, InstanceSettings
@@ -61,7 +62,7 @@ async def test_instance_polls_through_its_session_into_the_hub(database: None) -
     instance = Instance(config(), hub=hub, metrics=Metrics(), session=session)
     await instance.start()
     try:
-        await wait_until(lambda: H1 in hub.torrents, what="the first poll published")
+        await wait_for_async(lambda: H1 in hub.torrents, what="the first poll published")
         assert instance.table.records[H1]["name"] == "one"
         assert instance.status.state == "connected"
         assert hub.status is instance.status.record  # the hub shows the instance's live status

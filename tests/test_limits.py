@@ -20,14 +20,15 @@ from fakes import (
     full_update,
     raw_torrent,
     running_app,
-    wait_until,
 )
 
+from quart_dl.lab.server_process import ServerProcess, get_json
+from quart_dl.lab.sse_reader import SSEReader
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.limits import RETRY_AFTER, StreamLimits, Ticket, client_key
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.server import hypercorn_config
 from quart_dl.settings import load_settings
-from quart_dl.testing import ServerProcess, SSEReader, get_json
 
 UNREACHABLE_QBT = "http://127.0.0.1:9"
 
@@ -42,7 +43,7 @@ def limits_of(served: RunningApp) -> StreamLimits:
 async def served() -> AsyncIterator[RunningApp]:
     qbt = FakeSession([full_update({H1: raw_torrent("one")})])
     async with running_app(qbt, max_streams_per_client=2, max_streams=3) as running:
-        await wait_until(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
+        await wait_for_async(lambda: H1 in running.runtime.hub.torrents, what="the torrent")
         yield running
 
 
@@ -138,11 +139,11 @@ async def test_per_client_cap_refuses_with_503_and_frees_on_close(served: Runnin
     assert "2 open event streams" in body["message"]
     assert served.runtime.hub.client_count == 2
     await first.disconnect()
-    await wait_until(lambda: limits_of(served).open_total == 1, what="the closed stream to be released")
+    await wait_for_async(lambda: limits_of(served).open_total == 1, what="the closed stream to be released")
     third = await open_stream(served)
     await second.disconnect()
     await third.disconnect()
-    await wait_until(lambda: limits_of(served).open_total == 0, what="every stream released")
+    await wait_for_async(lambda: limits_of(served).open_total == 0, what="every stream released")
 
 
 async def test_total_cap_counts_every_address(served: RunningApp) -> None:
@@ -155,7 +156,7 @@ async def test_total_cap_counts_every_address(served: RunningApp) -> None:
     assert "too many open event streams" in body["message"]
     for conn in conns:
         await conn.disconnect()
-    await wait_until(lambda: limits_of(served).open_total == 0, what="every stream released")
+    await wait_for_async(lambda: limits_of(served).open_total == 0, what="every stream released")
 
 
 async def test_other_addresses_are_not_refused_by_one_clients_cap(served: RunningApp) -> None:
@@ -173,7 +174,7 @@ async def test_refused_requests_do_not_count(served: RunningApp) -> None:
     assert limits_of(served).open_total == 2
     for conn in conns:
         await conn.disconnect()
-    await wait_until(lambda: limits_of(served).open_total == 0, what="every stream released")
+    await wait_for_async(lambda: limits_of(served).open_total == 0, what="every stream released")
 
 
 async def test_bad_requests_take_no_place(served: RunningApp) -> None:

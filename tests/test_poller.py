@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fakes import (
@@ -17,10 +17,10 @@ from fakes import (
     partial_update,
     raw_torrent,
     seeding_torrent,
-    wait_until,
 )
 
 from quart_dl.hub import Hub
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.metrics import Metrics
 from quart_dl.models import Instance, Torrent
 from quart_dl.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
@@ -47,7 +47,8 @@ class RecordingStore(Store):
     async def commit(self, changes: ChangeSet, records: Any) -> bool:
         ok = await super().commit(changes, records)
         if ok and self.hub is not None:
-            rows = await Torrent.all().values_list("hash", flat=True)
+            # flat=True gives the hashes themselves; Tortoise's annotation says tuples.
+            rows = cast(list[str], await Torrent.all().values_list("hash", flat=True))
             self.commits.append((self.hub.seq, set(rows)))
         return ok
 
@@ -371,7 +372,7 @@ async def test_unexpected_exception_does_not_kill_the_loop(make_poller: MakePoll
     poller = make_poller(client)
     poller.hub.subscribe()  # fast cadence
     await poller.start()
-    await wait_until(
+    await wait_for_async(
         lambda: poller.hub.torrents.get(H1, {}).get("progress") == 0.9, what="poll after the error"
     )
     assert poller.errors == 1
@@ -406,7 +407,7 @@ async def test_regression_error_after_the_poll_kills_the_loop(
     poller = make_poller(client)
     poller.hub.subscribe()
     await poller.start()
-    await wait_until(lambda: client.count("maindata") >= 3, what="a poll after the unencodable answer")
+    await wait_for_async(lambda: client.count("maindata") >= 3, what="a poll after the unencodable answer")
     assert poller._task is not None
     assert not poller._task.done()
 
@@ -425,8 +426,8 @@ async def test_regression_malformed_maindata_kills_the_poll_loop(make_poller: Ma
     poller = make_poller(client)
     poller.hub.subscribe()
     await poller.start()
-    await wait_until(lambda: client.count("maindata") >= 2, what="the malformed answer")
-    await wait_until(
+    await wait_for_async(lambda: client.count("maindata") >= 2, what="the malformed answer")
+    await wait_for_async(
         lambda: client.count("maindata") >= 3, timeout=1.5, what="a poll after the malformed answer"
     )
     assert poller._task is not None
@@ -454,17 +455,19 @@ async def test_loop_polls_at_the_fast_cadence_with_a_subscriber(make_poller: Mak
     poller = make_poller(client, poll_interval=0.05, idle_poll_interval=30.0)
     poller.hub.subscribe()
     await poller.start()
-    await wait_until(lambda: client.count("maindata") >= 5, timeout=3.0, what="five fast polls")
+    await wait_for_async(lambda: client.count("maindata") >= 5, timeout=3.0, what="five fast polls")
 
 
 async def test_first_subscriber_wakes_an_idle_poller(make_poller: MakePoller) -> None:
     client = FakeSession()
     poller = make_poller(client, poll_interval=1.0, idle_poll_interval=30.0)
     await poller.start()
-    await wait_until(lambda: poller.hub.status["last_poll"] is not None, what="the first poll")
+    await wait_for_async(lambda: poller.hub.status["last_poll"] is not None, what="the first poll")
     assert client.count("maindata") == 1
     poller.hub.subscribe()
-    await wait_until(lambda: client.count("maindata") == 2, timeout=2.0, what="a poll for the first viewer")
+    await wait_for_async(
+        lambda: client.count("maindata") == 2, timeout=2.0, what="a poll for the first viewer"
+    )
 
 
 async def test_start_loads_what_the_database_knows(make_poller: MakePoller, store: RecordingStore) -> None:

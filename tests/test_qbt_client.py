@@ -8,6 +8,7 @@ address banned) versus ``Unreachable`` (down, hung, or not qBittorrent at all).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +18,8 @@ from typing import ClassVar
 
 import pytest
 
+from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
 from quart_dl.qbt_client import AuthFailed, QbtClient, Unreachable, WorkerThread
-from quart_dl.qbt_process import QbtInstance, free_port
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,7 @@ async def test_worker_thread_runs_calls_in_order_off_the_event_loop() -> None:
             seen.append(n)
             return n * 2
 
-        results = await asyncio.gather(*(worker.run(lambda n=n: job(n)) for n in range(5)))
+        results = await asyncio.gather(*(worker.run(functools.partial(job, n)) for n in range(5)))
         assert results == [0, 2, 4, 6, 8]
         assert seen == [0, 1, 2, 3, 4]
         with pytest.raises(ZeroDivisionError):

@@ -1,4 +1,4 @@
-"""Tests for quart_dl.qbt_process against real qbittorrent-nox processes (no mocks).
+"""Tests for quart_dl.lab.qbittorrent_nox against real qbittorrent-nox processes (no mocks).
 
 Every test waits on a condition with a deadline; none sleeps and hopes.
 """
@@ -18,17 +18,16 @@ from pathlib import Path
 import pytest
 import qbittorrentapi
 
-from quart_dl import qbt_process
-from quart_dl.qbt_process import (
+from quart_dl.lab import qbittorrent_nox
+from quart_dl.lab.qbittorrent_nox import (
     QbtInstance,
     QbtNotInstalled,
     QbtStartError,
     find_qbittorrent_nox,
     free_port,
     hash_password,
-    wait_until,
+    qbittorrent_processes,
 )
-from quart_dl.testing import qbittorrent_processes
 
 
 def pid_alive(pid: int) -> bool:
@@ -70,16 +69,9 @@ def test_free_port_is_bindable_and_never_repeats() -> None:
 def test_find_qbittorrent_nox_explains_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("QBITTORRENT_NOX", raising=False)
-    monkeypatch.setattr(qbt_process, "FALLBACK_PATHS", ())
+    monkeypatch.setattr(qbittorrent_nox, "FALLBACK_PATHS", ())
     with pytest.raises(QbtNotInstalled, match="apt-get install qbittorrent-nox"):
         find_qbittorrent_nox()
-
-
-def test_wait_until_times_out_with_message() -> None:
-    started = time.monotonic()
-    with pytest.raises(TimeoutError, match="the impossible"):
-        wait_until(lambda: False, 0.2, message="the impossible")
-    assert 0.15 < time.monotonic() - started < 2
 
 
 def test_write_config_locks_the_daemon_down(tmp_path: Path) -> None:
@@ -246,7 +238,7 @@ def test_atexit_cleanup_stops_forgotten_daemons(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from quart_dl.qbt_process import QbtInstance
+        from quart_dl.lab.qbittorrent_nox import QbtInstance
         q = QbtInstance(Path({str(tmp_path / "forgotten")!r}))
         q.start()
         print(q.pid, flush=True)

@@ -20,12 +20,14 @@ from quart import Quart
 
 from quart_dl.app import create_app
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.sse_reader import SSEReader
+from quart_dl.lab.wait import wait_for, wait_for_async
 from quart_dl.qbittorrent.session import QbtSession
-from quart_dl.qbt_process import free_port
 from quart_dl.runtime import runtime
 from quart_dl.server import hypercorn_config, serve
 from quart_dl.settings import Settings
-from quart_dl.testing import ServerProcess, SSEReader, wait_for
 
 
 class FloodingFakeClient:
@@ -97,7 +99,7 @@ async def serving(settings: Settings, client: FloodingFakeClient) -> AsyncIterat
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
     try:
-        await _wait_async(lambda: _port_open(settings.port), 10, "the server to listen")
+        await wait_for_async(lambda: _port_open(settings.port), 10, "the server to listen", interval=0.05)
         yield app
     finally:
         stop.set()
@@ -114,7 +116,9 @@ async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_p
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", port))
         stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-        await _wait_async(lambda: hub.client_count == 1, 5, "the stalled client to subscribe")
+        await wait_for_async(
+            lambda: hub.client_count == 1, 5, "the stalled client to subscribe", interval=0.05
+        )
         # A healthy client keeps reading throughout.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -126,11 +130,16 @@ async def test_regression_client_that_stops_reading_is_dropped_on_overflow(tmp_p
                 received += len(chunk)
 
         healthy = asyncio.create_task(read_forever())
-        drops = lambda: runtime(app).metrics.value("sse_disconnects_total", reason=OVERFLOW)  # noqa: E731
-        await _wait_async(lambda: drops() >= 1, 30, "the stalled client to be dropped")
+
+        def drops() -> float:
+            return runtime(app).metrics.value("sse_disconnects_total", reason=OVERFLOW)
+
+        await wait_for_async(lambda: drops() >= 1, 30, "the stalled client to be dropped", interval=0.05)
         assert hub.client_count == 1, "the healthy client was dropped too"
         before = received
-        await _wait_async(lambda: received > before + 100_000, 10, "the healthy client to keep receiving")
+        await wait_for_async(
+            lambda: received > before + 100_000, 10, "the healthy client to keep receiving", interval=0.05
+        )
         healthy.cancel()
         writer.close()
         stalled.close()
@@ -160,14 +169,6 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _wait_async(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_shutdown_with_open_streams_is_quick_and_leaves_no_task_behind(tmp_path: Path) -> None:
     port = free_port()
     settings = Settings(
@@ -177,13 +178,13 @@ async def test_shutdown_with_open_streams_is_quick_and_leaves_no_task_behind(tmp
     before = asyncio.all_tasks()
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop, app))
-    await _wait_async(lambda: _port_open(port), 10, "the server to listen")
+    await wait_for_async(lambda: _port_open(port), 10, "the server to listen", interval=0.05)
     clients = []
     for _ in range(10):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
         clients.append((reader, writer))
-    await _wait_async(lambda: runtime(app).hub.client_count == 10, 5, "ten streams")
+    await wait_for_async(lambda: runtime(app).hub.client_count == 10, 5, "ten streams", interval=0.05)
     started = time.monotonic()
     stop.set()
     await asyncio.wait_for(server, 5)
@@ -230,15 +231,19 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
                 writer.close()
 
         readers = [asyncio.create_task(read_ids(seen)) for seen in arrivals]
-        await _wait_async(lambda: hub.client_count == 101, 15, "101 streams")
+        await wait_for_async(lambda: hub.client_count == 101, 15, "101 streams", interval=0.05)
         first_seq = hub.seq + 1
-        dropped = lambda: runtime(app).metrics.value("sse_disconnects_total", reason=SEND_TIMEOUT)  # noqa: E731
-        await _wait_async(lambda: dropped() >= 1, 60, "the stalled client to be dropped")
+
+        def dropped() -> float:
+            return runtime(app).metrics.value("sse_disconnects_total", reason=SEND_TIMEOUT)
+
+        await wait_for_async(lambda: dropped() >= 1, 60, "the stalled client to be dropped", interval=0.05)
         last_seq = hub.seq
-        await _wait_async(
+        await wait_for_async(
             lambda: all(f"{hub.epoch}-{last_seq}" in seen for seen in arrivals),
             5,
             "the last event everywhere",
+            interval=0.05,
         )
         assert hub.client_count == 100, "a healthy client was dropped"
         assert runtime(app).metrics.value("sse_disconnects_total", reason=OVERFLOW) == 0

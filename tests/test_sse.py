@@ -23,10 +23,10 @@ from fakes import (
     partial_update,
     raw_torrent,
     running_app,
-    wait_until,
 )
 
 from quart_dl import sse
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.torrents import ChangeSet
 
@@ -35,7 +35,7 @@ from quart_dl.torrents import ChangeSet
 async def served() -> AsyncIterator[RunningApp]:
     qbt = FakeSession([full_update({H1: raw_torrent("one"), H2: raw_torrent("two")})])
     async with running_app(qbt, retry_ms=5000, heartbeat=1) as running:
-        await wait_until(lambda: len(running.runtime.hub.torrents) == 2, what="the torrents")
+        await wait_for_async(lambda: len(running.runtime.hub.torrents) == 2, what="the torrents")
         yield running
 
 
@@ -124,7 +124,7 @@ async def test_every_subscriber_gets_every_event(served: RunningApp) -> None:
         readers = [StreamReader(one), StreamReader(two)]
         for reader in readers:
             await reader.next_event()
-        await wait_until(lambda: served.runtime.hub.client_count == 2, what="two clients")
+        await wait_for_async(lambda: served.runtime.hub.client_count == 2, what="two clients")
         for i in range(1, 6):
             served.runtime.hub.publish_changes(ChangeSet(changed={H1: {"progress": i / 10}}))
         for reader in readers:
@@ -191,7 +191,7 @@ async def test_last_event_id_replays_exactly_the_missed_events(served: RunningAp
     async with served.client.request("/api/events") as conn:
         snap = await StreamReader(conn).next_event()
         await close(conn)
-    await wait_until(lambda: hub.client_count == 0, what="the first stream to end")
+    await wait_for_async(lambda: hub.client_count == 0, what="the first stream to end")
     missed = [hub.publish_changes(ChangeSet(changed={H1: {"progress": p}})) for p in (0.6, 0.7)]
     async with served.client.request("/api/events", headers={"Last-Event-ID": snap["id"]}) as conn:
         reader = StreamReader(conn)
@@ -300,7 +300,7 @@ async def test_client_disconnect_unsubscribes(served: RunningApp) -> None:
         assert status["clients"] == 1
         assert status["poller"]["interval"] == 1.0  # someone watches: the fast cadence
         await close(conn)
-    await wait_until(lambda: hub.client_count == 0, what="the subscriber to be gone")
+    await wait_for_async(lambda: hub.client_count == 0, what="the subscriber to be gone")
     assert served.runtime.metrics.value("sse_disconnects_total", reason="client closed") == 1
 
 
@@ -312,7 +312,7 @@ async def test_overflow_drops_the_stream_and_it_resumes_with_last_event_id(serve
         # when a client stops reading.
         for i in range(hub.queue_size + 1):
             hub.publish_changes(ChangeSet(changed={H1: {"progress": round(i / 1000, 3)}}))
-        await wait_until(lambda: hub.client_count == 0, what="the overflowed stream to end")
+        await wait_for_async(lambda: hub.client_count == 0, what="the overflowed stream to end")
         assert served.runtime.metrics.value("sse_disconnects_total", reason="overflow") == 1
         assert served.runtime.metrics.value("sse_disconnects_total", reason="client closed") == 0
         await close(conn)
@@ -332,7 +332,7 @@ async def test_shutdown_ends_streams_and_refuses_new_ones(served: RunningApp) ->
         hub.close_all()
         ended = await asyncio.wait_for(_read_to_end(conn), 3.0)
         assert ended == b""
-    await wait_until(lambda: hub.client_count == 0, what="the stream to end")
+    await wait_for_async(lambda: hub.client_count == 0, what="the stream to end")
     assert served.runtime.metrics.value("sse_disconnects_total", reason="server shutdown") == 1
     response = await served.client.get("/api/events")
     assert response.status_code == 503

@@ -12,8 +12,10 @@ import itertools
 import time
 from collections.abc import Callable
 
-from quart_dl.testing import ServerProcess, SSEMessage, SSEReader, get_json, wait_for
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess, get_json
+from quart_dl.lab.sse_reader import SSEMessage, SSEReader
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for
 
 MiB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Tests for quart_dl.transfer: real throttled transfers between two qbittorrent-nox.
+"""Tests for quart_dl.lab.transfer: real throttled transfers between two qbittorrent-nox.
 
 No mocks; every wait has a deadline.
 """
@@ -14,14 +14,8 @@ import pytest
 import qbittorrentapi
 import torf
 
-from quart_dl.testing import qbittorrent_processes
-from quart_dl.transfer import (
-    TransferError,
-    TransferPair,
-    make_payload,
-    make_torrent,
-    piece_size_for,
-)
+from quart_dl.lab.qbittorrent_nox import qbittorrent_processes
+from quart_dl.lab.transfer import TransferError, TransferPair, make_payload, make_torrent, piece_size_for
 
 
 def test_make_payload_writes_random_bytes_of_the_exact_size(tmp_path: Path) -> None:

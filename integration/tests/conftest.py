@@ -18,8 +18,9 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_URL
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.testing import ServerProcess
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for_async
 
 # Import the integration before Home Assistant's test harness sets up its own
 # ``custom_components`` test folder: otherwise that folder shadows ours and every setup
@@ -29,7 +30,7 @@ from custom_components.quart_dl.api import normalize_url
 from custom_components.quart_dl.config_flow import entry_title
 from custom_components.quart_dl.const import DOMAIN
 
-from .helpers import TcpProxy, wait_for
+from .helpers import TcpProxy
 
 #: Server timings for the tests: a 1 s heartbeat, and a poll every 0.5 s busy or idle, so
 #: that a change in qBittorrent is published within ~0.5 s. The 300 ms retry hint makes a
@@ -119,7 +120,7 @@ def auth_server(qbt_pair: TransferPair, tmp_path: Path) -> Iterator[ServerProces
 
 def wait_for_sync_connected(process: ServerProcess, timeout: float = 20.0) -> None:
     """Block until the server reports qBittorrent as connected."""
-    from quart_dl.testing import wait_for as wait_sync
+    from quart_dl.lab.wait import wait_for as wait_sync
 
     wait_sync(
         lambda: process.status()["status"]["qbittorrent"] == "connected",
@@ -159,7 +160,7 @@ async def setup_entry(hass: HomeAssistant, url: str) -> MockConfigEntry:
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     coordinator = entry.runtime_data.coordinator
-    await wait_for(lambda: coordinator.stream.connected, 10, "the event stream to connect")
+    await wait_for_async(lambda: coordinator.stream.connected, 10, "the event stream to connect")
     return entry
 
 

@@ -1,7 +1,8 @@
-"""Test helpers: waiting on conditions with deadlines, recording states and events, and a
-TCP proxy that can cut the network between Home Assistant and the server.
+"""Test helpers: recording states and events, and a TCP proxy that can cut the network
+between Home Assistant and the server.
 
-No test sleeps and hopes: every wait names its condition and fails with it at a deadline.
+No test sleeps and hopes: every wait names its condition and fails with it at a deadline
+(``quart_dl.lab.wait``, the project's one wait helper).
 """
 
 from __future__ import annotations
@@ -17,41 +18,10 @@ import aiohttp
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
+from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.const import DOMAIN
 from custom_components.quart_dl.sse import SseParser
-
-
-async def wait_for[T](
-    predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01
-) -> T:
-    """Await until ``predicate()`` is truthy and return it; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def wait_for_blocking[T](
-    hass: HomeAssistant,
-    predicate: Callable[[], T],
-    timeout: float,
-    what: str,
-    interval: float = 0.1,
-) -> T:
-    """Like :func:`wait_for` for a blocking predicate (run in the executor)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await hass.async_add_executor_job(predicate)
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def entity_id(hass: HomeAssistant, entry_id: str, platform: str, key: str) -> str:
@@ -210,7 +180,7 @@ class StreamTap:
         """Connect and wait for the first event (the snapshot)."""
         self._session = aiohttp.ClientSession()
         self._task = asyncio.get_running_loop().create_task(self._read())
-        await wait_for(lambda: self.events, 10, "the tap's snapshot")
+        await wait_for_async(lambda: self.events, 10, "the tap's snapshot")
 
     async def _read(self) -> None:
         assert self._session is not None

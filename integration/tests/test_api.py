@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
-from quart_dl.testing import ServerProcess
+from quart_dl.lab.server_process import ServerProcess
 
 from custom_components.quart_dl.api import (
     QuartDlClient,

@@ -9,15 +9,16 @@ from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.testing import ServerProcess
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.api import normalize_url
 from custom_components.quart_dl.const import DOMAIN
 from custom_components.quart_dl.panel import panel_url_path
 
 from .conftest import TOKEN, make_server, mock_entry
-from .helpers import entity_id, wait_for
+from .helpers import entity_id
 
 NEW_TOKEN = "a-different-token-9876543210abcdef"
 
@@ -43,7 +44,7 @@ async def test_flow_proves_the_token(hass: HomeAssistant, auth_server: ServerPro
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     coordinator = entry.runtime_data.coordinator
-    await wait_for(lambda: coordinator.stream.connected, 10, "the authenticated stream")
+    await wait_for_async(lambda: coordinator.stream.connected, 10, "the authenticated stream")
     panel = hass.data[frontend.DATA_PANELS][panel_url_path(entry)]
     assert panel.config["url"] == f"{normalize_url(auth_server.url)}/?token={TOKEN}"
 
@@ -59,7 +60,7 @@ async def test_changed_token_starts_reauth(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     coordinator = entry.runtime_data.coordinator
-    await wait_for(lambda: coordinator.stream.connected, 10, "the authenticated stream")
+    await wait_for_async(lambda: coordinator.stream.connected, 10, "the authenticated stream")
     total = entity_id(hass, entry.entry_id, "sensor", "total")
 
     await hass.async_add_executor_job(auth_server.stop)
@@ -74,7 +75,7 @@ async def test_changed_token_starts_reauth(
                 if flow["context"]["source"] == SOURCE_REAUTH
             ]
 
-        await wait_for(reauth_flows, 30, "Home Assistant to ask for the new token")
+        await wait_for_async(reauth_flows, 30, "Home Assistant to ask for the new token")
         assert hass.states.get(total).state == STATE_UNAVAILABLE
 
         flow_id = reauth_flows()[0]["flow_id"]
@@ -90,7 +91,7 @@ async def test_changed_token_starts_reauth(
         await hass.async_block_till_done()
         assert entry.data[CONF_ACCESS_TOKEN] == NEW_TOKEN
         coordinator = entry.runtime_data.coordinator
-        await wait_for(lambda: coordinator.stream.connected, 15, "the stream with the new token")
+        await wait_for_async(lambda: coordinator.stream.connected, 15, "the stream with the new token")
         assert hass.states.get(total).state != STATE_UNAVAILABLE
         panel = hass.data[frontend.DATA_PANELS][panel_url_path(entry)]
         assert panel.config["url"].endswith(f"?token={NEW_TOKEN}")

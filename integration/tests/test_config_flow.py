@@ -12,9 +12,9 @@ from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.qbt_process import free_port
-from quart_dl.testing import ServerProcess
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
 
 from custom_components.quart_dl.const import (
     CONF_PANEL_ICON,

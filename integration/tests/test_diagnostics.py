@@ -7,7 +7,7 @@ import json
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.testing import ServerProcess
+from quart_dl.lab.server_process import ServerProcess
 
 from custom_components.quart_dl.diagnostics import async_get_config_entry_diagnostics
 

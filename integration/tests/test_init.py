@@ -11,16 +11,17 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.qbt_process import free_port
-from quart_dl.testing import ServerProcess
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.qbittorrent_nox import free_port
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.api import QuartDlClient, QuartDlResponseError
 from custom_components.quart_dl.const import STREAM_READ_MARGIN
 from custom_components.quart_dl.panel import panel_url_path
 
 from .conftest import mock_entry, setup_entry
-from .helpers import entity_id, wait_for
+from .helpers import entity_id
 
 
 async def test_setup_registers_panel_and_unload_removes_it(
@@ -74,7 +75,7 @@ async def test_entities_after_setup(
 
 
 def _torrents(server: ServerProcess) -> dict:
-    from quart_dl.testing import get_json
+    from quart_dl.lab.server_process import get_json
 
     return get_json(server.url + "api/torrents")
 
@@ -86,7 +87,7 @@ async def test_reload(hass: HomeAssistant, server: ServerProcess, entry: MockCon
     assert entry.state is ConfigEntryState.LOADED
     assert panel_url_path(entry) in hass.data[frontend.DATA_PANELS]
     coordinator = entry.runtime_data.coordinator
-    await wait_for(lambda: coordinator.stream.connected, 10, "the stream after reload")
+    await wait_for_async(lambda: coordinator.stream.connected, 10, "the stream after reload")
 
 
 async def test_unreachable_server_retries_setup(hass: HomeAssistant) -> None:
@@ -123,7 +124,7 @@ async def test_polls_rest_while_the_stream_is_down(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
-        await wait_for(lambda: coordinator.stream.failures >= 1, 5, "the stream to fail")
+        await wait_for_async(lambda: coordinator.stream.failures >= 1, 5, "the stream to fail")
         paused = entity_id(hass, entry.entry_id, "sensor", "paused")
         before = int(hass.states.get(paused).state)
         torrent_hash = seeding_hash
@@ -132,7 +133,7 @@ async def test_polls_rest_while_the_stream_is_down(
             await hass.async_add_executor_job(
                 partial(client.torrents_pause, torrent_hashes=torrent_hash)
             )
-            await wait_for(
+            await wait_for_async(
                 lambda: hass.states.get(paused).state == str(before + 1),
                 10,
                 "a poll to bring the pause",
@@ -143,7 +144,7 @@ async def test_polls_rest_while_the_stream_is_down(
             )
         assert not coordinator.stream.connected
         assert coordinator.stream.snapshots == 0
-        await wait_for(
+        await wait_for_async(
             lambda: hass.states.get(paused).state == str(before), 10, "a poll to bring the resume"
         )
         assert await hass.config_entries.async_unload(entry.entry_id)
@@ -160,11 +161,11 @@ async def test_qbittorrent_down_turns_connectivity_off(
     total = entity_id(hass, entry.entry_id, "sensor", "total")
     try:
         await hass.async_add_executor_job(qbt_pair.leecher.stop)
-        await wait_for(lambda: hass.states.get(connected).state == STATE_OFF, 20, "off")
+        await wait_for_async(lambda: hass.states.get(connected).state == STATE_OFF, 20, "off")
         assert hass.states.get(speed).state == STATE_UNAVAILABLE
         assert hass.states.get(total).state.isdigit()
         assert hass.states.get(connected).attributes["message"]
     finally:
         await hass.async_add_executor_job(qbt_pair.leecher.start)
-    await wait_for(lambda: hass.states.get(connected).state == STATE_ON, 30, "on again")
+    await wait_for_async(lambda: hass.states.get(connected).state == STATE_ON, 30, "on again")
     assert hass.states.get(speed).state != STATE_UNAVAILABLE

@@ -13,8 +13,9 @@ from functools import partial
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from quart_dl.testing import ServerProcess
-from quart_dl.transfer import TransferPair
+from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
+from quart_dl.lab.wait import wait_for, wait_for_async
 
 from custom_components.quart_dl.const import EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
 
@@ -25,8 +26,6 @@ from .helpers import (
     StreamTap,
     TcpProxy,
     entity_id,
-    wait_for,
-    wait_for_blocking,
 )
 
 KIB = 1024
@@ -58,7 +57,7 @@ async def wait_caught_up(
         current_epoch, current_seq = _seq(stream.last_event_id)
         return current_epoch == epoch and current_seq >= seq
 
-    await wait_for(caught_up, 10, f"the integration to reach event {status['event_id']}")
+    await wait_for_async(caught_up, 10, f"the integration to reach event {status['event_id']}")
 
 
 async def test_push_reaches_entity_within_one_second(
@@ -85,7 +84,7 @@ async def test_push_reaches_entity_within_one_second(
         await hass.async_add_executor_job(
             partial(client.torrents_pause, torrent_hashes=seeding_hash)
         )
-        await wait_for(
+        await wait_for_async(
             lambda: recorder.first(lambda s: s.state == str(before + 1)),
             5,
             "the paused sensor to count the paused torrent",
@@ -93,7 +92,7 @@ async def test_push_reaches_entity_within_one_second(
         at_entity, _ = recorder.first(lambda s: s.state == str(before + 1))
         # The tap is a reader like any other: under load it may take its turn after the
         # integration's, so wait for it (with a deadline) rather than look once.
-        published = await wait_for(
+        published = await wait_for_async(
             lambda: tap.first(
                 "diff",
                 lambda p: p["changed"].get(seeding_hash, {}).get("phase") == "paused",
@@ -116,7 +115,7 @@ async def test_push_reaches_entity_within_one_second(
         await hass.async_add_executor_job(
             partial(client.torrents_resume, torrent_hashes=seeding_hash)
         )
-    await wait_for(
+    await wait_for_async(
         lambda: hass.states.get(paused).state == str(before),
         5,
         "the paused sensor to drop back after resume",
@@ -143,7 +142,7 @@ async def test_completion_event_fires_once(
         # Slow enough (~8 s) that the server's 0.5 s polls see it moving.
         partial(qbt_pair.add_transfer, name, 2 * MIB, 256 * KIB)
     )
-    await wait_for(lambda: completed.for_hash(info_hash), 30, "the completion event")
+    await wait_for_async(lambda: completed.for_hash(info_hash), 30, "the completion event")
     await wait_caught_up(hass, server, entry)
 
     assert len(added.for_hash(info_hash)) == 1
@@ -194,7 +193,7 @@ async def test_network_cut_replays_missed_completion_once(
         partial(qbt_pair.add_transfer, f"replay-{uuid.uuid4().hex[:8]}.bin", 2 * MIB, 256 * KIB)
     )
     proxy.cut()
-    await wait_for(
+    await wait_for_async(
         lambda: hass.states.get(total).state == STATE_UNAVAILABLE,
         10,
         "the entities to turn unavailable while the server is out of reach",
@@ -205,19 +204,20 @@ async def test_network_cut_replays_missed_completion_once(
         return bool(record and record["complete"])
 
     def server_torrents() -> dict[str, dict[str, object]]:
-        from quart_dl.testing import get_json
+        from quart_dl.lab.server_process import get_json
 
         answer = get_json(server.url + "api/torrents")
         return {record["hash"]: record for record in answer["torrents"]}
 
-    await wait_for_blocking(
-        hass, server_has_it_complete, 40, "the download to complete on the server"
+    # server_has_it_complete blocks (HTTP): the sync wait runs on Home Assistant's executor.
+    await hass.async_add_executor_job(
+        wait_for, server_has_it_complete, 40, "the download to complete on the server", 0.1
     )
     assert not completed.for_hash(info_hash), "an event crossed a cut network"
 
     proxy.restore()
-    await wait_for(lambda: coordinator.stream.connects >= 2, 30, "the stream to reconnect")
-    await wait_for(lambda: completed.for_hash(info_hash), 10, "the replayed completion")
+    await wait_for_async(lambda: coordinator.stream.connects >= 2, 30, "the stream to reconnect")
+    await wait_for_async(lambda: completed.for_hash(info_hash), 10, "the replayed completion")
     await wait_caught_up(hass, server, entry)
     assert len(completed.for_hash(info_hash)) == 1
     assert coordinator.stream.snapshots == 1, "the reconnect was not a replay"
@@ -240,14 +240,14 @@ async def test_stream_recovers_after_server_restart(
     old_epoch, _ = _seq(coordinator.stream.last_event_id)
 
     await hass.async_add_executor_job(server.stop)
-    await wait_for(
+    await wait_for_async(
         lambda: hass.states.get(paused).state == STATE_UNAVAILABLE,
         10,
         "the entities to turn unavailable while the server is down",
     )
     await hass.async_add_executor_job(server.start)
     await hass.async_add_executor_job(wait_for_sync_connected, server)
-    await wait_for(
+    await wait_for_async(
         lambda: coordinator.stream.connected
         and _seq(coordinator.stream.last_event_id)[0] != old_epoch,
         30,
@@ -262,7 +262,7 @@ async def test_stream_recovers_after_server_restart(
         await hass.async_add_executor_job(
             partial(client.torrents_pause, torrent_hashes=seeding_hash)
         )
-        await wait_for(
+        await wait_for_async(
             lambda: hass.states.get(paused).state == str(before + 1),
             5,
             "a push after the restart",
@@ -271,6 +271,6 @@ async def test_stream_recovers_after_server_restart(
         await hass.async_add_executor_job(
             partial(client.torrents_resume, torrent_hashes=seeding_hash)
         )
-    await wait_for(lambda: hass.states.get(paused).state == str(before), 5, "the resume")
+    await wait_for_async(lambda: hass.states.get(paused).state == str(before), 5, "the resume")
     assert not completed.for_hash(seeding_hash), "a snapshot fired a completion event"
     completed.stop()

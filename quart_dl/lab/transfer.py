@@ -2,12 +2,14 @@
 
 quart-dl has to show progress that moves, stalls, completes and survives restarts; the
 only honest way to test (and demo) that is a real download. :class:`TransferPair` runs a
-seeder and a leecher :class:`~quart_dl.qbt_process.QbtInstance`, makes a payload and a
+seeder and a leecher :class:`~quart_dl.lab.qbittorrent_nox.QbtInstance`, makes a payload and a
 private, tracker-less torrent for it, seeds it, and has the leecher fetch it from the
 seeder at a chosen rate. With no tracker and no DHT the leecher only learns about the
 seeder because we tell it (``torrents_add_peers``), and re-tell it when needed.
 
-Synchronous, and depends on nothing in ``quart_dl`` but :mod:`quart_dl.qbt_process`.
+Synchronous, and depends on nothing in ``quart_dl`` but :mod:`quart_dl.lab.qbittorrent_nox`.
+Torrents are made with ``torf``, which only the lab needs: it comes with the ``demo`` extra
+(``pip install 'quart-dl[demo]'``), and the ``test``, ``e2e`` and ``bench`` extras.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from types import TracebackType
 import qbittorrentapi
 import torf
 
-from .qbt_process import QbtError, QbtInstance
+from .qbittorrent_nox import DaemonError, QbtInstance
 
 __all__ = [
     "SEEDING_STATES",
@@ -42,7 +44,7 @@ _MIN_PIECE = 16 * 1024
 _MAX_PIECE = 4 * 1024 * 1024
 
 
-class TransferError(QbtError):
+class TransferError(DaemonError):
     """A torrent could not be added, or never reached the expected state."""
 
 

@@ -15,7 +15,9 @@ touches the network or the user's own qBittorrent:
   process group, so a Ctrl-C in a terminal reaches them too.)
 
 It is synchronous and depends on nothing else in ``quart_dl``: tests, the e2e suite, the
-Home Assistant tests and ``quart-dl demo`` all use it as is.
+Home Assistant tests and ``quart-dl demo`` all use it as is. Its errors derive from
+:class:`DaemonError`, which has nothing to do with the service's
+:class:`quart_dl.qbt_client.QbtError` (a failed call to a qBittorrent the service follows).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,14 +44,14 @@ from types import TracebackType
 import qbittorrentapi
 
 __all__ = [
-    "QbtError",
+    "DaemonError",
     "QbtInstance",
     "QbtNotInstalled",
     "QbtStartError",
     "find_qbittorrent_nox",
     "free_port",
     "hash_password",
-    "wait_until",
+    "qbittorrent_processes",
 ]
 
 #: PBKDF2 parameters qBittorrent (>= 4.2) uses for ``WebUI\Password_PBKDF2``.
@@ -65,15 +66,15 @@ FALLBACK_PATHS: tuple[str, ...] = ("/usr/bin/qbittorrent-nox", "/usr/local/bin/q
 _PORT_RETRIES = 3
 
 
-class QbtError(RuntimeError):
-    """Base class for everything this module raises on purpose."""
+class DaemonError(RuntimeError):
+    """Base class for everything this module raises on purpose (a daemon we run, not one we follow)."""
 
 
-class QbtNotInstalled(QbtError):
+class QbtNotInstalled(DaemonError):
     """``qbittorrent-nox`` is not on this machine."""
 
 
-class QbtStartError(QbtError):
+class QbtStartError(DaemonError):
     """The daemon exited, or its Web API did not answer a login before the deadline."""
 
 
@@ -99,7 +100,7 @@ def free_port() -> int:
             if port not in _handed_out_ports:
                 _handed_out_ports.add(port)
                 return port
-    raise QbtError("could not find a free TCP port on 127.0.0.1")
+    raise DaemonError("could not find a free TCP port on 127.0.0.1")
 
 
 def find_qbittorrent_nox() -> str:
@@ -134,26 +135,24 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     return f"@ByteArray({salt64}:{key64})"
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    timeout: float,
-    *,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> None:
-    """Poll ``condition`` until it is true; raise :class:`TimeoutError` at the deadline.
+def qbittorrent_processes(under: Path) -> list[int]:
+    """PIDs of live qbittorrent-nox processes whose profile is ``under`` or below it.
 
-    Tests must wait for what they expect, never sleep and hope: this is the one loop they
-    share. ``condition`` is always tried at least once, also with ``timeout=0``.
+    Read from ``/proc``, not from this module's registry: a test uses it to show that no
+    daemon outlived what started it, even one started by another process.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(min(interval, remaining))
+    needle = f"--profile={under}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg == needle or arg.startswith(needle + b"/") for arg in args):
+            pids.append(int(entry.name))
+    return pids
 
 
 def _ini_value(value: str) -> str:
@@ -544,7 +543,7 @@ class QbtInstance:
         timeouts rather than refused connections (the "hung" case, not "down").
         """
         if not self.running:
-            raise QbtError(f"{self.name} is not running")
+            raise DaemonError(f"{self.name} is not running")
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)
         self._suspended = True
@@ -552,7 +551,7 @@ class QbtInstance:
     def resume(self) -> None:
         """SIGCONT after :meth:`suspend`; requests queued meanwhile are then answered."""
         if not self.running:
-            raise QbtError(f"{self.name} is not running")
+            raise DaemonError(f"{self.name} is not running")
         assert self._proc is not None
         self._proc.send_signal(signal.SIGCONT)
         self._suspended = False
@@ -601,7 +600,7 @@ class QbtInstance:
         self.stop()
 
 
-class _PortInUse(QbtError):
+class _PortInUse(DaemonError):
     """Internal: another process holds one of our ports; :meth:`QbtInstance.start` may retry."""
 
 
