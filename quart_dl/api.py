@@ -15,6 +15,7 @@ from quart_schema import document_response, validate_querystring
 from . import __version__
 from .errors import api_error
 from .events import PROTOCOL_VERSION
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import (
     ErrorBody,
     Health,
@@ -131,5 +132,5 @@ async def healthz() -> Response:
 
 @bp.get("/metrics")
 async def metrics() -> Response:
-    """Prometheus text format."""
-    return Response(runtime().metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    """Prometheus text format (quart_dl.metrics: prometheus_client, one registry per app)."""
+    return Response(runtime().metrics.render(), content_type=METRICS_CONTENT_TYPE)

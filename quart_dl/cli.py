@@ -1,6 +1,6 @@
 """The ``quart-dl`` command: ``serve``, ``check`` and ``demo``.
 
-Every setting is a flag here, generated from ``settings.FIELDS``. A bad flag or value prints
+Every setting is a flag here, generated from ``settings.SETTING_SPECS``. A bad flag or value prints
 one line (``quart-dl: error: …``) and exits 2; an unreachable qBittorrent in ``check`` exits
 1. No traceback reaches the user, and the password is never printed.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .settings import FIELDS, Settings, SettingsError, load_settings
+from .settings import SETTING_SPECS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("quart_dl")
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     group = common.add_argument_group("settings (also QUART_DL_* variables or a TOML file)")
     group.add_argument("--config", type=Path, metavar="FILE", help="TOML file with settings")
-    for name, (_, help_text) in FIELDS.items():
+    for name, (_, help_text) in SETTING_SPECS.items():
         group.add_argument("--" + name.replace("_", "-"), dest=name, metavar="VALUE", help=help_text)
 
     parser = _Parser(prog="quart-dl", description="A live download panel for qBittorrent.")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from parsed flags, the environment and the TOML file."""
-    cli = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    cli = {name: getattr(args, name) for name in SETTING_SPECS if getattr(args, name, None) is not None}
     return load_settings(cli=cli, config_file=args.config)
 
 

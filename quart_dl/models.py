@@ -4,6 +4,10 @@ Times are unix seconds (floats or ints), the same numbers the protocol sends: no
 conversion on the hot path, and SQLite and PostgreSQL store them alike. Torrents are keyed
 by (instance, hash) so that several qBittorrent instances can be followed later; one is
 configured today.
+
+``Torrent`` holds one column per field of the record declared in record.py (``TorrentRecord``);
+the store derives its upsert from that declaration, and tests/test_record.py checks that every
+field has a column here of a kind that can hold it (and the same nullability).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Instance(Model):
 
 
 class Torrent(Model):
-    """One torrent's public record (docs/protocol.md), as last committed."""
+    """One torrent's public record (record.TorrentRecord, docs/protocol.md), as last committed."""
 
     id = fields.IntField(primary_key=True)
     instance: fields.ForeignKeyRelation[Instance] = fields.ForeignKeyField(

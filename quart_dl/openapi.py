@@ -27,7 +27,9 @@ from quart import Quart
 from quart_schema import OpenAPIProvider, QuartSchema
 
 from . import __version__
-from .torrents import FIELDS, HASH_RE, PHASES
+from .record import FIELDS
+from .record import TorrentRecord as TorrentRecord  # documented as it is declared: one source
+from .torrents import HASH_RE, PHASES
 
 #: The paths whose 200 answer is not JSON: their content type in the description.
 _NOT_JSON = {
@@ -166,6 +168,7 @@ class StreamQuery(_Query):
 
 
 # -- answers (documentation only: nothing is validated on the way out) ------------------------
+# A torrent is ``record.TorrentRecord``, documented as declared (imported above).
 
 
 class ErrorBody(BaseModel):
@@ -176,31 +179,6 @@ class ErrorBody(BaseModel):
     field: str | None = None
 
 
-class TorrentRecord(BaseModel):
-    """A torrent (docs/protocol.md, "Torrent record")."""
-
-    hash: str
-    name: str
-    state: str
-    phase: str
-    progress: float
-    complete: bool
-    size: int
-    downloaded: int
-    amount_left: int
-    dl_speed: int
-    up_speed: int
-    eta: int | None
-    ratio: float
-    seeds: int
-    peers: int
-    category: str
-    tags: list[str]
-    save_path: str
-    added_at: int
-    completed_at: int | None
-
-
 class TorrentList(BaseModel):
     """The torrents, and the id of the newest event they reflect."""
 
@@ -209,14 +187,22 @@ class TorrentList(BaseModel):
     event_id: str
 
 
+class DatabaseState(BaseModel):
+    """Whether the database keeps up."""
+
+    ok: bool
+    last_error: str | None
+
+
 class StatusObject(BaseModel):
-    """qBittorrent as the poller sees it."""
+    """qBittorrent as the poller sees it, and whether the database keeps up (hub.status)."""
 
     qbittorrent: str
     message: str | None
     since: float
     version: str | None
     last_poll: float | None
+    database: DatabaseState
 
 
 class Transfer(BaseModel):
@@ -235,13 +221,6 @@ class PollerState(BaseModel):
     errors: int
     last_error: str | None
     last_duration: float | None
-
-
-class DatabaseState(BaseModel):
-    """Whether the database keeps up."""
-
-    ok: bool
-    last_error: str | None
 
 
 class Status(BaseModel):

@@ -1,6 +1,6 @@
 """Settings: command-line flags over ``QUART_DL_*`` environment variables over a TOML file.
 
-Every setting is declared once in ``FIELDS``; the CLI, the environment and the TOML file are
+Every setting is declared once in ``SETTING_SPECS``; the CLI, the environment and the TOML file are
 all read through that table, so a setting cannot exist in one source and be missing from
 another. Validation happens here, before anything starts, and a bad value raises
 ``SettingsError`` with one sentence naming the setting: the CLI prints it and exits 2.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,8 +225,8 @@ def _parse_str(name: str, raw: Any) -> str:
 
 Parser = Callable[[str, Any], Any]
 
-#: name → (parser, CLI help). The order is the order of ``--help``.
-FIELDS: dict[str, tuple[Parser, str]] = {
+#: Every setting: name → (parser, CLI help). The order is the order of ``--help``.
+SETTING_SPECS: dict[str, tuple[Parser, str]] = {
     "qbt_url": (_parse_url, "qBittorrent Web UI URL (default http://127.0.0.1:8080)"),
     "qbt_username": (_parse_str, "qBittorrent Web UI user name (default admin)"),
     "qbt_password": (lambda n, v: Secret(_parse_str(n, v)), "qBittorrent Web UI password"),
@@ -321,7 +321,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     table = data.get("quart_dl", data)
     if not isinstance(table, dict):
         raise SettingsError("config: [quart_dl] must be a table")
-    unknown = sorted(k for k in table if k.replace("-", "_") not in FIELDS)
+    unknown = sorted(k for k in table if k.replace("-", "_") not in SETTING_SPECS)
     if unknown:
         raise SettingsError(f"config: unknown setting {unknown[0]!r} in {str(path)!r}")
     return {k.replace("-", "_"): v for k, v in table.items()}
@@ -342,7 +342,7 @@ def load_settings(
     raw: dict[str, Any] = {}
     if config_file is not None:
         raw.update(read_toml(config_file))
-    for name in FIELDS:
+    for name in SETTING_SPECS:
         if env_name(name) in environ:
             raw[name] = environ[env_name(name)]
     for name, value in (cli or {}).items():
@@ -350,7 +350,7 @@ def load_settings(
             raw[name] = value
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        parser = FIELDS[name][0]
+        parser = SETTING_SPECS[name][0]
         values[name] = parser(name, value)
     settings = Settings(**values)
     return _finish(settings)
@@ -394,27 +394,3 @@ def _read_secret_file(name: str, path: Path) -> str:
         raise SettingsError(f"{name}: file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{name}: cannot read {str(path)!r} ({exc.__class__.__name__})") from None
-
-
-def public_view(settings: Settings) -> dict[str, Any]:
-    """Settings as shown to operators (``--print-config``, diagnostics): secrets masked."""
-    out: dict[str, Any] = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, Secret):
-            value = "********" if value else ""
-        elif isinstance(value, Path):
-            value = str(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
-    out["database_url"] = _mask_db_password(settings.resolved_database_url())
-    return out
-
-
-def _mask_db_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
-        return url.replace(parts.netloc, netloc, 1)
-    return url

@@ -24,31 +24,13 @@ from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
 from .models import Instance, Torrent, TorrentSample, TransferSample
+from .record import FIELDS, fields_of_type
 from .torrents import ChangeSet, Record
 
 log = logging.getLogger("quart_dl.store")
 
-_RECORD_FIELDS = (
-    "name",
-    "state",
-    "phase",
-    "progress",
-    "complete",
-    "size",
-    "downloaded",
-    "amount_left",
-    "dl_speed",
-    "up_speed",
-    "eta",
-    "ratio",
-    "seeds",
-    "peers",
-    "category",
-    "tags",
-    "save_path",
-    "added_at",
-    "completed_at",
-)
+#: The record's fields beside its key, in record order: the torrent row's columns.
+_RECORD_FIELDS = tuple(f for f in FIELDS if f != "hash")
 
 #: What a failing database raises: the ORM's own errors, the drivers' (OSError for a
 #: vanished socket), and sqlite3/asyncpg errors that come through unwrapped.
@@ -243,9 +225,12 @@ def _clean(value: Any) -> Any:
 #: The torrent table's columns as the upsert writes them: the key, the record, the write time.
 _COLUMNS = ("instance_id", "hash", *_RECORD_FIELDS, "updated_at")
 _record_values = operator.itemgetter("hash", *_RECORD_FIELDS)
-#: Where the text values sit in a row (NUL is cleaned there) and where the tags list sits.
-_TEXT_AT = tuple(_COLUMNS.index(f) for f in ("hash", "name", "state", "phase", "category", "save_path"))
-_TAGS_AT = _COLUMNS.index("tags")
+#: Where the text values sit in a row (NUL is cleaned there) and where the lists (tags) sit:
+#: both from the record's declared types.
+_TEXT_AT = tuple(_COLUMNS.index(f) for f in fields_of_type(str))
+_LIST_AT = tuple(_COLUMNS.index(f) for f in fields_of_type(list))
+_LIST_FIELDS = fields_of_type(list)
+_BOOL_FIELDS = fields_of_type(bool)
 #: One encoder for every row: ``json.dumps`` with options builds a new one per call.
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -259,8 +244,9 @@ def _row(instance_id: int | None, record: Record, now: float) -> list[Any]:
             row[at] = _clean(value)
     # JSON text is what both backends take for Tortoise's JSONField column (TEXT in SQLite,
     # JSONB in PostgreSQL, where asyncpg's default codec sends a str as is).
-    tags = row[_TAGS_AT]
-    row[_TAGS_AT] = _JSON.encode(_clean(tags)) if tags else "[]"
+    for at in _LIST_AT:
+        items = row[at]
+        row[at] = _JSON.encode(_clean(items)) if items else "[]"
     return row
 
 
@@ -299,10 +285,13 @@ def _upsert_sql(dialect: str) -> str:
 
 
 def _record(row: Mapping[str, Any]) -> Record:
+    """A row as loaded back into a record (SQLite gives 0/1 for a bool column)."""
     record: Record = {"hash": row["hash"]}
     record.update({f: row[f] for f in _RECORD_FIELDS})
-    record["tags"] = list(record["tags"] or [])
-    record["complete"] = bool(record["complete"])
+    for name in _LIST_FIELDS:
+        record[name] = list(record[name] or [])
+    for name in _BOOL_FIELDS:
+        record[name] = bool(record[name])
     return record
 
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .record import FIELDS as FIELDS  # the public record's fields, declared in record.py
+
 Record = dict[str, Any]
 
 HASH_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -49,30 +51,6 @@ _PHASE_OF_STATE = {
     "error": "error",
     "missingFiles": "error",
 }
-
-#: Public record fields, in the order they are shown.
-FIELDS = (
-    "hash",
-    "name",
-    "state",
-    "phase",
-    "progress",
-    "complete",
-    "size",
-    "downloaded",
-    "amount_left",
-    "dl_speed",
-    "up_speed",
-    "eta",
-    "ratio",
-    "seeds",
-    "peers",
-    "category",
-    "tags",
-    "save_path",
-    "added_at",
-    "completed_at",
-)
 
 
 def phase_of(state: str) -> str:

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from quart import Quart
 
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
+from quart_dl.record import FIELDS, TorrentRecord
 from quart_dl.runtime import Runtime, runtime
 from quart_dl.settings import Settings, load_settings
 
@@ -53,6 +55,19 @@ def raw_torrent(name: str = "debian.iso", **overrides: Any) -> dict[str, Any]:
     }
     raw.update(overrides)
     return raw
+
+
+#: Validates a value against the declared record (record.TorrentRecord), strictly: no coercion.
+_RECORD = TypeAdapter(TorrentRecord)
+
+
+def check_record(value: Mapping[str, Any]) -> None:
+    """Fail unless ``value`` is a full torrent record: every field of ``record.TorrentRecord``,
+    nothing else, each of its declared type (derived from the declaration, not listed here)."""
+    missing, extra = set(FIELDS) - set(value), set(value) - set(FIELDS)
+    assert not missing, f"record fields missing: {sorted(missing)}"
+    assert not extra, f"record fields not declared: {sorted(extra)}"
+    _RECORD.validate_python(dict(value), strict=True)
 
 
 def seeding_torrent(name: str = "done.iso", **overrides: Any) -> dict[str, Any]:

@@ -264,8 +264,10 @@ async def test_metrics(served: RunningApp) -> None:
     text = await response.get_data(as_text=True)
     lines = text.splitlines()
     assert "# TYPE quart_dl_sse_clients gauge" in lines
-    assert "quart_dl_sse_clients 0" in lines
+    assert "quart_dl_sse_clients 0.0" in lines
     assert "# TYPE quart_dl_events_published_total counter" in lines
-    assert 'quart_dl_events_published_total{kind="diff"} 1' in lines
-    assert 'quart_dl_events_published_total{kind="status"} 1' in lines
+    assert 'quart_dl_events_published_total{kind="diff"} 1.0' in lines
+    assert 'quart_dl_events_published_total{kind="status"} 1.0' in lines
+    assert "# TYPE quart_dl_poll_duration_seconds histogram" in lines
     assert any(line.startswith("quart_dl_poll_duration_seconds_count ") for line in lines)
+    assert any(line.startswith("process_resident_memory_bytes ") for line in lines)

@@ -295,7 +295,7 @@ async def test_client_disconnect_unsubscribes(served: RunningApp) -> None:
         await StreamReader(conn).next_event()
         assert hub.client_count == 1
         metrics = await (await served.client.get("/metrics")).get_data(as_text=True)
-        assert "quart_dl_sse_clients 1" in metrics.splitlines()
+        assert "quart_dl_sse_clients 1.0" in metrics.splitlines()  # prometheus_client writes floats
         status = await (await served.client.get("/api/status")).get_json()
         assert status["clients"] == 1
         assert status["poller"]["interval"] == 1.0  # someone watches: the fast cadence

@@ -25,7 +25,17 @@ import pytest
 from fakes import H1, H2, H3, forget_sql_dialect, raw_torrent, seeding_torrent
 
 from quart_dl.models import Instance, Torrent
-from quart_dl.store import _RECORD_FIELDS, Store, _upsert_sql, close_database, open_database, tortoise_url
+from quart_dl.record import FIELDS, fields_of_type
+from quart_dl.store import (
+    _COLUMNS,
+    _RECORD_FIELDS,
+    _TEXT_AT,
+    Store,
+    _upsert_sql,
+    close_database,
+    open_database,
+    tortoise_url,
+)
 from quart_dl.torrents import ChangeSet, Record, project
 
 POSTGRES_URL = os.environ.get("QUART_DL_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -234,6 +244,15 @@ def test_upsert_statement_per_dialect() -> None:
         assert '"updated_at" = excluded."updated_at"' in sql
         assert '"hash" = excluded' not in sql
         assert '"instance_id" = excluded' not in sql
+
+
+def test_columns_are_the_declared_record() -> None:
+    # Derived from record.TorrentRecord: a field added there is written, updated and loaded.
+    assert ("instance_id", *FIELDS, "updated_at") == _COLUMNS
+    assert FIELDS[1:] == _RECORD_FIELDS
+    assert tuple(_COLUMNS[at] for at in _TEXT_AT) == fields_of_type(str)
+    for field in FIELDS[1:]:
+        assert f'"{field}" = excluded."{field}"' in _upsert_sql("sqlite")
 
 
 async def test_commit_removed(store: Store) -> None:
