@@ -1,18 +1,8 @@
 """The two SSE routes, and the stream loop every subscriber runs.
 
-How a stream ends, and what is logged (INFO, with client id, duration and reason):
-
-- client closed: the browser or program went away. Hypercorn reports the disconnect, Quart
-  cancels the handler (``CancelledError``, not ``GeneratorExit``), ``finally`` unsubscribes.
-- overflow: the client fell ``queue_size`` events behind (it stopped reading, or reads too
-  slowly). The hub cancels the handler, even when it is blocked in a send; the client
-  resumes with ``Last-Event-ID``.
-- send timeout: one send has been blocked for ``send_timeout`` seconds (the client stopped
-  reading and the socket buffers are full); dropped the same way.
-- server shutdown: ``Hub.close_all`` wakes every stream, which returns; Hypercorn's graceful
-  shutdown then has nothing to wait for.
-
-A stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
+How a stream ends on either carrier (client closed, overflow, send timeout, shutdown, ...),
+who notices, what is written and logged: docs/streams.md, the one place that tells it. A
+stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
 ``RESPONSE_TIMEOUT``, and the heartbeat keeps proxies and browsers from calling it idle.
 
 Two ways to carry a stream, one set of rules. The routes below decide everything (auth,
@@ -21,9 +11,10 @@ CORS, caps, validation, 404/503: the app's hooks run as for any request). Then:
 - on a fresh connection of the real server, the socket layer (``front.py``) put a
   ``Takeover`` in the request's ASGI extensions: the route leaves a ``StreamPlan`` there and
   answers an empty 200, and the socket layer writes the head and opening itself and hands the
-  transport to the hub, which writes every later event straight to it (the fast path);
+  transport to the hub (a ``TransportSink``), which writes every later event straight to it
+  (the fast path);
 - otherwise (a stream requested on a keep-alive connection Hypercorn already serves, Quart's
-  test client) the response body is the ``_stream`` generator below, fed by a queue.
+  test client) the response body is the ``_stream`` generator below, fed by a ``QueueSink``.
 
 Both log the same lines and end for the same reasons.
 """
