@@ -16,7 +16,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 
-class Instance(Model):
+class InstanceRow(Model):
     """A qBittorrent instance and the last status quart-dl had of it."""
 
     id = fields.IntField(primary_key=True)
@@ -36,8 +36,8 @@ class Torrent(Model):
     """One torrent's public record (record.TorrentRecord, docs/protocol.md), as last committed."""
 
     id = fields.IntField(primary_key=True)
-    instance: fields.ForeignKeyRelation[Instance] = fields.ForeignKeyField(
-        "models.Instance", related_name="torrents", on_delete=fields.CASCADE
+    instance: fields.ForeignKeyRelation[InstanceRow] = fields.ForeignKeyField(
+        "models.InstanceRow", related_name="torrents", on_delete=fields.CASCADE
     )
     hash = fields.CharField(max_length=64, db_index=True)
     name = fields.TextField()
@@ -70,8 +70,8 @@ class TransferSample(Model):
     """Global speeds at one moment, for the history chart; pruned after the retention."""
 
     id = fields.BigIntField(primary_key=True)
-    instance: fields.ForeignKeyRelation[Instance] = fields.ForeignKeyField(
-        "models.Instance", related_name="transfer_samples", on_delete=fields.CASCADE
+    instance: fields.ForeignKeyRelation[InstanceRow] = fields.ForeignKeyField(
+        "models.InstanceRow", related_name="transfer_samples", on_delete=fields.CASCADE
     )
     t = fields.FloatField(db_index=True)
     dl_speed = fields.BigIntField()
@@ -85,8 +85,8 @@ class TorrentSample(Model):
     """One active torrent's speeds at one moment (idle torrents are not sampled)."""
 
     id = fields.BigIntField(primary_key=True)
-    instance: fields.ForeignKeyRelation[Instance] = fields.ForeignKeyField(
-        "models.Instance", related_name="torrent_samples", on_delete=fields.CASCADE
+    instance: fields.ForeignKeyRelation[InstanceRow] = fields.ForeignKeyField(
+        "models.InstanceRow", related_name="torrent_samples", on_delete=fields.CASCADE
     )
     hash = fields.CharField(max_length=64)
     t = fields.FloatField(db_index=True)

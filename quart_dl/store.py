@@ -23,7 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
-from .models import Instance, Torrent, TorrentSample, TransferSample
+from .models import InstanceRow, Torrent, TorrentSample, TransferSample
 from .record import FIELDS, fields_of_type
 from .torrents import ChangeSet, Record
 
@@ -93,7 +93,7 @@ class Store:
 
     async def open_instance(self) -> dict[str, Record]:
         """Get or create the instance row; return the torrents last committed for it."""
-        instance, self.created = await Instance.get_or_create(
+        instance, self.created = await InstanceRow.get_or_create(
             name=self.instance_name, defaults={"url": self.url, "updated_at": time.time()}
         )
         if instance.url != self.url:
@@ -153,7 +153,7 @@ class Store:
     async def save_status(self, status: Mapping[str, Any]) -> None:
         """Remember the instance status (best effort: a failure here is not worth a fault)."""
         try:
-            await Instance.filter(id=self.instance_id).update(
+            await InstanceRow.filter(id=self.instance_id).update(
                 status=status["qbittorrent"],
                 message=status.get("message"),
                 version=status.get("version"),

@@ -22,7 +22,7 @@ from fakes import (
 from quart_dl.hub import Hub
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.metrics import Metrics
-from quart_dl.models import Instance, Torrent
+from quart_dl.models import InstanceRow, Torrent
 from quart_dl.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbt_client import AuthFailed, Unreachable
@@ -278,7 +278,7 @@ async def test_auth_failed_backs_off_long(make_poller: MakePoller) -> None:
     assert status["data"]["message"] == "qBittorrent rejected the user name or password"
     assert poller.last_error == "auth_failed"
     assert client.count("maindata") == 0
-    row = await Instance.get(name="default")
+    row = await InstanceRow.get(name="default")
     assert row.status == "auth_failed"
 
 
@@ -323,11 +323,11 @@ async def test_regression_connected_status_never_saved(make_poller: MakePoller) 
     await prepare(poller)
     client.failure = Unreachable("down")
     await poller.poll_once()
-    assert (await Instance.get(name="default")).status == "unreachable"
+    assert (await InstanceRow.get(name="default")).status == "unreachable"
     client.failure = None
     await poller.poll_once()
     assert poller.hub.status["qbittorrent"] == "connected"
-    row = await Instance.get(name="default")
+    row = await InstanceRow.get(name="default")
     assert row.status == "connected"
     assert row.version == "v4.5.2"
 

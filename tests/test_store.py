@@ -24,7 +24,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from fakes import H1, H2, H3, forget_sql_dialect, raw_torrent, seeding_torrent
 
-from quart_dl.models import Instance, Torrent
+from quart_dl.models import InstanceRow, Torrent
 from quart_dl.record import FIELDS, fields_of_type
 from quart_dl.store import (
     _COLUMNS,
@@ -282,14 +282,14 @@ async def test_open_instance_follows_a_new_url(store: Store) -> None:
     moved = Store("default", "http://qbt.lan:8080")
     await moved.open_instance()
     assert moved.instance_id == store.instance_id
-    assert (await Instance.get(name="default")).url == "http://qbt.lan:8080"
+    assert (await InstanceRow.get(name="default")).url == "http://qbt.lan:8080"
 
 
 async def test_save_status(store: Store) -> None:
     await store.save_status(
         {"qbittorrent": "auth_failed", "message": "rejected", "version": "v4.5.2", "last_poll": 12.5}
     )
-    row = await Instance.get(name="default")
+    row = await InstanceRow.get(name="default")
     assert (row.status, row.message, row.version, row.last_poll) == (
         "auth_failed",
         "rejected",
