@@ -263,12 +263,13 @@ def _signed_in_redirect(gate: Gate) -> Response:
 
 
 def same_page(path: str) -> str:
-    """A relative reference to the page at ``path`` that cannot leave its origin.
+    r"""A relative reference to the page at ``path`` that cannot leave its origin.
 
-    Only the last segment is kept, percent-encoded whole: a browser reads ``\\\\host``, ``/\\host``,
-    a tab or newline inside ``//``, or ``http:host`` as another host, so not one ``/``,
-    ``\\``, ``:``, control character or space survives. ``.`` and ``..`` stay the
-    same origin; an empty segment is ``./``.
+    Only the last segment is kept, percent-encoded whole: browsers read ``\\host``,
+    ``/\host``, ``//host`` with a tab or newline inside, or ``http:host`` as another host,
+    so not one ``/``, ``\``, ``:``, control character or space survives (nor ``%``, which
+    a server behind would decode again). ``.`` and ``..`` stay on the origin as ``./`` and
+    ``../``; an empty segment is ``./``.
     """
     segment = path.rsplit("/", 1)[-1]
     if segment in ("", ".", ".."):
