@@ -78,11 +78,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.output = str(ARTIFACTS / "playwright")
 
 
+#: Names that resolve to loopback inside Chromium only: a page at ``http://rebind.test:PORT``
+#: is another site that reaches quart-dl's port (a DNS-rebinding attacker once its name
+#: points here), ``http://evil.test`` another site (e2e/test_security.py). ``.test`` is
+#: reserved (RFC 6761): no real name is shadowed.
+HOST_RESOLVER_RULES = "MAP rebind.test 127.0.0.1, MAP evil.test 127.0.0.1"
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+    args = [*CHROMIUM_ARGS, f"--host-resolver-rules={HOST_RESOLVER_RULES}"]
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
 
 
 @pytest.fixture(scope="session")

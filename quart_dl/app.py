@@ -15,6 +15,7 @@ from .api import bp as api_bp
 from .auth import install_auth
 from .cors import install_cors
 from .errors import install_error_handlers
+from .hosts import install_hosts
 from .hub import Hub
 from .limits import install_limits
 from .metrics import Metrics
@@ -66,7 +67,8 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
     app.register_blueprint(sse_bp)
     app.register_blueprint(panel_bp)
     install_error_handlers(app)
-    install_headers(app, settings.frame_ancestors)
+    install_headers(app, settings.frame_ancestors, settings.cors_origins)
+    install_hosts(app, settings)  # before CORS and auth: a foreign host gets nothing else
     install_cors(app, settings.cors_origins)
     install_auth(app, settings)
     install_limits(app, settings)

@@ -40,10 +40,10 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
+from collections.abc import Callable
+from urllib.parse import quote, urlencode
 
-from quart import Quart, Response, after_this_request, request
+from quart import Quart, Response, g, request
 from quart.typing import ResponseTypes
 
 from .errors import api_error
@@ -145,6 +145,7 @@ def install_auth(app: Quart, settings: Settings) -> None:
         return
     gate = Gate(settings.access_token.reveal())
     limiter = FailureLimiter()
+    trusted_origins = frozenset(o.lower() for o in settings.cors_origins)
     app.extensions["quart_dl.auth"] = limiter
 
     @app.before_request
@@ -155,52 +156,87 @@ def install_auth(app: Quart, settings: Settings) -> None:
         if gate.session_ok(request.cookies.get(SESSION_COOKIE)):
             return None
         api = is_api(request.path)
-        key = client_key(request.remote_addr)
+        presented, source = _presented(trusted_origins)
+        if presented is None:
+            if source == IGNORED:
+                return _unauthorized(api, "an access token is required (another site's page cannot use one)")
+            return _unauthorized(api, "an access token is required")
+        # Each kind of guesser has its own allowance, so none can lock another out.
+        address = client_key(request.remote_addr)
+        key = f"{address} {source}"
         wait = limiter.retry_after(key)
         if wait:
             return _too_many(wait, api)
-        presented, from_query = _presented()
-        if presented is None:
-            return _unauthorized(api, "an access token is required")
         if not gate.token_ok(presented):
             if limiter.fail(key):
-                log.warning("too many wrong access tokens from %s: refusing it for a while", key)
+                log.warning(
+                    "too many wrong access tokens from %s (%s): refusing them for a while", address, source
+                )
             else:
-                log.warning("wrong access token from %s on %s", key, request.path)
+                log.warning("wrong access token from %s on %s (%s)", address, request.path, source)
             return _unauthorized(api, "the access token is not valid")
-        if from_query and not api:
-            if not _in_frame():
+        if source != BEARER:
+            g.quart_dl_token_in_url = True  # web.py: a page only the token's holder can frame
+            if not api and _top_level_navigation():
                 return _signed_in_redirect(gate)
-            # A framed page keeps its token in the address; the cookie still helps a
-            # same-site frame and is dropped harmlessly by a cross-site one.
-            after_this_request(_cookie_setter(gate))
         return None
 
 
-def _cookie_setter(gate: Gate) -> Callable[[ResponseTypes], Awaitable[ResponseTypes]]:
-    async def set_cookie(response: ResponseTypes) -> ResponseTypes:
-        _set_session_cookie(response, gate)
-        return response
+#: Where a presented token came from; also the name of its failure allowance (see ``_presented``).
+BEARER = "bearer"
+PAGE = "page"
+CROSS_SITE = "cross-site"
+IGNORED = "ignored"
 
-    return set_cookie
 
+def _presented(trusted_origins: frozenset[str]) -> tuple[str | None, str]:
+    """The token the request offers and where from (Bearer header first, then ``?token=``).
 
-def _presented() -> tuple[str | None, bool]:
-    """The token the request offers (Bearer header first, then ``?token=``), and whether it
-    came from the query."""
+    A ``?token=`` on a request another site's page made (Fetch Metadata ``Sec-Fetch-Site:
+    cross-site`` or ``same-site``) that is not a navigation (an image, a script, a fetch) is
+    not even looked at (``IGNORED``): such a page can send any number of them, and counting
+    them would lock the user's own browser out. Origins listed in ``cors_origins`` are
+    trusted with it. A navigation another site started (the Home Assistant iframe, a link, a
+    form) is looked at, and its wrong tokens count in their own allowance (``CROSS_SITE``),
+    apart from those of the user's own pages and the panel's requests (``PAGE``) and of
+    programs (``BEARER``): a page that is not ours can exhaust only its own kind.
+    """
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() == "bearer":
-        return value.strip(), False
+        return value.strip(), BEARER
     query = request.args.get("token")
-    if query is not None:
-        return query, True
-    return None, False
+    if query is None:
+        return None, PAGE
+    site = request.headers.get("Sec-Fetch-Site", "").lower()
+    if site not in ("cross-site", "same-site"):
+        return query, PAGE  # same-origin, typed (none), or no Fetch Metadata (programs, plain http)
+    if _navigation():
+        return query, CROSS_SITE
+    if request.headers.get("Origin", "").lower() in trusted_origins:
+        return query, PAGE
+    return None, IGNORED
 
 
-def _in_frame() -> bool:
-    """The page is being loaded into a frame (Fetch Metadata; sent by current browsers)."""
-    return request.headers.get("Sec-Fetch-Dest", "").lower() in ("iframe", "frame", "embed", "object")
+def _top_level_navigation() -> bool:
+    """The browser is loading this page as a whole tab (Fetch Metadata), or cannot say.
+
+    Only such a page is signed in (cookie and redirect): a frame keeps its token in its
+    address, and a script's request gets its answer without a cookie it did not ask for.
+    Browsers send Fetch Metadata only to https and loopback addresses; without it, anything
+    that is not a frame (``Sec-Fetch-Dest`` is then absent too) is taken for a page.
+    """
+    dest = request.headers.get("Sec-Fetch-Dest", "").lower()
+    if dest:
+        return dest == "document"
+    return request.headers.get("Sec-Fetch-Mode", "").lower() in ("", "navigate")
+
+
+def _navigation() -> bool:
+    """A page or a frame is being loaded (not an image, a script or a fetch)."""
+    if request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate":
+        return True
+    return request.headers.get("Sec-Fetch-Dest", "").lower() in ("document", "iframe", "frame")
 
 
 def _set_session_cookie(response: ResponseTypes, gate: Gate) -> None:
@@ -218,12 +254,27 @@ def _set_session_cookie(response: ResponseTypes, gate: Gate) -> None:
 def _signed_in_redirect(gate: Gate) -> Response:
     """303 to the same page without ``token`` (relative, so a proxy's path prefix is kept)."""
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
-    target = request.path.rsplit("/", 1)[-1] or "./"
+    target = same_page(request.path)
     if rest:
         target += "?" + urlencode(rest)
     response = Response("", status=303, headers={"Location": target, "Cache-Control": "no-store"})
     _set_session_cookie(response, gate)
     return response
+
+
+def same_page(path: str) -> str:
+    r"""A relative reference to the page at ``path`` that cannot leave its origin.
+
+    Only the last segment is kept, percent-encoded whole: browsers read ``\\host``,
+    ``/\host``, ``//host`` with a tab or newline inside, or ``http:host`` as another host,
+    so not one ``/``, ``\``, ``:``, control character or space survives (nor ``%``, which
+    a server behind would decode again). ``.`` and ``..`` stay on the origin as ``./`` and
+    ``../``; an empty segment is ``./``.
+    """
+    segment = path.rsplit("/", 1)[-1]
+    if segment in ("", ".", ".."):
+        return "./" if segment == "" else segment + "/"
+    return quote(segment, safe="")
 
 
 def _unauthorized(api: bool, message: str) -> Response:

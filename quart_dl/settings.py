@@ -12,6 +12,7 @@ line or error message built from settings can leak it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -75,7 +76,7 @@ class Settings:
     database_url: str = ""
     bind: str = "127.0.0.1:8765"
     root_path: str = ""
-    frame_ancestors: str = "*"
+    frame_ancestors: str = "auto"
     queue_size: int = 256
     send_timeout: float = 30.0
     replay_size: int = 2048
@@ -88,6 +89,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     max_streams_per_client: int = 64
     max_streams: int = 20_000
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -179,11 +181,35 @@ def _parse_level(name: str, raw: Any) -> str:
 
 def _parse_frame_ancestors(name: str, raw: Any) -> str:
     text = " ".join(str(raw).split())
-    if not text or any(c in text for c in ";,\r\n"):
+    if not text or any(c in text for c in ";,\r\n") or ("auto" in text.split() and text != "auto"):
         raise SettingsError(
-            f"{name}: expected space-separated CSP sources ('*', \"'self'\", https://ha.lan), got {raw!r}"
+            f"{name}: expected auto, or space-separated CSP sources ('*', \"'self'\", https://ha.lan),"
+            f" got {raw!r}"
         )
     return text
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^(?:\*|{_LABEL}(?:\.{_LABEL})*)$")
+
+
+def _parse_hosts(name: str, raw: Any) -> tuple[str, ...]:
+    """Host names the server answers to besides IP literals and ``localhost``; ``*``: any.
+
+    Names only (``quart.lan``): no scheme, no port (every port of a name is the same name to
+    a DNS-rebinding page). Case and one trailing dot are ignored.
+    """
+    items = raw if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
+    names: list[str] = []
+    for item in items:
+        text = str(item).strip().lower()
+        text = text[:-1] if text.endswith(".") and text != "." else text
+        if not _HOST_NAME.match(text) or len(text) > 253:
+            raise SettingsError(
+                f"{name}: expected host names such as quart.lan (no scheme, no port), or *, got {str(item)!r}"
+            )
+        names.append(text)
+    return tuple(dict.fromkeys(names))
 
 
 def _parse_token(name: str, raw: Any) -> Secret:
@@ -256,7 +282,7 @@ SETTING_SPECS: dict[str, tuple[Parser, str]] = {
     "root_path": (_parse_root_path, "path prefix when served behind a reverse proxy (e.g. /qbt)"),
     "frame_ancestors": (
         _parse_frame_ancestors,
-        "CSP frame-ancestors: who may embed the panel (default '*')",
+        "CSP frame-ancestors: who may embed the panel (default auto: see the README)",
     ),
     "queue_size": (
         lambda n, v: _parse_int(n, v, 8, 100_000),
@@ -299,6 +325,11 @@ SETTING_SPECS: dict[str, tuple[Parser, str]] = {
     "max_streams": (
         lambda n, v: _parse_int(n, v, 1, 1_000_000),
         "open event streams allowed in total (default 20000)",
+    ),
+    "allowed_hosts": (
+        _parse_hosts,
+        "host names the server answers to besides IP addresses and localhost (comma-separated;"
+        " * for any, unsafe without a token); default none",
     ),
 }
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -27,7 +29,7 @@ from fakes import (
     running_app,
 )
 
-from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning
+from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning, same_page
 from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.sse_reader import SSEReader
@@ -268,7 +270,8 @@ async def test_framed_panel_keeps_its_token_and_is_served(served: RunningApp) ->
     assert response.status_code == 200
     assert "Location" not in response.headers
     assert (await response.get_data(as_text=True)).startswith("<!doctype html>")
-    assert "samesite=lax" in cookie_header(response).lower()  # kept by a same-site frame
+    # Only a top-level page is signed in: a frame has its token in its address.
+    assert "Set-Cookie" not in response.headers
 
 
 @pytest.mark.parametrize("cookie", ["nonsense", "0" * 64, ""])
@@ -315,7 +318,12 @@ async def test_eleventh_wrong_token_in_a_minute_is_429_even_with_the_right_one(s
     assert locked.status_code == 429
     assert (await locked.get_json())["error"] == "too_many_attempts"
     assert locked.headers["Retry-After"] == "60"
-    # The panel page says so too, in HTML.
+    # Wrong tokens in addresses have their own allowance (a page's guesses never lock out a
+    # program's Bearer token, nor the other way round); once it is used up the panel page
+    # says so, in HTML.
+    assert (await get(served, f"/?token={TOKEN}")).status_code == 303
+    for _ in range(10):
+        await get(served, f"/?token={WRONG}")
     page = await get(served, f"/?token={TOKEN}")
     assert page.status_code == 429
     assert page.content_type.startswith("text/html")
@@ -332,7 +340,7 @@ async def test_a_signed_in_browser_is_not_locked_out_by_guessing_from_its_addres
     value = cookie_header(await get(served, f"/?token={TOKEN}")).split(";")[0].partition("=")[2]
     for _ in range(12):
         await get(served, f"/api/status?token={WRONG}")
-    assert (await get(served, "/api/status")).status_code == 429
+    assert (await get(served, f"/api/status?token={TOKEN}")).status_code == 429
     response = await get(served, "/api/status", headers={"Cookie": f"{SESSION_COOKIE}={value}"})
     assert response.status_code == 200
 
@@ -500,3 +508,160 @@ def test_no_secret_in_any_answer_event_or_log_line(tmp_path: Path) -> None:
     for text in [*seen, log]:
         assert password not in text
         assert token not in text
+
+
+# -- the sign-in redirect stays on this origin, whatever the path holds ------------------------
+
+#: Paths browsers (or raw clients) can send that a naive "last segment" redirect turned into
+#: another host: backslashes (``\\evil`` is ``//evil`` to a browser), encoded ones, tabs and
+#: newlines (removed by URL parsers), leading slashes, schemes.
+HOSTILE_PATHS = [
+    "/\\\\evil.example",
+    "/\\evil.example",
+    "/%5C%5Cevil.example",
+    "/%5cevil.example",
+    "/x/%5C%5Cevil.example/",
+    "/\t\\evil.example",
+    "/%09%5C%5Cevil.example",
+    "/%0A%5C%5Cevil.example",
+    "//evil.example",
+    "///evil.example",
+    "/%2F%2Fevil.example",
+    "/http:evil.example",
+    "/https:%2F%2Fevil.example",
+    "/http:%5C%5Cevil.example",
+    "/javascript:alert(1)",
+    "/data:text%2Fhtml,x",
+    "/%20%5C%5Cevil.example",
+    "/.",
+    "/..",
+]
+#: What a reference may look like so that no URL parser can read a host or a scheme into it:
+#: no slash or backslash to start an authority, no colon to end a scheme, no control
+#: character or space for a parser to drop.
+SAME_ORIGIN_REFERENCE = re.compile(r"(?:\./|\.\./|[A-Za-z0-9_.~%-]+)(?:\?[A-Za-z0-9_.~%+=&-]*)?")
+
+
+def test_same_page_never_leaves_the_origin_for_any_short_path() -> None:
+    """Every path of up to three characters from an alphabet of the dangerous ones."""
+    alphabet = ["/", "\\", "\t", "\n", "\r", ":", "%", "5C", "h", ".", "@", "?", "#", " ", "\x00", "é"]
+    for n in range(4):
+        for parts in itertools.product(alphabet, repeat=n):
+            for prefix in ("/", "/http:", "/x/"):
+                path = prefix + "".join(parts)
+                target = same_page(path)
+                assert SAME_ORIGIN_REFERENCE.fullmatch(target), (path, target)
+                assert target not in (".", "..")
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+async def test_regression_sign_in_redirect_cannot_point_to_another_host(
+    served: RunningApp, path: str
+) -> None:
+    response = await get(served, f"{path}?theme=dark&token={TOKEN}")
+    assert response.status_code == 303, path
+    location = response.headers["Location"]
+    assert SAME_ORIGIN_REFERENCE.fullmatch(location), (path, location)
+    assert location.endswith("?theme=dark")
+
+
+# -- cross-site pages cannot lock anyone out --------------------------------------------------------
+
+TOP_LEVEL = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+SIGN_IN_FORM = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+HA_FRAME = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}
+#: The panel's own requests (in Home Assistant's frame: same-origin to the framed page).
+PANEL_FETCH = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+#: What another site's page can make a browser send without a navigation.
+SUBRESOURCES = [
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"},
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "style"},
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "video"},
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "empty"},
+    {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Origin": "http://evil.example"},
+]
+
+
+def failures(served: RunningApp) -> int:
+    return sum(len(times) for times in limiter(served)._failures.values())
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+@pytest.mark.parametrize("kind", SUBRESOURCES, ids=lambda k: f"{k['Sec-Fetch-Mode']}-{k['Sec-Fetch-Dest']}")
+@pytest.mark.parametrize("path", ["/api/status", "/", "/api/events", "/metrics"])
+async def test_regression_cross_site_subresources_with_tokens_are_not_counted(
+    served: RunningApp, site: str, kind: dict[str, str], path: str
+) -> None:
+    """A page on another site loaded <img src="...?token=guess"> until the user was locked out."""
+    headers = {**kind, "Sec-Fetch-Site": site}
+    for _ in range(15):
+        response = await get(served, f"{path}?token={WRONG}", headers=headers)
+        assert response.status_code == 401
+    assert failures(served) == 0
+    # Not even the right token is looked at there: no sign-in, and no oracle for guesses.
+    # (Bounded: a stream that opened would keep a plain get() waiting for ever.)
+    response = await asyncio.wait_for(get(served, f"{path}?token={TOKEN}", headers=headers), 10)
+    assert response.status_code == 401
+    assert "Set-Cookie" not in response.headers
+    # The user's own browser and programs are untouched.
+    assert (await get(served, f"/?token={TOKEN}", headers=TOP_LEVEL)).status_code == 303
+    assert (await get(served, "/api/status", headers=BEARER)).status_code == 200
+
+
+async def test_a_listed_cors_origin_may_use_a_token_in_its_urls() -> None:
+    async with running_app(access_token=TOKEN, cors_origins="https://dash.example") as served:
+        headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+        listed = await get(
+            served, f"/api/status?token={TOKEN}", headers={**headers, "Origin": "https://dash.example"}
+        )
+        assert listed.status_code == 200
+        other = await get(
+            served, f"/api/status?token={TOKEN}", headers={**headers, "Origin": "https://evil.example"}
+        )
+        assert other.status_code == 401
+
+
+async def test_only_a_top_level_navigation_signs_in(served: RunningApp) -> None:
+    for headers in (TOP_LEVEL, SIGN_IN_FORM, {**TOP_LEVEL, "Sec-Fetch-Site": "cross-site"}, {}):
+        response = await get(served, f"/?token={TOKEN}", headers=headers)
+        assert response.status_code == 303, headers
+        assert SESSION_COOKIE in cookie_header(response)
+    for headers in (HA_FRAME, {**HA_FRAME, "Sec-Fetch-Site": "same-site"}, PANEL_FETCH):
+        response = await get(served, f"/?token={TOKEN}", headers=headers)
+        assert response.status_code == 200, headers
+        assert "Set-Cookie" not in response.headers, headers
+
+
+async def test_the_framed_panels_own_requests_keep_working(served: RunningApp) -> None:
+    """Home Assistant's sidebar: the frame's navigation, then the panel's fetches and its
+    stream, each with ?token= (same-origin requests of the framed page)."""
+    assert (await get(served, f"/?token={TOKEN}", headers=HA_FRAME)).status_code == 200
+    assert (await get(served, f"/api/status?token={TOKEN}", headers=PANEL_FETCH)).status_code == 200
+    async with served.client.request(
+        f"/api/events?heartbeat=event&token={TOKEN}", headers=PANEL_FETCH, scope_base=scope()
+    ) as conn:
+        await StreamReader(conn).next_frame()
+        assert conn.status_code == 200
+        await conn.disconnect()
+
+
+async def test_regression_guesses_of_one_kind_never_lock_out_another(served: RunningApp) -> None:
+    """Rate-limit the guesser, not the key: each kind of request has its own allowance."""
+    # Another site navigating frames (or links) with guesses locks out only that.
+    for _ in range(12):
+        await get(served, f"/?token={WRONG}", headers=HA_FRAME)
+    assert (await get(served, f"/?token={TOKEN}", headers=HA_FRAME)).status_code == 429
+    assert (await get(served, f"/?token={TOKEN}", headers=TOP_LEVEL)).status_code == 303
+    assert (await get(served, f"/api/status?token={TOKEN}", headers=PANEL_FETCH)).status_code == 200
+    assert (await get(served, "/api/status", headers=BEARER)).status_code == 200
+    # Guesses in addresses (the user's pages, scripts) never refuse a valid Bearer token.
+    for _ in range(12):
+        await get(served, f"/api/status?token={WRONG}")
+    assert (await get(served, f"/api/status?token={TOKEN}")).status_code == 429
+    assert (await get(served, "/api/status", headers=BEARER)).status_code == 200
+    # Nor do wrong Bearer tokens lock out the user's browser.
+    for _ in range(12):
+        await get(served, "/api/status", remote="10.0.0.7", headers={"Authorization": f"Bearer {WRONG}"})
+    assert (await get(served, "/api/status", remote="10.0.0.7", headers=BEARER)).status_code == 429
+    assert (await get(served, f"/?token={TOKEN}", remote="10.0.0.7", headers=TOP_LEVEL)).status_code == 303

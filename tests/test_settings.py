@@ -35,7 +35,8 @@ def test_defaults_without_any_source() -> None:
     assert settings.idle_poll_interval == 30.0
     assert settings.retry_ms == 3000
     assert settings.bind == "127.0.0.1:8765"
-    assert settings.frame_ancestors == "*"
+    assert settings.frame_ancestors == "auto"
+    assert settings.allowed_hosts == ()
     assert not settings.qbt_password
 
 
@@ -135,6 +136,13 @@ def test_resolved_database_url_defaults_to_data_dir(tmp_path: Path) -> None:
         ("root_path", "/qbt?x=1"),
         ("frame_ancestors", "'self'; script-src *"),
         ("frame_ancestors", "https://a.lan,https://b.lan"),
+        ("frame_ancestors", "auto 'self'"),
+        ("allowed_hosts", "http://quart.lan"),
+        ("allowed_hosts", "quart.lan:8765"),
+        ("allowed_hosts", "quart.lan/panel"),
+        ("allowed_hosts", "*.lan"),
+        ("allowed_hosts", "bad_host!"),
+        ("allowed_hosts", "caf\u00e9.lan"),
         ("log_level", "LOUD"),
     ],
 )
@@ -143,6 +151,29 @@ def test_invalid_value_raises_naming_the_setting(name: str, value: str) -> None:
         load_settings(environ={env_name(name): value})
     assert str(info.value).startswith(f"{name}: ")
     assert "\n" not in str(info.value)
+
+
+def test_allowed_hosts_from_flag_environment_and_toml(tmp_path: Path) -> None:
+    assert load_settings(
+        cli={"allowed_hosts": "Quart.Lan., proxy.example.org"}, environ={}
+    ).allowed_hosts == (
+        "quart.lan",
+        "proxy.example.org",
+    )
+    assert load_settings(environ={env_name("allowed_hosts"): "quart.lan *"}).allowed_hosts == (
+        "quart.lan",
+        "*",
+    )
+    config = write(tmp_path / "q.toml", 'allowed_hosts = ["quart.lan", "QUART.lan"]\n')
+    assert load_settings(environ={}, config_file=config).allowed_hosts == ("quart.lan",)
+    assert load_settings(cli={"allowed_hosts": "quart.lan"}, environ={}).allowed_hosts == ("quart.lan",)
+
+
+def test_frame_ancestors_auto_or_sources() -> None:
+    assert load_settings(environ={}).frame_ancestors == "auto"
+    assert load_settings(environ={env_name("frame_ancestors"): "*"}).frame_ancestors == "*"
+    explicit = load_settings(environ={env_name("frame_ancestors"): "'self'  https://ha.lan:8123"})
+    assert explicit.frame_ancestors == "'self' https://ha.lan:8123"
 
 
 def test_invalid_value_from_cli_names_the_setting() -> None:

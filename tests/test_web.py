@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import RunningApp, running_app
@@ -59,10 +60,59 @@ async def test_security_headers_on_the_panel(served: RunningApp) -> None:
     assert "X-Frame-Options" not in response.headers
 
 
-async def test_default_frame_ancestors_is_anyone() -> None:
-    async with running_app() as served:
-        response = await served.client.get("/")
-        assert response.headers["Content-Security-Policy"].endswith("frame-ancestors *")
+def directives(response: Any) -> dict[str, str]:
+    csp = response.headers["Content-Security-Policy"]
+    assert isinstance(csp, str)
+    return dict(d.strip().split(" ", 1) for d in csp.split(";"))
+
+
+async def test_explicit_frame_ancestors_applies_to_every_page(served: RunningApp) -> None:
+    for path in ["/", "/index.html", "/app.js", "/nothing"]:
+        assert directives(await served.client.get(path))["frame-ancestors"] == FRAME_ANCESTORS, path
+
+
+async def test_default_frame_ancestors_is_self_loopback_and_cors_origins() -> None:
+    async with running_app(cors_origins="https://ha.lan:8123") as served:
+        ancestors = directives(await served.client.get("/"))["frame-ancestors"].split()
+    assert ancestors[:2] == ["'self'", "https://ha.lan:8123"]
+    assert "http://localhost:*" in ancestors
+    assert "http://127.0.0.1:*" in ancestors
+    assert "*" not in ancestors
+
+
+TOKEN = "correct-horse-battery-staple-42"
+
+
+async def test_default_frame_ancestors_with_a_token() -> None:
+    """``auto``: the sign-in page is never framed; a panel whose own address carries a valid
+    token (only its holder can have put it in a frame: Home Assistant's panel) may be framed
+    by anyone; one opened with the cookie only by this origin, loopback and CORS origins."""
+    async with running_app(access_token=TOKEN) as served:
+        framed = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"}
+        sign_in = await served.client.get("/", headers=framed)
+        assert sign_in.status_code == 401
+        assert directives(sign_in)["frame-ancestors"] == "'none'"
+        guess = await served.client.get("/?token=wrong-horse-battery-staple-4242", headers=framed)
+        assert guess.status_code == 401
+        assert directives(guess)["frame-ancestors"] == "'none'"
+        panel = await served.client.get(f"/?token={TOKEN}", headers=framed)
+        assert panel.status_code == 200
+        assert directives(panel)["frame-ancestors"] == "*"
+        top = await served.client.get(f"/?token={TOKEN}")
+        assert top.status_code == 303
+        cookie = top.headers["Set-Cookie"].split(";")[0]
+        by_cookie = await served.client.get("/", headers={"Cookie": cookie})
+        assert by_cookie.status_code == 200
+        assert directives(by_cookie)["frame-ancestors"].split()[0] == "'self'"
+        assert "*" not in directives(by_cookie)["frame-ancestors"].split()
+
+
+async def test_csp_limits_base_forms_and_plugins(served: RunningApp) -> None:
+    for path in ["/", "/nothing"]:
+        found = directives(await served.client.get(path))
+        assert found["base-uri"] == "'none'"
+        assert found["form-action"] == "'self'"
+        assert found["object-src"] == "'none'"
 
 
 @pytest.mark.parametrize("path", ["/api/status", "/healthz", "/metrics", "/api/nope"])
