@@ -88,6 +88,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     max_streams_per_client: int = 64
     max_streams: int = 20_000
+    max_connections_per_client: int = 0
 
     @property
     def host(self) -> str:
@@ -299,6 +300,11 @@ FIELDS: dict[str, tuple[Parser, str]] = {
     "max_streams": (
         lambda n, v: _parse_int(n, v, 1, 1_000_000),
         "open event streams allowed in total (default 20000)",
+    ),
+    "max_connections_per_client": (
+        lambda n, v: _parse_int(n, v, 0, 1_000_000),
+        "open connections allowed per client address, streams included"
+        " (default 0: max_streams_per_client + 64)",
     ),
 }
 
