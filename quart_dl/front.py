@@ -253,6 +253,7 @@ class FrontProtocol(asyncio.Protocol):
         """Answer the first head with a JSON error and close (nothing else is in flight)."""
         transport = self._transport
         assert transport is not None
+        self._stop_timer()
         self._door.pending.discard(self)
         self._buffer = bytearray()
         _refuse(self._door, transport, refusal, reason)
