@@ -545,3 +545,24 @@ async def test_connections_per_address_are_capped_streams_included(tmp_path: Pat
         assert runtime(app).metrics.value("connections_refused_total", reason="per_client") == 2
         for stream in streams:
             stream.close()
+
+
+async def test_hypercorns_writer_writes_nothing_once_the_connection_is_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # asyncio logs "socket.send() raised exception." for each write to a lost transport past
+    # the fifth: a line per failed send. An answer still being written when its client
+    # leaves must not produce them.
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    reader = asyncio.StreamReader()
+    transport, protocol = await loop.connect_accepted_socket(
+        lambda: asyncio.StreamReaderProtocol(reader), ours
+    )
+    writer = front._Writer(transport, protocol, reader, loop)
+    theirs.close()
+    transport.abort()
+    for _ in range(20):
+        writer.write(b"an answer nobody reads")
+    await asyncio.sleep(0)
+    assert "socket.send() raised" not in caplog.text
