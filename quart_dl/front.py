@@ -468,9 +468,11 @@ class Relay(asyncio.StreamReaderProtocol):
             self._mode = self._IDLE
             self._pump()
         elif self._mode in (self._IDLE, self._BODY):
-            # h11 saw the request end before this layer did: the framings disagree, and
-            # what it has left over was never checked. Cut the connection.
-            log.warning("request framing disagreed with h11; connection dropped")
+            # h11 saw the request end before this layer did: the framings disagree (a bug in
+            # framing.py), and what h11 has left over was never checked. Cut the connection;
+            # counted rather than logged, since a client could repeat it at will.
+            log.debug("request framing disagreed with h11; connection dropped")
+            self._door.metrics.inc("connections_dropped_total", reason="framing_mismatch")
             self._abort()
 
     # -- the requests ------------------------------------------------------------------------
