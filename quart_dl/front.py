@@ -409,6 +409,7 @@ class Relay(asyncio.StreamReaderProtocol):
         self._chunked: framing.ChunkedBody | None = None
         self._close_after = False  # close once the current request is answered
         self._eof = False  # the client sent EOF; Hypercorn's reader gets it once _held is empty
+        self._client_done = False  # that EOF is in Hypercorn's reader: close once it has answered
         self._reading_paused = False
         self._send_timer: asyncio.TimerHandle | None = None
 
@@ -434,9 +435,18 @@ class Relay(asyncio.StreamReaderProtocol):
         self._pump()
 
     def eof_received(self) -> bool:
+        if self._mode == self._IDLE:
+            # Nothing in flight and no request can follow: close now. (Hypercorn would hold
+            # a half-closed connection for its keep-alive timeout, 5 s, and with it the
+            # address's place under max_connections_per_client.)
+            self._stop()
+            super().eof_received()
+            return False
         self._eof = True
         if self._held and self._mode != self._STOP:
             return True  # Hypercorn gets the EOF after the requests still waiting
+        self._eof = False
+        self._client_done = self._mode == self._BUSY
         return bool(super().eof_received())
 
     def pause_writing(self) -> None:
@@ -462,7 +472,7 @@ class Relay(asyncio.StreamReaderProtocol):
     def answered(self) -> None:
         """Hypercorn answered the current request and waits for the next one."""
         if self._mode == self._BUSY:
-            if self._close_after:
+            if self._close_after or self._client_done:
                 self._close()
                 return
             self._mode = self._IDLE
@@ -546,8 +556,12 @@ class Relay(asyncio.StreamReaderProtocol):
         elif self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
+        if self._eof and self._mode == self._IDLE:
+            self._close()  # the client is done and the rest of what it sent is no request
+            return
         if self._eof and not self._held:
             self._eof = False
+            self._client_done = self._mode == self._BUSY
             if not super().eof_received():
                 transport.close()
 

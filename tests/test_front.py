@@ -566,3 +566,27 @@ async def test_hypercorns_writer_writes_nothing_once_the_connection_is_lost(
         writer.write(b"an answer nobody reads")
     await asyncio.sleep(0)
     assert "socket.send() raised" not in caplog.text
+
+
+async def test_regression_a_connection_its_client_closed_gives_its_place_back_at_once(tmp_path: Path) -> None:
+    # Hypercorn held a keep-alive connection its client had closed for its keep-alive
+    # timeout (5 s): a client opening a connection per request (schemathesis does) hit
+    # max_connections_per_client with connections that were already closed.
+    settings = settings_for(tmp_path, max_connections_per_client=2)
+    async with serving(settings):
+        for _ in range(6):
+            client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
+            client.writer.write_eof()
+            started = time.monotonic()
+            assert await client.read_to_end(timeout=2) == b""
+            assert time.monotonic() - started < 1.0
+            client.close()
+        # pipelined, then half-closed: every answer, then the close at once
+        client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        client.writer.write_eof()
+        started = time.monotonic()
+        answers = await client.read_to_end(timeout=2)
+        assert answers.count(b"HTTP/1.1 200 ") == 3
+        assert time.monotonic() - started < 1.0
+        client.close()
