@@ -391,7 +391,9 @@ class Relay(asyncio.StreamReaderProtocol):
     most ``MAX_HELD`` bytes wait; beyond, reading pauses. When the connection is lost, what
     waits is dropped and Hypercorn sees the disconnect; ``_Writer`` drops anything written
     after. A send blocked (asyncio's ``pause_writing``) for ``send_timeout`` aborts the
-    connection: a client that pipelines and never reads holds nothing for long.
+    connection: a client that pipelines and never reads holds nothing for long. A client's
+    EOF closes the connection as soon as nothing is left to answer (Hypercorn would hold it
+    for its keep-alive timeout, and with it a place under ``max_connections_per_client``).
 
     After a request that switches protocols (h2c, WebSocket) the bytes pass unchecked.
     """
