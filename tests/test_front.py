@@ -401,15 +401,16 @@ async def test_regression_ambiguous_framing_is_one_json_answer_then_close_on_eve
     async with serving(settings) as app:
         for path, warm_up in (("/api/status", False), ("/api/events", False), ("/api/status", True)):
             head = template.replace(b"{path}", path.encode())
-            started = time.monotonic()
             if warm_up:
                 client = await RawClient.open(settings.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
+                started = time.monotonic()
                 client.writer.write(head)
             else:
+                started = time.monotonic()
                 client = await RawClient.open(settings.port, head)
-            answer = await client.read_to_end(timeout=2)
-            assert time.monotonic() - started < 2  # not the 5 s head timeout
+            answer = await client.read_to_end(timeout=4)
+            assert time.monotonic() - started < 2.5  # not the 5 s head timeout
             assert answer.count(b"HTTP/1.1 ") == 1, (case, path, answer)
             assert_refused(answer, status)
             client.close()
@@ -579,14 +580,14 @@ async def test_regression_a_connection_its_client_closed_gives_its_place_back_at
             assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
             client.writer.write_eof()
             started = time.monotonic()
-            assert await client.read_to_end(timeout=2) == b""
-            assert time.monotonic() - started < 1.0
+            assert await client.read_to_end(timeout=4) == b""
+            assert time.monotonic() - started < 2.5  # not Hypercorn's 5 s keep-alive timeout
             client.close()
         # pipelined, then half-closed: every answer, then the close at once
         client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
         client.writer.write_eof()
         started = time.monotonic()
-        answers = await client.read_to_end(timeout=2)
+        answers = await client.read_to_end(timeout=4)
         assert answers.count(b"HTTP/1.1 200 ") == 3
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5
         client.close()

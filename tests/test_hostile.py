@@ -343,8 +343,8 @@ def test_regression_a_head_ending_in_bare_lf_is_answered_at_once(server: ServerP
     # It waited out the 5 s head timeout: the socket layer looked for CRLF CRLF only.
     for head in (b"GET /api/status HTTP/1.1\nHost: 127.0.0.1\n\n", b"GET /api/events HTTP/1.1\nHost: x\n\n"):
         started = time.monotonic()
-        answer = raw_request(server.port, head, timeout=3)
-        assert time.monotonic() - started < 1.0
+        answer = raw_request(server.port, head, timeout=4)
+        assert time.monotonic() - started < 2.5  # not the 5 s head timeout
         assert status_of(answer) == 400
         assert "bare LF" in json_body(answer)["message"]
 
@@ -398,7 +398,7 @@ def test_regression_a_client_that_pipelines_and_never_reads_is_dropped(make_serv
 
 def test_connections_from_one_address_are_capped(make_server: ServerFactory) -> None:
     server = make_server(extra_args=("--max-connections-per-client", "4"))
-    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
     try:
         for sock in held:
             sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
