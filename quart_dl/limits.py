@@ -32,6 +32,20 @@ log = logging.getLogger("quart_dl.limits")
 RETRY_AFTER = 5
 #: Request line and headers, in bytes (also Hypercorn's h11/h2 limits, see server.py).
 MAX_HEADER_BYTES = 16 * 1024
+#: Connections an address may have open beyond its streams, by default: the panel's and
+#: Home Assistant's REST requests (a browser opens at most 6 connections per host).
+SPARE_CONNECTIONS = 64
+
+
+def connection_cap(settings: Settings) -> int:
+    """Open connections allowed per client key (streams included; socket layer, front.py).
+
+    By default it follows ``max_streams_per_client``, so that raising the stream cap (a
+    proxy in front, the many-streams tests and benchmarks from 127.0.0.1) never makes the
+    connection cap refuse streams the stream cap would admit. Loopback is not exempt: a
+    proxy on the same host is where one address carries everybody.
+    """
+    return settings.max_connections_per_client or settings.max_streams_per_client + SPARE_CONNECTIONS
 
 
 def client_key(remote: str | None) -> str:

@@ -26,7 +26,7 @@ from quart import Quart
 from .app import create_app
 from .auth import open_bind_warning
 from .front import FrontDoor
-from .limits import MAX_HEADER_BYTES
+from .limits import MAX_HEADER_BYTES, connection_cap
 from .runtime import runtime
 from .settings import Settings
 
@@ -74,7 +74,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         # database threads keep the process alive after the error was printed.
         await app.shutdown()
         raise
-    door = FrontDoor(app, ASGIWrapper(app), config, WorkerContext(None))
+    door = FrontDoor(
+        app,
+        ASGIWrapper(app),
+        config,
+        WorkerContext(None),
+        metrics=runtime(app).metrics,
+        send_timeout=settings.send_timeout,
+        max_connections_per_client=connection_cap(settings),
+    )
     servers = [
         await loop.create_server(door.protocol, sock=sock, backlog=config.backlog)
         for sock in sockets.insecure_sockets

@@ -90,6 +90,7 @@ class Settings:
     max_streams_per_client: int = 64
     max_streams: int = 20_000
     allowed_hosts: tuple[str, ...] = ()
+    max_connections_per_client: int = 0
 
     @property
     def host(self) -> str:
@@ -330,6 +331,11 @@ SETTING_SPECS: dict[str, tuple[Parser, str]] = {
         _parse_hosts,
         "host names the server answers to besides IP addresses and localhost (comma-separated;"
         " * for any, unsafe without a token); default none",
+    ),
+    "max_connections_per_client": (
+        lambda n, v: _parse_int(n, v, 0, 1_000_000),
+        "open connections allowed per client address, streams included"
+        " (default 0: max_streams_per_client + 64)",
     ),
 }
 

@@ -330,3 +330,257 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
         assert peak == 8
         for client in clients:
             client.close()
+
+
+# -- request framing, pipelines, slow readers, the per-address connection cap ------------------
+
+
+async def read_response(client: RawClient, timeout: float = 5.0) -> bytes:
+    """One whole response (head and Content-Length body) off a keep-alive connection."""
+    data = await client.read_until(b"\r\n\r\n", timeout)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:"))
+    while len(rest) < length:
+        chunk = await asyncio.wait_for(client.reader.read(65536), timeout)
+        assert chunk, "closed in the middle of a response"
+        rest += chunk
+    client.data = rest[length:]
+    return head + b"\r\n\r\n" + rest[:length]
+
+
+#: Heads h11 would accept although their framing is ambiguous, each followed by the bytes a
+#: smuggler would hide behind it (a second request, for a parser that frames differently).
+AMBIGUOUS = {
+    "both framing headers": (
+        b"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+    ),
+    "duplicate Content-Length": (
+        b"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        400,
+    ),
+    "Content-Length list": (b"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0, 0\r\n\r\n", 400),
+    "signed Content-Length": (b"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: +0\r\n\r\n", 400),
+    "obs-fold": (b"GET {path} HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n", 400),
+    "bare LF": (b"GET {path} HTTP/1.1\nHost: x\n\n", 400),
+    "chunked HTTP/1.0": (b"POST {path} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "unknown coding": (b"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+}
+
+
+def assert_refused(answer: bytes, status: int) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer[:300]
+    assert b"connection: close" in head.lower()
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)
+    assert error["error"] in ("bad_framing", "unsupported_transfer_coding"), error
+    assert error["message"]
+
+
+@pytest.mark.parametrize("case", sorted(AMBIGUOUS))
+async def test_regression_ambiguous_framing_is_one_json_answer_then_close_on_every_carrier(
+    tmp_path: Path, case: str
+) -> None:
+    # Both framing headers were answered twice on one connection (h11 framed by chunked, so
+    # the bytes after "0\r\n\r\n" became a second request): a smuggling vector behind a
+    # proxy that frames by Content-Length. A head ending in bare LF waited out the 5 s head
+    # timeout. Refused at once, one answer, on a fresh connection (REST and stream, both
+    # carriers: Hypercorn and the socket layer), and after an ordinary keep-alive request.
+    template, status = AMBIGUOUS[case]
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        for path, warm_up in (("/api/status", False), ("/api/events", False), ("/api/status", True)):
+            head = template.replace(b"{path}", path.encode())
+            if warm_up:
+                client = await RawClient.open(settings.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
+                started = time.monotonic()
+                client.writer.write(head)
+            else:
+                started = time.monotonic()
+                client = await RawClient.open(settings.port, head)
+            answer = await client.read_to_end(timeout=4)
+            assert time.monotonic() - started < 2.5  # not the 5 s head timeout
+            assert answer.count(b"HTTP/1.1 ") == 1, (case, path, answer)
+            assert_refused(answer, status)
+            client.close()
+        assert runtime(app).hub.client_count == 0
+        assert runtime(app).metrics.value("connections_refused_total", reason="framing") == 3
+
+
+async def test_ordinary_pipelining_keep_alive_and_bodies_still_go_to_hypercorn(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings):
+        pipelined = (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+            + b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            + b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"5;x=1\r\nhello\r\n0\r\n\r\n"
+            + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        client = await RawClient.open(settings.port, pipelined)
+        answers = [await read_response(client) for _ in range(6)]
+        assert [a.split(b" ", 2)[1] for a in answers] == [b"200", b"200", b"200", b"405", b"405", b"200"]
+        # still open (keep-alive): a stream on it takes Quart's path, as before
+        client.writer.write(stream_head())
+        await client.read_until(b"event: snapshot")
+        client.close()
+        # HTTP/1.0, answered and closed by Hypercorn as before
+        client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = await client.read_to_end()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b'{"ok":true}\n') or answer.endswith(b'{"ok":true}')
+        client.close()
+
+
+async def test_regression_a_client_that_pipelines_and_leaves_leaves_no_work_behind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 100 clients pipelining 300 requests each and leaving cost 20 s of CPU and 44,691 log
+    # lines of "socket.send() raised exception.": Hypercorn answered every buffered request
+    # to a closed socket. Now a connection's pipeline stops with its transport.
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        inner = app.asgi_app
+        calls = 0
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal calls
+            if scope["type"] == "http" and scope["path"] == "/api/torrents":
+                calls += 1
+            await inner(scope, receive, send)
+
+        app.asgi_app = counting  # type: ignore[method-assign]
+        pipelined = b"GET /api/torrents HTTP/1.1\r\nHost: x\r\n\r\n" * 300
+        for _ in range(20):
+            client = await RawClient.open(settings.port, pipelined)
+            await client.writer.drain()
+            client.close()  # gone, with 300 requests sent
+        # A request on a fresh connection is answered after the server has read them all.
+        probe = await RawClient.open(settings.port, b"GET /api/torrents HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_response(probe)
+        probe.close()
+        await asyncio.sleep(0)  # one turn of the loop for the last callbacks
+        assert calls <= 2 * 20 + 1, f"{calls} requests answered for clients that had left"
+    assert "socket.send() raised" not in caplog.text
+
+
+async def test_regression_a_rest_client_that_pipelines_and_never_reads_is_dropped_after_the_send_timeout(
+    tmp_path: Path,
+) -> None:
+    # It kept its connection and megabytes of queued answers forever: only streams had a
+    # send timeout.
+    settings = settings_for(tmp_path, send_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    async with serving(settings) as app:
+        size = len(await http_get(settings.port, "/dashboard.js"))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", settings.port))
+        await loop.sock_sendall(sock, b"GET /dashboard.js HTTP/1.1\r\nHost: x\r\n\r\n" * 400)
+        started = time.monotonic()
+        metrics = runtime(app).metrics
+        await wait_for_async(
+            lambda: metrics.value("connections_dropped_total", reason="send_timeout") == 1, 15, "the drop"
+        )
+        assert time.monotonic() - started >= 1.0
+        received = 0
+        with contextlib.suppress(OSError, TimeoutError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 2):
+                received += len(chunk)
+        sock.close()
+        assert received < 400 * size / 2
+        assert "HTTP/1.1 200" in (await http_get(settings.port, "/healthz")).decode()  # the others carry on
+
+
+async def http_get(port: int, path: str) -> bytes:
+    client = await RawClient.open(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    try:
+        return await read_response(client)
+    finally:
+        client.close()
+
+
+async def open_from(address: str, port: int, head: bytes) -> RawClient:
+    """A raw client whose connection comes from ``address`` (any 127.x.y.z is loopback)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+    writer.write(head)
+    return RawClient(reader, writer)
+
+
+async def test_connections_per_address_are_capped_streams_included(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, max_connections_per_client=3)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        streams = [await RawClient.open(settings.port, stream_head()) for _ in range(3)]
+        for stream in streams:
+            await stream.read_until(b"event: snapshot")
+        for head in (b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n", stream_head()):
+            client = await RawClient.open(settings.port, head)
+            answer = await client.read_to_end()
+            head_bytes, _, body = answer.partition(b"\r\n\r\n")
+            assert head_bytes.startswith(b"HTTP/1.1 503 "), answer[:300]
+            assert b"connection: close" in head_bytes
+            assert b"retry-after: " in head_bytes
+            assert json.loads(body)["error"] == "too_many_connections"
+            client.close()
+        # another address is not refused for this one's connections
+        other = await open_from("127.0.0.2", settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(other)).startswith(b"HTTP/1.1 200 ")
+        other.close()
+        # a place is given back when a connection closes, whoever held it
+        streams.pop().close()
+        await wait_for_async(lambda: hub.client_count == 2, 5, "the stream to be forgotten")
+        assert (await http_get(settings.port, "/healthz")).startswith(b"HTTP/1.1 200 ")
+        assert runtime(app).metrics.value("connections_refused_total", reason="per_client") == 2
+        for stream in streams:
+            stream.close()
+
+
+async def test_hypercorns_writer_writes_nothing_once_the_connection_is_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # asyncio logs "socket.send() raised exception." for each write to a lost transport past
+    # the fifth: a line per failed send. An answer still being written when its client
+    # leaves must not produce them.
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    reader = asyncio.StreamReader()
+    transport, protocol = await loop.connect_accepted_socket(
+        lambda: asyncio.StreamReaderProtocol(reader), ours
+    )
+    writer = front._Writer(transport, protocol, reader, loop)
+    theirs.close()
+    transport.abort()
+    for _ in range(20):
+        writer.write(b"an answer nobody reads")
+    await asyncio.sleep(0)
+    assert "socket.send() raised" not in caplog.text
+
+
+async def test_regression_a_connection_its_client_closed_gives_its_place_back_at_once(tmp_path: Path) -> None:
+    # Hypercorn held a keep-alive connection its client had closed for its keep-alive
+    # timeout (5 s): a client opening a connection per request (schemathesis does) hit
+    # max_connections_per_client with connections that were already closed.
+    settings = settings_for(tmp_path, max_connections_per_client=2)
+    async with serving(settings):
+        for _ in range(6):
+            client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
+            client.writer.write_eof()
+            started = time.monotonic()
+            assert await client.read_to_end(timeout=4) == b""
+            assert time.monotonic() - started < 2.5  # not Hypercorn's 5 s keep-alive timeout
+            client.close()
+        # pipelined, then half-closed: every answer, then the close at once
+        client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        client.writer.write_eof()
+        started = time.monotonic()
+        answers = await client.read_to_end(timeout=4)
+        assert answers.count(b"HTTP/1.1 200 ") == 3
+        assert time.monotonic() - started < 2.5
+        client.close()

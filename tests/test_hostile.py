@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -306,6 +308,110 @@ def test_garbage_request_lines_are_refused_without_a_500(server: ServerProcess) 
             assert status_of(answer) < 500, (head[:40], answer[:300])
     assert server.status()["clients"] == 0
     assert "Traceback" not in server.log_text()
+
+
+# -- request framing (smuggling), pipelines, clients that leave or stop reading ----------------
+
+SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 43\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+        b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n" + SMUGGLED,
+        b"Content-Length: 0\r\nContent-Length: 0\r\n\r\n" + SMUGGLED,
+        b"Content-Length: -0\r\n\r\n" + SMUGGLED,
+        b"X-Folded: a\r\n\tContent-Length: 0\r\n\r\n" + SMUGGLED,
+    ],
+)
+def test_regression_ambiguous_framing_is_refused_once_on_fresh_and_keep_alive_connections(
+    server: ServerProcess, framing: bytes
+) -> None:
+    # h11 framed both headers by chunked and answered the request hidden behind them too: two
+    # answers on one connection, where a proxy framing by Content-Length sees one.
+    for path in ("/api/torrents", "/api/events"):
+        head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + framing
+        for warm_up in (b"", SMUGGLED):
+            answer = raw_request(server.port, warm_up + head, timeout=3)
+            assert answer.count(b"HTTP/1.1 ") == (2 if warm_up else 1), answer[:600]
+            refused = answer[answer.rfind(b"HTTP/1.1 ") :]
+            assert status_of(refused) == 400, refused[:300]
+            assert b"connection: close" in refused.lower()
+            assert json_body(refused)["error"] == "bad_framing"
+
+
+def test_regression_a_head_ending_in_bare_lf_is_answered_at_once(server: ServerProcess) -> None:
+    # It waited out the 5 s head timeout: the socket layer looked for CRLF CRLF only.
+    for head in (b"GET /api/status HTTP/1.1\nHost: 127.0.0.1\n\n", b"GET /api/events HTTP/1.1\nHost: x\n\n"):
+        started = time.monotonic()
+        answer = raw_request(server.port, head, timeout=4)
+        assert time.monotonic() - started < 2.5  # not the 5 s head timeout
+        assert status_of(answer) == 400
+        assert "bare LF" in json_body(answer)["message"]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_regression_clients_that_pipeline_hundreds_and_leave_cost_nothing(server: ServerProcess) -> None:
+    # Measured before: 100 clients x 300 pipelined /api/torrents, then gone, cost 20 s of
+    # CPU, RSS 68 -> 327 MB and 44,691 log lines of "socket.send() raised exception."
+    assert server.proc is not None
+    pid = server.proc.pid
+    before = cpu_seconds(pid)
+    pipelined = b"GET /api/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 300
+    for _ in range(100):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(pipelined)  # and gone (a plain close: the server sees EOF first)
+    samples = [cpu_seconds(pid)]
+
+    def quiet() -> bool:
+        time.sleep(0.5)
+        samples.append(cpu_seconds(pid))
+        return samples[-1] - samples[-2] < 0.1
+
+    wait_for(quiet, 60, "the server to go quiet")
+    assert samples[-1] - before < 3.0, f"{samples[-1] - before:.1f} s of CPU for clients that had left"
+    assert "socket.send() raised" not in server.log_text()
+    assert get_json(server.url + "healthz")["ok"]
+
+
+def test_regression_a_client_that_pipelines_and_never_reads_is_dropped(make_server: ServerFactory) -> None:
+    # Only streams had a send timeout: this one kept its connection, and the answers queued
+    # for it, forever.
+    server = make_server(extra_args=("--send-timeout", "1"))
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /dashboard.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 400)
+        wait_for(
+            lambda: (
+                'quart_dl_connections_dropped_total{reason="send_timeout"} 1'
+                in urllib.request.urlopen(server.url + "metrics", timeout=2).read().decode()
+            ),
+            15,
+            "the connection to be dropped",
+        )
+    assert "Traceback" not in server.log_text()
+
+
+def test_connections_from_one_address_are_capped(make_server: ServerFactory) -> None:
+    server = make_server(extra_args=("--max-connections-per-client", "4"))
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            sock.recv(4096)  # its stream is open
+        answer = raw_request(server.port, get("/api/status"))
+        assert status_of(answer) == 503
+        assert json_body(answer)["error"] == "too_many_connections"
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: status_of(raw_request(server.port, get("/api/status"))) == 200, 5, "the places back")
 
 
 # -- torrent names that try to break a frame ---------------------------------------------------

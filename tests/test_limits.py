@@ -25,10 +25,10 @@ from fakes import (
 from quart_dl.lab.server_process import ServerProcess, get_json
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for_async
-from quart_dl.limits import RETRY_AFTER, StreamLimits, Ticket, client_key
+from quart_dl.limits import RETRY_AFTER, StreamLimits, Ticket, client_key, connection_cap
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.server import hypercorn_config
-from quart_dl.settings import load_settings
+from quart_dl.settings import SettingsError, load_settings
 
 UNREACHABLE_QBT = "http://127.0.0.1:9"
 
@@ -263,3 +263,14 @@ async def test_regression_stream_whose_body_never_starts_frees_its_place(served:
         gc.collect()
         assert limits.open_total == 0
     assert served.runtime.hub.client_count == 0
+
+
+def test_connection_cap_follows_the_stream_cap_unless_set() -> None:
+    # Streams count as connections: by default the cap leaves 64 connections on top of the
+    # stream cap (REST requests of the panel and Home Assistant), and follows it when it is
+    # raised (the 1,000-stream tests and the 10,000-stream benchmark from one address).
+    assert connection_cap(load_settings({}, environ={})) == 64 + 64
+    assert connection_cap(load_settings({"max_streams_per_client": 5000}, environ={})) == 5064
+    assert connection_cap(load_settings({}, environ={"QUART_DL_MAX_CONNECTIONS_PER_CLIENT": "10"})) == 10
+    with pytest.raises(SettingsError, match="max_connections_per_client"):
+        load_settings({"max_connections_per_client": "-1"}, environ={})
