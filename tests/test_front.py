@@ -584,3 +584,85 @@ async def test_regression_a_connection_its_client_closed_gives_its_place_back_at
         assert answers.count(b"HTTP/1.1 200 ") == 3
         assert time.monotonic() - started < 2.5
         client.close()
+
+
+# -- every way a stream ends on this carrier (docs/streams.md) -----------------------------
+
+
+async def test_a_stream_whose_client_closes_is_unsubscribed_as_client_closed(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, stream_head())
+        await client.read_until(b"event: snapshot")
+        assert transport_streams(hub) == 1
+        client.close()
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be unsubscribed")
+        assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
+        assert stream_limits_open(app) == 0
+
+
+async def test_regression_an_app_error_on_a_stream_request_is_a_json_500_and_gives_the_place_back(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        inner = app.asgi_app
+
+        async def failing(scope: Any, receive: Any, send: Any) -> None:
+            await inner(scope, receive, send)  # the route admits the stream (a place is taken)
+            raise RuntimeError("a bug after the route ran")
+
+        app.asgi_app = failing  # type: ignore[method-assign]
+        client = await RawClient.open(settings.port, stream_head())
+        data = await client.read_to_end()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 500 ")
+        assert b"connection: close" in head
+        assert json.loads(body)["error"] == "internal_error"
+        assert b"a bug after the route ran" not in data  # no details to the client
+        assert runtime(app).hub.client_count == 0
+        assert stream_limits_open(app) == 0
+        client.close()
+
+
+async def test_a_client_that_leaves_while_waiting_for_an_app_slot_costs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(front, "APP_SLOTS", 1)
+    protocols: list[front.FrontProtocol] = []
+    make_protocol = front.FrontDoor.protocol
+
+    def recording(door: front.FrontDoor) -> front.FrontProtocol:
+        protocols.append(make_protocol(door))
+        return protocols[-1]
+
+    monkeypatch.setattr(front.FrontDoor, "protocol", recording)
+    settings = settings_for(tmp_path)
+    calls = 0
+    release = asyncio.Event()
+    async with serving(settings) as app:
+        inner = app.asgi_app
+
+        async def slow(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal calls
+            calls += 1
+            await release.wait()  # the first request holds the only slot
+            await inner(scope, receive, send)
+
+        app.asgi_app = slow  # type: ignore[method-assign]
+        first = await RawClient.open(settings.port, stream_head())
+        await wait_for_async(lambda: calls == 1, 5, "the first request in the app")
+        before = len(protocols)  # the readiness probe's and the first stream's
+        second = await RawClient.open(settings.port, stream_head())
+        await wait_for_async(lambda: len(protocols) > before, 5, "the second connection")
+        second.close()  # leaves while waiting for the slot
+        await wait_for_async(lambda: protocols[before]._closed, 5, "the server to see it leave")
+        release.set()
+        await first.read_until(b"event: snapshot")
+        await wait_for_async(lambda: runtime(app).hub.client_count == 1, 5, "the first stream")
+        hub = runtime(app).hub
+        assert calls == 1  # the app never ran for the one that left
+        assert hub.metrics.value("sse_connects_total", opened_with="snapshot") == 1
+        assert stream_limits_open(app) == 1
+        first.close()
