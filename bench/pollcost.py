@@ -29,7 +29,7 @@ from typing import Any
 
 from quart_dl.hub import Hub
 from quart_dl.status import InstanceStatus
-from quart_dl.store import Store, close_database, open_database
+from quart_dl.store.store import Store, close_database, open_database
 from quart_dl.torrents import TorrentTable
 
 from .common import dumps

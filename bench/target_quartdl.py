@@ -18,12 +18,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from quart_dl.app import create_app
 from quart_dl.qbittorrent.session import QbtSession
-from quart_dl.runtime import runtime
-from quart_dl.server import serve
+from quart_dl.server.serve import serve
 from quart_dl.settings import Settings
 from quart_dl.torrents import ChangeSet
+from quart_dl.web.app import create_app
+from quart_dl.web.runtime import runtime
 
 from .common import event_changes, now, raise_fd_limit, serve_control
 from .synthetic import full_maindata

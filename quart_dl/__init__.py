@@ -14,7 +14,7 @@ __all__ = ["Settings", "__version__", "create_app", "load_settings"]
 def __getattr__(name: str) -> object:
     # Lazy, so that ``quart_dl.lab`` and the CLI's error path import nothing heavy.
     if name == "create_app":
-        from .app import create_app
+        from .web.app import create_app
 
         return create_app
     if name in ("Settings", "load_settings"):

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from .server import serve
+    from .server.serve import serve
 
     try:
         asyncio.run(serve(settings))
@@ -122,8 +122,8 @@ def _check(settings: Settings) -> int:
 
 
 async def _check_instance(settings: Settings) -> int:
+    from .qbittorrent.client import QbtError
     from .qbittorrent.instance import InstanceSettings
-    from .qbt_client import QbtError
 
     session = InstanceSettings.from_settings(settings).session()
     try:

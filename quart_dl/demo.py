@@ -67,7 +67,7 @@ def run_demo(settings: Settings, minutes: float = 4.0) -> int:
         file=sys.stderr,
         flush=True,
     )
-    from .server import serve
+    from .server.serve import serve
 
     try:
         asyncio.run(serve(demo_settings))

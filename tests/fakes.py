@@ -19,8 +19,8 @@ from quart import Quart
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.record import FIELDS, TorrentRecord
-from quart_dl.runtime import Runtime, runtime
 from quart_dl.settings import Settings, load_settings
+from quart_dl.web.runtime import Runtime, runtime
 
 #: Realistic info-hashes (lower-case hex, 40 characters).
 H1 = "5a1b" + "0" * 36
@@ -156,7 +156,7 @@ class RunningApp:
 @contextlib.asynccontextmanager
 async def running_app(qbt: FakeSession | None = None, **settings: Any) -> AsyncIterator[RunningApp]:
     """``create_app`` over a ``FakeSession``, started, with its first poll done."""
-    from quart_dl.app import create_app
+    from quart_dl.web.app import create_app
 
     forget_sql_dialect()
     qbt = qbt if qbt is not None else FakeSession()

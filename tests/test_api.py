@@ -22,8 +22,8 @@ from fakes import (
 
 from quart_dl import __version__
 from quart_dl.lab.wait import wait_for_async
+from quart_dl.qbittorrent.client import Unreachable
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.qbt_client import Unreachable
 
 SERVER_STATE = {
     "dl_info_speed": 204_800,

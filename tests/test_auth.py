@@ -1,4 +1,4 @@
-"""quart_dl.auth: the access token, the panel's session cookie, and the limit on wrong tokens.
+"""quart_dl.web.auth: the access token, the panel's session cookie, and the limit on wrong tokens.
 
 Unit tests go through the real app with Quart's test client; the last section runs a real
 server process with a real qBittorrent and a known password and token, hits every route,
@@ -29,14 +29,14 @@ from fakes import (
     running_app,
 )
 
-from quart_dl.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning, same_page
 from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.server import serve
+from quart_dl.server.serve import serve
 from quart_dl.settings import Secret, SettingsError, load_settings
+from quart_dl.web.auth import SESSION_COOKIE, FailureLimiter, open_bind_warning, same_page
 
 TOKEN = "correct-horse-battery-staple-42"
 WRONG = "wrong-horse-battery-staple-4242"
@@ -62,7 +62,7 @@ async def served() -> AsyncIterator[RunningApp]:
 
 
 def limiter(served: RunningApp) -> FailureLimiter:
-    found = served.app.extensions["quart_dl.auth"]
+    found = served.app.extensions["quart_dl.web.auth"]
     assert isinstance(found, FailureLimiter)
     return found
 
@@ -396,7 +396,7 @@ def test_open_bind_warning(bind: str, token: str, warns: bool) -> None:
 
 
 async def test_serve_warns_once_when_open_beyond_loopback(caplog: pytest.LogCaptureFixture) -> None:
-    from quart_dl.app import create_app
+    from quart_dl.web.app import create_app
 
     settings = load_settings(
         cli={"bind": f"0.0.0.0:{free_port()}", "database_url": "sqlite://:memory:"}, environ={}

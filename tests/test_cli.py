@@ -12,9 +12,9 @@ import pytest
 
 from quart_dl import __version__
 from quart_dl.cli import EXIT_FAILED, EXIT_USAGE, main
+from quart_dl.qbittorrent.client import AuthFailed
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbittorrent.instance import InstanceSettings
-from quart_dl.qbt_client import AuthFailed
 
 PASSWORD = "hunter2-s3cret"
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""quart_dl.cors: off unless origins are listed; then exactly those origins, with credentials."""
+"""quart_dl.web.cors: off unless origins are listed; then exactly those origins, with credentials."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 from fakes import RunningApp, running_app
 from quart import Quart
 
-from quart_dl.errors import api_error, install_error_handlers
+from quart_dl.web.errors import api_error, install_error_handlers
 
 PASSWORD = "hunter2-s3cret"
 

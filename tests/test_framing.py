@@ -1,4 +1,4 @@
-"""quart_dl.framing: where a request ends, and which heads are refused, checked against h11.
+"""quart_dl.server.framing: where a request ends, and which heads are refused, checked against h11.
 
 The socket layer passes requests to Hypercorn one at a time by these rules, so they must
 agree with h11 (Hypercorn's parser) on every request h11 accepts: a request this module
@@ -11,7 +11,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-from quart_dl.framing import CHUNKED, ChunkedBody, Head, Refusal, head_end, read_head
+from quart_dl.server.framing import CHUNKED, ChunkedBody, Head, Refusal, head_end, read_head
 
 LIMIT = 16 * 1024
 NEXT = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"

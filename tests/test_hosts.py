@@ -1,4 +1,4 @@
-"""quart_dl.hosts: the Host check that stops DNS rebinding.
+"""quart_dl.web.hosts: the Host check that stops DNS rebinding.
 
 Unit tests run the real app with Quart's test client over every route; the last section
 runs a real server process (the socket layer, Hypercorn, the whole app) and talks to it over
@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from fakes import H1, RunningApp, full_update, raw_torrent, running_app
 
-from quart_dl.hosts import HostPolicy, absolute_form, host_name
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
+from quart_dl.web.hosts import HostPolicy, absolute_form, host_name
 
 TOKEN = "correct-horse-battery-staple-42"
 ROUTES = [
@@ -258,12 +258,12 @@ async def test_a_refused_host_does_not_count_as_a_wrong_token() -> None:
 async def test_refused_hosts_are_logged_once_each_and_boundedly(
     served: RunningApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="quart_dl.hosts"):
+    with caplog.at_level(logging.WARNING, logger="quart_dl.web.hosts"):
         for _ in range(5):
             await served.client.get("/api/status", headers={"Host": "evil.example"})
         for i in range(100):
             await served.client.get("/api/status", headers={"Host": f"n{i}.evil.example"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "quart_dl.hosts"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.hosts"]
     assert sum("'evil.example'" in line for line in lines) == 1
     assert len(lines) <= 32
 

@@ -480,7 +480,7 @@ async def test_beat_drops_a_stream_whose_send_is_blocked_past_the_send_timeout()
         await blocked.task
 
 
-# -- streams held as transports (the socket layer, front.py) ------------------------------
+# -- streams held as transports (the socket layer, server/socket_layer.py) ------------------------------
 
 
 class FakeTransport(asyncio.Transport):

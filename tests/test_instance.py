@@ -15,7 +15,7 @@ from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbittorrent.instance import DEFAULT_ID, Instance, InstanceSettings
 from quart_dl.qbittorrent.session import QbtSession
 from quart_dl.settings import Secret, Settings
-from quart_dl.store import close_database, open_database
+from quart_dl.store.store import close_database, open_database
 
 URL = "http://127.0.0.1:8080"
 URL2 = "http://127.0.0.1:8081"

@@ -23,9 +23,9 @@ SCRIPT = textwrap.dedent(
     import json, socket, sys
 
     sys.modules["torf"] = None  # any "import torf" now fails
-    import quart_dl.app, quart_dl.cli, quart_dl.server
+    import quart_dl.web.app, quart_dl.cli, quart_dl.server.serve
     from quart_dl.cli import main
-    from quart_dl.app import create_app
+    from quart_dl.web.app import create_app
     from quart_dl.settings import load_settings
 
     create_app(load_settings(cli={"database_url": "sqlite://:memory:"}, environ={}))

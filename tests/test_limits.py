@@ -1,4 +1,4 @@
-"""quart_dl.limits: stream caps per client address and in total; and the header size limit.
+"""quart_dl.web.limits: stream caps per client address and in total; and the header size limit.
 
 The caps are tested through the real app (Quart's test client); the header limit through a
 real server process, since Hypercorn enforces it before the app sees the request.
@@ -25,16 +25,16 @@ from fakes import (
 from quart_dl.lab.server_process import ServerProcess, get_json
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for_async
-from quart_dl.limits import RETRY_AFTER, StreamLimits, Ticket, client_key, connection_cap
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.server import hypercorn_config
+from quart_dl.server.serve import hypercorn_config
 from quart_dl.settings import SettingsError, load_settings
+from quart_dl.web.limits import RETRY_AFTER, StreamLimits, Ticket, client_key, connection_cap
 
 UNREACHABLE_QBT = "http://127.0.0.1:9"
 
 
 def limits_of(served: RunningApp) -> StreamLimits:
-    limits = served.app.extensions["quart_dl.limits"]
+    limits = served.app.extensions["quart_dl.web.limits"]
     assert isinstance(limits, StreamLimits)
     return limits
 
@@ -251,7 +251,7 @@ def test_a_64_kib_header_is_refused_without_a_500_and_streams_live_on(tmp_path: 
 async def test_regression_stream_whose_body_never_starts_frees_its_place(served: RunningApp) -> None:
     """A client that leaves between the handler and the first byte: the body's ``finally``
     never runs, so its place would stay taken for good (two of those lock an address out)."""
-    from quart_dl import sse
+    from quart_dl.web import sse
 
     limits = limits_of(served)
     for _ in range(3):

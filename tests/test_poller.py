@@ -22,11 +22,11 @@ from fakes import (
 from quart_dl.hub import Hub
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.metrics import Metrics
-from quart_dl.models import InstanceRow, Torrent
-from quart_dl.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
+from quart_dl.qbittorrent.client import AuthFailed, Unreachable
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.qbt_client import AuthFailed, Unreachable
-from quart_dl.store import Store, close_database, open_database
+from quart_dl.qbittorrent.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
+from quart_dl.store.models import InstanceRow, Torrent
+from quart_dl.store.store import Store, close_database, open_database
 from quart_dl.torrents import ChangeSet, Record, TorrentTable, project
 
 EPOCH = "feed0001"

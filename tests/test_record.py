@@ -25,9 +25,9 @@ from quart_dl.lab.server_process import ServerFactory, get_json
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.transfer import TransferPair, make_payload, make_torrent
 from quart_dl.lab.wait import wait_for
-from quart_dl.models import Torrent
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.record import FIELDS, TorrentRecord, base_type, nullable
+from quart_dl.store.models import Torrent
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from quart_dl.events import HEARTBEAT_COMMENT, LAST_CHUNK, Event, chunk
+from quart_dl.hub.frames import HEARTBEAT_COMMENT, LAST_CHUNK, Event, chunk
 from quart_dl.hub.sinks import (
     CLIENT_CLOSED,
     OVERFLOW,

@@ -25,10 +25,10 @@ from fakes import (
     running_app,
 )
 
-from quart_dl import sse
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.torrents import ChangeSet
+from quart_dl.web import sse
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from fakes import H1, H2, H3, forget_sql_dialect, raw_torrent, seeding_torrent
 
-from quart_dl.models import InstanceRow, Torrent
 from quart_dl.record import FIELDS, fields_of_type
-from quart_dl.store import (
+from quart_dl.store.models import InstanceRow, Torrent
+from quart_dl.store.store import (
     _COLUMNS,
     _RECORD_FIELDS,
     _TEXT_AT,

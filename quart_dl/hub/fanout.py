@@ -14,8 +14,8 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 
-from ..events import HEARTBEAT_COMMENT, Event, heartbeat_event
 from ..metrics import Metrics
+from .frames import HEARTBEAT_COMMENT, Event, heartbeat_event
 from .sinks import SEND_TIMEOUT, SERVER_SHUTDOWN, Sink
 
 

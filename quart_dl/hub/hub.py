@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, overload
 
-from ..events import Event
 from ..metrics import Metrics
 from ..torrents import ChangeSet, Record
 from .fanout import Demand, FanOut
+from .frames import Event
 from .log import EventLog, MemoryEventLog
 from .sinks import SERVER_SHUTDOWN, QueueSink, Sink, TransportSink
 from .view import PublishedView

@@ -15,7 +15,7 @@ import secrets
 from collections import deque
 from typing import Any, Protocol
 
-from ..events import Event
+from .frames import Event
 
 
 def new_epoch() -> str:

@@ -2,7 +2,7 @@
 
 Two carriers (docs/streams.md tells every way a stream ends on each):
 
-- ``TransportSink``: the socket layer (``front.py``) holds the connection. The fan-out writes
+- ``TransportSink``: the socket layer (``socket_layer.py``) holds the connection. The fan-out writes
   each event's bytes, framed once as an HTTP chunk, straight to the transport: no task to
   wake, no framework between the hub and the socket (the fan-out benchmark's bound,
   BENCHMARKS.md). asyncio "pauses" a transport that stops draining; events written while
@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..events import LAST_CHUNK, Event, chunk
+from .frames import LAST_CHUNK, Event, chunk
 
 if TYPE_CHECKING:
     from asyncio import Transport

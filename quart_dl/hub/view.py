@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import PROTOCOL_VERSION, frame
 from ..status import InstanceStatus
 from ..torrents import ChangeSet, Record
+from .frames import PROTOCOL_VERSION, frame
 
 
 class PublishedView:

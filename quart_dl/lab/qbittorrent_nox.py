@@ -17,7 +17,7 @@ touches the network or the user's own qBittorrent:
 It is synchronous and depends on nothing else in ``quart_dl``: tests, the e2e suite, the
 Home Assistant tests and ``quart-dl demo`` all use it as is. Its errors derive from
 :class:`DaemonError`, which has nothing to do with the service's
-:class:`quart_dl.qbt_client.QbtError` (a failed call to a qBittorrent the service follows).
+:class:`quart_dl.qbittorrent.client.QbtError` (a failed call to a qBittorrent the service follows).
 """
 
 from __future__ import annotations

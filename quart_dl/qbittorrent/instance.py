@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from ..hub import Hub
 from ..metrics import Metrics
-from ..poller import Poller
 from ..settings import Secret, Settings
 from ..status import InstanceStatus
-from ..store import Store
+from ..store.store import Store
 from ..torrents import TorrentTable
+from .poller import Poller
 from .session import QbtSession, Session
 
 #: The id of the instance the flat ``qbt_*`` settings describe.

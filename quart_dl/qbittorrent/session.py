@@ -1,6 +1,6 @@
 """One ordered qBittorrent Web API session, as async calls.
 
-``QbtClient`` (``qbt_client.py``) is synchronous, as qbittorrent-api is; ``QbtSession`` runs
+``QbtClient`` (``client.py``) is synchronous, as qbittorrent-api is; ``QbtSession`` runs
 its calls on one worker thread of its own, in the order they were asked for. That order is
 the point: ``sync/maindata``'s ``rid`` is per Web UI session, and two callers sharing a
 session cookie out of order spoil each other's rid (DESIGN.md). The poller and, later,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..qbt_client import QbtClient, WorkerThread
+from .client import QbtClient, WorkerThread
 
 
 class Session(Protocol):

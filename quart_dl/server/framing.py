@@ -1,6 +1,6 @@
 """Where each request on a connection ends, and which request heads are refused for it.
 
-Why it exists: the socket layer (``front.py``) passes a connection's bytes to Hypercorn one
+Why it exists: the socket layer (``socket_layer.py``) passes a connection's bytes to Hypercorn one
 request at a time, so it must know where every request ends, exactly as h11 (Hypercorn's
 parser) will see it. A request whose length two parsers could read differently is the
 request-smuggling vector of RFC 9112 §6.1 and §11.2: a proxy in front that frames by

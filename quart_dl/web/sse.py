@@ -8,7 +8,7 @@ stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
 Two ways to carry a stream, one set of rules. The routes below decide everything (auth,
 CORS, caps, validation, 404/503: the app's hooks run as for any request). Then:
 
-- on a fresh connection of the real server, the socket layer (``front.py``) put a
+- on a fresh connection of the real server, the socket layer (``socket_layer.py``) put a
   ``Takeover`` in the request's ASGI extensions: the route leaves a ``StreamPlan`` there and
   answers an empty 200, and the socket layer writes the head and opening itself and hands the
   transport to the hub (a ``TransportSink``), which writes every later event straight to it
@@ -30,18 +30,18 @@ from typing import TYPE_CHECKING, TypedDict
 from quart import Blueprint, Response, request
 from quart_schema import document_response, validate_querystring
 
+from ..hub import CLIENT_CLOSED, Hub, QueueSink, Sink, TransportSink
+from ..hub.frames import retry_frame
+from ..torrents import HASH_RE
 from .errors import api_error
-from .events import retry_frame
-from .hub import CLIENT_CLOSED, Hub, QueueSink, Sink, TransportSink
 from .limits import Ticket, admit_stream
 from .openapi import ErrorBody, StreamQuery
 from .runtime import runtime
-from .torrents import HASH_RE
 
 if TYPE_CHECKING:
     from asyncio import Transport
 
-log = logging.getLogger("quart_dl.sse")
+log = logging.getLogger("quart_dl.web.sse")
 
 bp = Blueprint("sse", __name__)
 
@@ -170,7 +170,7 @@ class StreamPlan:
 
 
 class Takeover:
-    """Where a route leaves its ``StreamPlan`` for the socket layer (``front.py``)."""
+    """Where a route leaves its ``StreamPlan`` for the socket layer (``socket_layer.py``)."""
 
     __slots__ = ("plan",)
 

@@ -12,10 +12,12 @@ from typing import Any
 from quart import Blueprint, Response, jsonify
 from quart_schema import document_response, validate_querystring
 
-from . import __version__
+from .. import __version__
+from ..hub.frames import PROTOCOL_VERSION
+from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..store.store import DB_ERRORS
+from ..torrents import HASH_RE
 from .errors import api_error
-from .events import PROTOCOL_VERSION
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import (
     ErrorBody,
     Health,
@@ -27,8 +29,6 @@ from .openapi import (
     TorrentsQuery,
 )
 from .runtime import runtime
-from .store import DB_ERRORS
-from .torrents import HASH_RE
 
 bp = Blueprint("api", __name__)
 

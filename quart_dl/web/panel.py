@@ -20,11 +20,11 @@ bp = Blueprint("panel", __name__)
 
 def panel_dir() -> Path:
     """The installed panel, or the source tree's when running from a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "panel", here.parent / "panel"):
+    package = Path(__file__).resolve().parent.parent  # quart_dl/
+    for candidate in (package / "panel", package.parent / "panel"):
         if (candidate / "index.html").is_file():
             return candidate
-    return here / "panel"
+    return package / "panel"
 
 
 @bp.get("/")

@@ -1,4 +1,4 @@
-"""quart_dl.qbt_client against a real qbittorrent-nox: what the poller relies on.
+"""quart_dl.qbittorrent.client against a real qbittorrent-nox: what the poller relies on.
 
 The client is the only module that talks to qBittorrent, so its error classes are the
 poller's whole view of the world: ``AuthFailed`` (back off long: failed logins get an
@@ -19,7 +19,7 @@ from typing import ClassVar
 import pytest
 
 from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
-from quart_dl.qbt_client import AuthFailed, QbtClient, Unreachable, WorkerThread
+from quart_dl.qbittorrent.client import AuthFailed, QbtClient, Unreachable, WorkerThread
 
 
 @pytest.fixture(scope="module")

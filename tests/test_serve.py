@@ -1,4 +1,4 @@
-"""quart_dl.server: Hypercorn from code, as it runs in production.
+"""quart_dl.server.serve: Hypercorn from code, as it runs in production.
 
 Two ways a stream ends that only a real server shows: a client that stops reading is dropped
 once its queue overflows (even while its send is blocked), and SIGTERM with streams open
@@ -18,16 +18,16 @@ from typing import Any
 
 from quart import Quart
 
-from quart_dl.app import create_app
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for, wait_for_async
 from quart_dl.qbittorrent.session import QbtSession
-from quart_dl.runtime import runtime
-from quart_dl.server import hypercorn_config, serve
+from quart_dl.server.serve import hypercorn_config, serve
 from quart_dl.settings import Settings
+from quart_dl.web.app import create_app
+from quart_dl.web.runtime import runtime
 
 
 class FloodingFakeClient:

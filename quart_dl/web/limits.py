@@ -23,14 +23,14 @@ from collections import Counter
 
 from quart import Quart, Response, current_app, request
 
+from ..settings import Settings
 from .errors import api_error
-from .settings import Settings
 
-log = logging.getLogger("quart_dl.limits")
+log = logging.getLogger("quart_dl.web.limits")
 
 #: Seconds a refused client is asked to wait.
 RETRY_AFTER = 5
-#: Request line and headers, in bytes (also Hypercorn's h11/h2 limits, see server.py).
+#: Request line and headers, in bytes (also Hypercorn's h11/h2 limits, see server/serve.py).
 MAX_HEADER_BYTES = 16 * 1024
 #: Connections an address may have open beyond its streams, by default: the panel's and
 #: Home Assistant's REST requests (a browser opens at most 6 connections per host).
@@ -38,7 +38,7 @@ SPARE_CONNECTIONS = 64
 
 
 def connection_cap(settings: Settings) -> int:
-    """Open connections allowed per client key (streams included; socket layer, front.py).
+    """Open connections allowed per client key (streams included; socket layer, socket_layer.py).
 
     By default it follows ``max_streams_per_client``, so that raising the stream cap (a
     proxy in front, the many-streams tests and benchmarks from 127.0.0.1) never makes the
@@ -121,7 +121,7 @@ def install_limits(app: Quart, settings: Settings) -> StreamLimits:
     """Attach the stream caps to ``app`` (read by the SSE routes through ``stream_limits``),
     and the cap on request headers."""
     limits = StreamLimits(settings.max_streams_per_client, settings.max_streams)
-    app.extensions["quart_dl.limits"] = limits
+    app.extensions["quart_dl.web.limits"] = limits
 
     @app.before_request
     async def cap_headers() -> Response | None:
@@ -139,7 +139,7 @@ def install_limits(app: Quart, settings: Settings) -> StreamLimits:
 
 def stream_limits() -> StreamLimits:
     """The current app's stream caps."""
-    limits = current_app.extensions["quart_dl.limits"]
+    limits = current_app.extensions["quart_dl.web.limits"]
     assert isinstance(limits, StreamLimits)
     return limits
 

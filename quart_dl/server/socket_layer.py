@@ -48,14 +48,14 @@ from hypercorn.config import Config
 from hypercorn.events import Event, Updated
 from hypercorn.typing import AppWrapper
 
+from ..hub import CLIENT_CLOSED, TransportSink
+from ..hub.frames import chunk
+from ..metrics import Metrics
+from ..web.limits import MAX_HEADER_BYTES, RETRY_AFTER, client_key
+from ..web.sse import TAKEOVER, StreamPlan, Takeover
 from . import framing
-from .events import chunk
-from .hub import CLIENT_CLOSED, TransportSink
-from .limits import MAX_HEADER_BYTES, RETRY_AFTER, client_key
-from .metrics import Metrics
-from .sse import TAKEOVER, StreamPlan, Takeover
 
-log = logging.getLogger("quart_dl.front")
+log = logging.getLogger("quart_dl.server.socket_layer")
 
 #: Stream requests running the app at once. A reconnect storm of thousands would otherwise
 #: run thousands of requests side by side on one loop: no faster, but each holds its

@@ -23,11 +23,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
+from ..record import FIELDS, fields_of_type
+from ..torrents import ChangeSet, Record
 from .models import InstanceRow, Torrent, TorrentSample, TransferSample
-from .record import FIELDS, fields_of_type
-from .torrents import ChangeSet, Record
 
-log = logging.getLogger("quart_dl.store")
+log = logging.getLogger("quart_dl.store.store")
 
 #: The record's fields beside its key, in record order: the torrent row's columns.
 _RECORD_FIELDS = tuple(f for f in FIELDS if f != "hash")
@@ -68,7 +68,7 @@ async def open_database(url: str) -> None:
     """Connect and create the schema if it is missing (safe on an existing database)."""
     await Tortoise.init(
         db_url=tortoise_url(url),
-        modules={"models": ["quart_dl.models"]},
+        modules={"models": ["quart_dl.store.models"]},
         _enable_global_fallback=True,
     )
     await Tortoise.generate_schemas(safe=True)

@@ -14,7 +14,7 @@ from quart import Quart, Response, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
-log = logging.getLogger("quart_dl.errors")
+log = logging.getLogger("quart_dl.web.errors")
 
 
 def api_error(status: int, code: str, message: str, field: str | None = None) -> Response:

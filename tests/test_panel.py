@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fakes import RunningApp, running_app
 
-from quart_dl.web import panel_dir
+from quart_dl.web.panel import panel_dir
 
 FRAME_ANCESTORS = "'self' https://ha.lan:8123"
 REPO = Path(__file__).resolve().parent.parent

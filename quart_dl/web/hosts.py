@@ -30,7 +30,7 @@ Hypercorn and this project's socket layer both pass on as the scope's ``path``) 
 to the origin form before routing, and its authority is checked as well as the ``Host``
 header: RFC 9112 makes the target's authority the one that counts, and checking both means
 neither can smuggle a name past the other. Every request, streams included, runs through the
-app once (``front.py`` runs stream requests through it before taking the socket over), so
+app once (``socket_layer.py`` runs stream requests through it before taking the socket over), so
 the wrapper and one ``before_request`` hook cover both carriers.
 """
 
@@ -44,9 +44,9 @@ from urllib.parse import unquote, urlsplit
 
 from quart import Quart, Response, jsonify, request
 
-from .settings import Settings
+from ..settings import Settings
 
-log = logging.getLogger("quart_dl.hosts")
+log = logging.getLogger("quart_dl.web.hosts")
 
 #: The scope key holding an absolute-form target's authority (after the rewrite).
 TARGET_AUTHORITY = "quart_dl.target_authority"
@@ -161,7 +161,7 @@ def _origin_form(app: Any) -> Any:
 def install_hosts(app: Quart, settings: Settings) -> None:
     """Refuse requests for host names that are not this server's (install before auth)."""
     policy = HostPolicy(settings.allowed_hosts, bool(settings.access_token))
-    app.extensions["quart_dl.hosts"] = policy
+    app.extensions["quart_dl.web.hosts"] = policy
     app.asgi_app = _origin_form(app.asgi_app)  # type: ignore[method-assign]
     logged: set[str] = set()
 

@@ -1,9 +1,9 @@
-"""Running the app under Hypercorn from code, behind the socket layer (``front.py``).
+"""Running the app under Hypercorn from code, behind the socket layer (``socket_layer.py``).
 
 From code rather than the ``hypercorn`` command, so that: the listen backlog is large enough
 for a reconnect storm (Hypercorn's default of 100 refuses thousands of clients reconnecting at
 once); no read timeout is set (it would cut live streams, whose clients never send); event
-streams are held by ``front.py`` rather than by Hypercorn (it accepts every connection and
+streams are held by ``socket_layer.py`` rather than by Hypercorn (it accepts every connection and
 hands all but stream requests to Hypercorn's own connection handler); and on SIGTERM/SIGINT
 every stream is ended *before* the graceful shutdown starts waiting for connections, so
 shutdown takes milliseconds instead of the graceful timeout.
@@ -23,12 +23,12 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from quart import Quart
 
-from .app import create_app
-from .auth import open_bind_warning
-from .front import FrontDoor
-from .limits import MAX_HEADER_BYTES, connection_cap
-from .runtime import runtime
-from .settings import Settings
+from ..settings import Settings
+from ..web.app import create_app
+from ..web.auth import open_bind_warning
+from ..web.limits import MAX_HEADER_BYTES, connection_cap
+from ..web.runtime import runtime
+from .socket_layer import FrontDoor
 
 log = logging.getLogger("quart_dl")
 

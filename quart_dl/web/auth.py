@@ -46,11 +46,11 @@ from urllib.parse import quote, urlencode
 from quart import Quart, Response, g, request
 from quart.typing import ResponseTypes
 
+from ..settings import Settings
 from .errors import api_error
 from .limits import client_key
-from .settings import Settings
 
-log = logging.getLogger("quart_dl.auth")
+log = logging.getLogger("quart_dl.web.auth")
 
 SESSION_COOKIE = "quart_dl_session"
 COOKIE_MAX_AGE = 90 * 24 * 3600
@@ -146,7 +146,7 @@ def install_auth(app: Quart, settings: Settings) -> None:
     gate = Gate(settings.access_token.reveal())
     limiter = FailureLimiter()
     trusted_origins = frozenset(o.lower() for o in settings.cors_origins)
-    app.extensions["quart_dl.auth"] = limiter
+    app.extensions["quart_dl.web.auth"] = limiter
 
     @app.before_request
     async def require_token() -> Response | None:
@@ -176,7 +176,7 @@ def install_auth(app: Quart, settings: Settings) -> None:
                 log.warning("wrong access token from %s on %s (%s)", address, request.path, source)
             return _unauthorized(api, "the access token is not valid")
         if source != BEARER:
-            g.quart_dl_token_in_url = True  # web.py: a page only the token's holder can frame
+            g.quart_dl_token_in_url = True  # panel.py: a page only the token's holder can frame
             if not api and _top_level_navigation():
                 return _signed_in_redirect(gate)
         return None

@@ -20,15 +20,15 @@ import random
 import time
 from collections.abc import Callable
 
-from .hub import Hub
-from .metrics import Metrics
-from .qbittorrent.session import Session
-from .qbt_client import AuthFailed, QbtError
-from .status import InstanceStatus
-from .store import Store
-from .torrents import TorrentTable
+from ..hub import Hub
+from ..metrics import Metrics
+from ..status import InstanceStatus
+from ..store.store import Store
+from ..torrents import TorrentTable
+from .client import AuthFailed, QbtError
+from .session import Session
 
-log = logging.getLogger("quart_dl.poller")
+log = logging.getLogger("quart_dl.qbittorrent.poller")
 
 UNREACHABLE_BASE = 1.0
 UNREACHABLE_CAP = 30.0

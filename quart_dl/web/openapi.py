@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from quart import Quart
 from quart_schema import OpenAPIProvider, QuartSchema
 
-from . import __version__
-from .record import FIELDS
-from .record import TorrentRecord as TorrentRecord  # documented as it is declared: one source
-from .torrents import HASH_RE, PHASES
+from .. import __version__
+from ..record import FIELDS
+from ..record import TorrentRecord as TorrentRecord  # documented as it is declared: one source
+from ..torrents import HASH_RE, PHASES
 
 #: The paths whose 200 answer is not JSON: their content type in the description.
 _NOT_JSON = {

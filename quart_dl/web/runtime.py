@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from quart import Quart, current_app
 
-from .hub import Hub
-from .metrics import Metrics
-from .qbittorrent.instance import DEFAULT_ID, Instance
-from .settings import Settings
+from ..hub import Hub
+from ..metrics import Metrics
+from ..qbittorrent.instance import DEFAULT_ID, Instance
+from ..settings import Settings
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""quart_dl.front: streams held by the socket layer, every other connection handed to Hypercorn.
+"""quart_dl.server.socket_layer: streams held by the socket layer, every other connection handed to Hypercorn.
 
 Each test runs the real server (``server.serve``: the socket layer, Hypercorn, the whole app)
 in this event loop and talks to it over raw sockets, so that what is on the wire is checked
@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from quart_dl import front
-from quart_dl.app import create_app
 from quart_dl.hub import SERVER_SHUTDOWN, Hub, TransportSink
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.runtime import runtime
-from quart_dl.server import serve
+from quart_dl.server import socket_layer
+from quart_dl.server.serve import serve
 from quart_dl.settings import Secret, Settings
 from quart_dl.torrents import ChangeSet
+from quart_dl.web.app import create_app
+from quart_dl.web.runtime import runtime
 
 HASH = "a" * 40
 
@@ -295,7 +295,7 @@ async def test_heartbeat_is_written_to_an_idle_held_stream(tmp_path: Path) -> No
 
 
 def stream_limits_open(app: Quart) -> int:
-    return int(app.extensions["quart_dl.limits"].open_total)
+    return int(app.extensions["quart_dl.web.limits"].open_total)
 
 
 def port_open(port: int) -> bool:
@@ -308,7 +308,7 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
 ) -> None:
     # Without the cap, 5,000 streams connecting at once kept 18.5 KB of RSS each (the burst's
     # working memory); with it, 6.2 KB (BENCHMARKS.md run 4).
-    monkeypatch.setattr(front, "APP_SLOTS", 8)
+    monkeypatch.setattr(socket_layer, "APP_SLOTS", 8)
     settings = settings_for(tmp_path)
     running = peak = 0
     async with serving(settings) as app:
@@ -553,7 +553,7 @@ async def test_hypercorns_writer_writes_nothing_once_the_connection_is_lost(
     transport, protocol = await loop.connect_accepted_socket(
         lambda: asyncio.StreamReaderProtocol(reader), ours
     )
-    writer = front._Writer(transport, protocol, reader, loop)
+    writer = socket_layer._Writer(transport, protocol, reader, loop)
     theirs.close()
     transport.abort()
     for _ in range(20):
@@ -629,15 +629,15 @@ async def test_regression_an_app_error_on_a_stream_request_is_a_json_500_and_giv
 async def test_a_client_that_leaves_while_waiting_for_an_app_slot_costs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(front, "APP_SLOTS", 1)
-    protocols: list[front.FrontProtocol] = []
-    make_protocol = front.FrontDoor.protocol
+    monkeypatch.setattr(socket_layer, "APP_SLOTS", 1)
+    protocols: list[socket_layer.FrontProtocol] = []
+    make_protocol = socket_layer.FrontDoor.protocol
 
-    def recording(door: front.FrontDoor) -> front.FrontProtocol:
+    def recording(door: socket_layer.FrontDoor) -> socket_layer.FrontProtocol:
         protocols.append(make_protocol(door))
         return protocols[-1]
 
-    monkeypatch.setattr(front.FrontDoor, "protocol", recording)
+    monkeypatch.setattr(socket_layer.FrontDoor, "protocol", recording)
     settings = settings_for(tmp_path)
     calls = 0
     release = asyncio.Event()

@@ -11,23 +11,23 @@ import logging
 
 from quart import Quart
 
+from ..hub import Hub
+from ..metrics import Metrics
+from ..qbittorrent.instance import Instance, InstanceSettings
+from ..qbittorrent.session import Session
+from ..settings import Settings
+from ..store.store import close_database, open_database
 from .api import bp as api_bp
 from .auth import install_auth
 from .cors import install_cors
 from .errors import install_error_handlers
 from .hosts import install_hosts
-from .hub import Hub
 from .limits import install_limits
-from .metrics import Metrics
 from .openapi import install_openapi
-from .qbittorrent.instance import Instance, InstanceSettings
-from .qbittorrent.session import Session
+from .panel import bp as panel_bp
+from .panel import install_headers
 from .runtime import Runtime, runtime
-from .settings import Settings
 from .sse import bp as sse_bp
-from .store import close_database, open_database
-from .web import bp as panel_bp
-from .web import install_headers
 
 log = logging.getLogger("quart_dl")
 

@@ -21,7 +21,7 @@ import requests
 
 T = TypeVar("T")
 
-log = logging.getLogger("quart_dl.qbt_client")
+log = logging.getLogger("quart_dl.qbittorrent.client")
 
 
 class QbtError(Exception):

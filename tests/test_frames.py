@@ -7,7 +7,7 @@ import json
 import pytest
 from fakes import H1, H2, parse_frames
 
-from quart_dl.events import (
+from quart_dl.hub.frames import (
     HEARTBEAT_COMMENT,
     Event,
     dumps,
