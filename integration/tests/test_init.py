@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components import frontend
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
@@ -17,10 +20,10 @@ from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.api import QuartDlClient, QuartDlResponseError
-from custom_components.quart_dl.const import STREAM_READ_MARGIN
+from custom_components.quart_dl.const import DOMAIN, STREAM_READ_MARGIN
 from custom_components.quart_dl.panel import panel_url_path
 
-from .conftest import mock_entry, setup_entry
+from .conftest import make_server, mock_entry, setup_entry
 from .helpers import entity_id
 
 
@@ -97,6 +100,102 @@ async def test_unreachable_server_retries_setup(hass: HomeAssistant) -> None:
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert panel_url_path(entry) not in hass.data.get(frontend.DATA_PANELS, {})
+
+
+async def test_regression_unreachable_retry_reason_is_translated_text(
+    hass: HomeAssistant,
+) -> None:
+    """Regression: the retry reason of an unreachable server was aiohttp's repr
+    (``/api/status: ClientConnectorError(ConnectionKey(host='127.0.0.1', ...))``). Now it
+    is the translated message, with the URL and a short reason, and the UI gets its key."""
+    url = f"http://127.0.0.1:{free_port()}"
+    entry = mock_entry(url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    # Home Assistant drops the final period of an exception message.
+    assert entry.reason == f"Cannot reach the quart-dl server at {url}: connection refused"
+    assert entry.error_reason_translation_key == "cannot_connect"
+    assert entry.error_reason_translation_placeholders == {
+        "url": url,
+        "reason": "connection refused",
+    }
+
+
+def _reauth_flows(hass: HomeAssistant) -> list[dict[str, Any]]:
+    return [
+        dict(flow)
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+def _host_not_allowed(url: str, host: str) -> str:
+    return (
+        f"The quart-dl server at {url} does not answer to the host name {host}. Add {host}"
+        " to its allowed_hosts setting (--allowed-hosts or QUART_DL_ALLOWED_HOSTS), or set"
+        " an access token on the server and in this entry (Reconfigure)"
+    )
+
+
+async def test_regression_refused_host_name_retries_setup_without_reauth(
+    hass: HomeAssistant, named_host: str, server: ServerProcess
+) -> None:
+    """Regression: an entry whose host name the server refuses (403 host_not_allowed)
+    started a reauth flow asking for a token. Now setup is retried, with a reason that
+    names the host and the server's setting."""
+    url = f"http://{named_host}:{server.port}"
+    entry = mock_entry(url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason == _host_not_allowed(url, named_host)
+    assert entry.error_reason_translation_key == "host_not_allowed"
+    assert _reauth_flows(hass) == []
+
+
+async def test_regression_server_refusing_host_name_at_runtime(
+    hass: HomeAssistant, named_host: str, qbt_pair: TransferPair, tmp_path: Path
+) -> None:
+    """The server is restarted without our host name in ``allowed_hosts``: entities go
+    unavailable with the translated reason, no reauth flow starts; once the name is
+    allowed again the stream comes back by itself."""
+    allowed = make_server(tmp_path / "server", qbt_pair, allowed_hosts=named_host)
+    await hass.async_add_executor_job(allowed.start)
+    current = allowed
+    try:
+        url = f"http://{named_host}:{allowed.port}"
+        entry = await setup_entry(hass, url)
+        coordinator = entry.runtime_data.coordinator
+        total = entity_id(hass, entry.entry_id, "sensor", "total")
+
+        await hass.async_add_executor_job(allowed.stop)
+        current = make_server(allowed.root, qbt_pair, port=allowed.port)
+        await hass.async_add_executor_job(current.start)
+        await wait_for_async(
+            lambda: hass.states.get(total).state == STATE_UNAVAILABLE, 20, "unavailable"
+        )
+        await wait_for_async(
+            lambda: isinstance(coordinator.last_exception, UpdateFailed)
+            and coordinator.last_exception.translation_key == "host_not_allowed",
+            20,
+            "the poll to name the refused host",
+        )
+        assert str(coordinator.last_exception) == _host_not_allowed(url, named_host)
+        assert _reauth_flows(hass) == []
+        assert entry.state is ConfigEntryState.LOADED
+
+        await hass.async_add_executor_job(current.stop)
+        current = make_server(allowed.root, qbt_pair, port=allowed.port, allowed_hosts=named_host)
+        await hass.async_add_executor_job(current.start)
+        await wait_for_async(lambda: coordinator.stream.connected, 90, "the stream back")
+        await wait_for_async(
+            lambda: hass.states.get(total).state != STATE_UNAVAILABLE, 20, "available again"
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(current.stop)
 
 
 async def test_polls_rest_while_the_stream_is_down(
