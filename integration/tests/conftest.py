@@ -14,12 +14,12 @@ from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-import pytest_socket
+import pytest_socket  # type: ignore[import-untyped]
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import DATA_CONNECTOR
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
@@ -181,7 +181,7 @@ def mock_entry(url: str, **kwargs: object) -> MockConfigEntry:
         title=entry_title(base_url),
         unique_id=base_url,
         data={CONF_URL: base_url},
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

@@ -26,6 +26,13 @@ from custom_components.quart_dl.const import DOMAIN
 from custom_components.quart_dl.sse import SseParser
 
 
+def state_of(hass: HomeAssistant, entity: str) -> State:
+    """The current state of ``entity``, which must exist."""
+    found = hass.states.get(entity)
+    assert found is not None, f"no state for {entity}"
+    return found
+
+
 def entity_id(hass: HomeAssistant, entry_id: str, platform: str, key: str) -> str:
     """The entity id of one of our entities, found by its unique id."""
     found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry_id}_{key}")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from homeassistant.components import frontend
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
@@ -59,7 +59,9 @@ async def answering_server() -> AsyncIterator[Callable[[int], Awaitable[str]]]:
         await runner.cleanup()
 
 
-async def _start_user_flow(hass: HomeAssistant, user_input: dict[str, str]) -> dict:
+async def _start_user_flow(
+    hass: HomeAssistant, user_input: dict[str, str]
+) -> ConfigFlowResult:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
@@ -289,4 +291,8 @@ async def test_reauth_on_a_refused_host_name(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "host_not_allowed"}
-    assert result["description_placeholders"]["host"] == named_host
+    assert result["description_placeholders"] == {
+        "name": named.title,
+        "url": named.data[CONF_URL],
+        "host": named_host,
+    }
