@@ -132,9 +132,9 @@ def connection_reason(err: BaseException) -> str:
         return "too many redirects"
     if isinstance(err, aiohttp.InvalidURL):
         return "invalid address"
-    cause: BaseException | None = err
     if isinstance(err, aiohttp.ClientConnectorDNSError):
         return "host name not found"
+    cause: BaseException | None = err
     if isinstance(err, aiohttp.ClientConnectorError):
         cause = err.os_error
     if isinstance(cause, socket.gaierror):
