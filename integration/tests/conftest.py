@@ -11,13 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
-import pytest_socket
+import pytest_socket  # type: ignore[import-untyped]
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_URL
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.helpers.aiohttp_client import DATA_CONNECTOR
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
@@ -30,7 +32,7 @@ from custom_components.quart_dl.api import normalize_url
 from custom_components.quart_dl.config_flow import entry_title
 from custom_components.quart_dl.const import DOMAIN
 
-from .helpers import TcpProxy
+from .helpers import FakeHostsResolver, TcpProxy
 
 #: Server timings for the tests: a 1 s heartbeat, and a poll every 0.5 s busy or idle, so
 #: that a change in qBittorrent is published within ~0.5 s. The 300 ms retry hint makes a
@@ -75,13 +77,29 @@ def seeding_hash(qbt_pair: TransferPair) -> str:
 TOKEN = "integration-test-token-0123456789"
 
 
+#: A host name that resolves to 127.0.0.1 in the tests (see ``named_host``) and that a
+#: quart-dl server without a token does not answer to unless it is in ``allowed_hosts``:
+#: dotted, not ``localhost``, not ``.local`` (``.test`` is reserved for tests, RFC 6761).
+TEST_HOST = "quart-dl.test"
+
+
 def make_server(
-    root: Path, pair: TransferPair, port: int = 0, token: str | None = None
+    root: Path,
+    pair: TransferPair,
+    port: int = 0,
+    token: str | None = None,
+    allowed_hosts: str | None = None,
 ) -> ServerProcess:
     """A quart-dl server process following the pair's leecher (not started).
 
-    With ``token`` the server requires it (given through the environment, never argv).
+    With ``token`` the server requires it (given through the environment, never argv);
+    ``allowed_hosts`` is its setting of that name (comma-separated host names).
     """
+    env: dict[str, str] = {}
+    if token:
+        env["QUART_DL_ACCESS_TOKEN"] = token
+    if allowed_hosts is not None:
+        env["QUART_DL_ALLOWED_HOSTS"] = allowed_hosts
     return ServerProcess(
         root,
         qbt_url=pair.leecher.url,
@@ -91,7 +109,7 @@ def make_server(
         poll_interval=0.5,
         port=port,
         extra_args=SERVER_ARGS,
-        env={"QUART_DL_ACCESS_TOKEN": token} if token else None,
+        env=env or None,
     )
 
 
@@ -116,6 +134,21 @@ def auth_server(qbt_pair: TransferPair, tmp_path: Path) -> Iterator[ServerProces
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def named_host(hass: HomeAssistant) -> Iterator[str]:
+    """:data:`TEST_HOST`, resolving to 127.0.0.1 for Home Assistant's shared session.
+
+    Must be set up before anything in the test asks for that session: the resolver is
+    fixed when the connector is made.
+    """
+    assert not hass.data.get(DATA_CONNECTOR), "the shared session exists already"
+    resolver = FakeHostsResolver({TEST_HOST: "127.0.0.1"})
+    with patch(
+        "homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver
+    ):
+        yield TEST_HOST
 
 
 def wait_for_sync_connected(process: ServerProcess, timeout: float = 20.0) -> None:
@@ -148,7 +181,7 @@ def mock_entry(url: str, **kwargs: object) -> MockConfigEntry:
         title=entry_title(base_url),
         unique_id=base_url,
         data={CONF_URL: base_url},
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
@@ -22,6 +24,13 @@ from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.const import DOMAIN
 from custom_components.quart_dl.sse import SseParser
+
+
+def state_of(hass: HomeAssistant, entity: str) -> State:
+    """The current state of ``entity``, which must exist."""
+    found = hass.states.get(entity)
+    assert found is not None, f"no state for {entity}"
+    return found
 
 
 def entity_id(hass: HomeAssistant, entry_id: str, platform: str, key: str) -> str:
@@ -209,3 +218,48 @@ class StreamTap:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+
+class FakeHostsResolver(AbstractResolver):
+    """A fake DNS for aiohttp: a few names answer with fixed addresses, like /etc/hosts.
+
+    The host-name tests need a name that resolves to loopback but that quart-dl does not
+    answer to (a dotted name, not ``localhost``, not ``.local``). This machine has none:
+    ``/etc/hosts`` holds only dotless names and ``localhost``, ``socket.getfqdn()`` is
+    ``localhost``. Editing ``/etc/hosts`` would change the machine for everyone, so only
+    the name look-up is faked: Home Assistant still connects by the name in the URL and
+    sends it as ``Host``, and the real server refuses it. Home Assistant's test harness
+    already swaps its resolver (``_async_make_resolver``) for aiohttp's, so this replaces a
+    stand-in, not Home Assistant's own code. Every other name goes to the system resolver.
+    """
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        """Answer ``names`` (name → IPv4 address) ourselves."""
+        self._names = dict(names)
+        # Made on first use: aiohttp's resolvers need a running event loop.
+        self._system: aiohttp.ThreadedResolver | None = None
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The fixed address for one of our names, else the system's answer."""
+        address = self._names.get(host.lower().rstrip("."))
+        if address is None:
+            if self._system is None:
+                self._system = aiohttp.ThreadedResolver()
+            return await self._system.resolve(host, port, family)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        """Close the system resolver."""
+        if self._system is not None:
+            await self._system.close()

@@ -1,8 +1,9 @@
-"""The client's stream reading: timeouts and big lines, over real loopback HTTP.
+"""The client over real loopback HTTP: stream timeouts and big lines, and its errors.
 
 Two regressions are pinned here, each with a control that shows the failure it prevents:
 Home Assistant's shared session has a 300 s *total* timeout that would cut a stream, and
-aiohttp's line iterator fails on lines over ~128 KiB.
+aiohttp's line iterator fails on lines over ~128 KiB. Then the errors: a server refusing the
+host name is not a refused token, and an unreachable server is said so in a few words.
 """
 
 from __future__ import annotations
@@ -10,19 +11,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import TransferPair
 
 from custom_components.quart_dl.api import (
+    QuartDlAuthError,
     QuartDlClient,
     QuartDlConnectionError,
+    QuartDlHostNotAllowedError,
     QuartDlResponseError,
     normalize_url,
 )
 from custom_components.quart_dl.sse import SseParser
+
+from .conftest import TEST_HOST, make_server
+from .helpers import FakeHostsResolver
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -161,9 +170,10 @@ async def test_silent_stream_times_out(
     first = await anext(events)
     assert first.event == "status"
     started = time.monotonic()
-    with pytest.raises(QuartDlConnectionError):
+    with pytest.raises(QuartDlConnectionError) as failed:
         await anext(events)
     assert 0.4 < time.monotonic() - started < 5
+    assert failed.value.reason == "timed out"
 
 
 async def test_not_an_event_stream(session: aiohttp.ClientSession) -> None:
@@ -200,3 +210,87 @@ def test_normalize_url_refuses(raw: str) -> None:
     """Anything but an absolute http(s) URL is refused."""
     with pytest.raises(ValueError, match="URL"):
         normalize_url(raw)
+
+
+@pytest.fixture
+async def named_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A session that resolves :data:`TEST_HOST` to 127.0.0.1 (see ``FakeHostsResolver``)."""
+    connector = aiohttp.TCPConnector(resolver=FakeHostsResolver({TEST_HOST: "127.0.0.1"}))
+    async with aiohttp.ClientSession(connector=connector) as client:
+        yield client
+
+
+async def test_regression_host_refusal_is_not_an_auth_error(
+    named_session: aiohttp.ClientSession, server: ServerProcess
+) -> None:
+    """Regression: a server without a token refuses a host name outside its
+    ``allowed_hosts`` with 403; that was a "wrong token" error. It is its own error now,
+    naming the host, on REST and on the stream; by IP address the same server answers."""
+    by_name = QuartDlClient(named_session, f"http://{TEST_HOST}:{server.port}")
+    with pytest.raises(QuartDlHostNotAllowedError) as refused:
+        await by_name.status()
+    assert refused.value.host == TEST_HOST
+    assert not isinstance(refused.value, QuartDlAuthError)
+    with pytest.raises(QuartDlHostNotAllowedError):
+        await anext(by_name.events(last_event_id=None, read_timeout=5, parser=SseParser()))
+
+    by_address = QuartDlClient(named_session, normalize_url(server.url))
+    assert (await by_address.status())["protocol"] == 1
+
+
+async def test_control_allowed_host_name_is_answered(
+    named_session: aiohttp.ClientSession, qbt_pair: TransferPair, tmp_path: Path
+) -> None:
+    """Control: with the name in ``allowed_hosts``, the same request by name gets in (the
+    fake resolver really leads to the server, and the setting is what decides)."""
+    process = make_server(tmp_path / "server", qbt_pair, allowed_hosts=TEST_HOST)
+    process.start()
+    try:
+        client = QuartDlClient(named_session, f"http://{TEST_HOST}:{process.port}")
+        assert (await client.status())["protocol"] == 1
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/html", b"<html><body>403 Forbidden (nginx)</body></html>"),
+        ("application/json", b'{"error": "forbidden"}'),
+        ("application/json", b'["host_not_allowed"]'),
+        ("application/json", b'{"error": "host_not_allowed"'),
+        ("application/json", b""),
+        ("application/json", b'{"error": "host_not_allowed", "pad": "' + b"x" * 20000 + b'"}'),
+    ],
+    ids=["proxy-html", "other-error", "not-an-object", "cut-json", "empty", "too-big"],
+)
+async def test_other_403_is_an_auth_error(
+    session: aiohttp.ClientSession, content_type: str, body: bytes
+) -> None:
+    """Any 403 but quart-dl's exact JSON host error (a proxy's HTML page, another error,
+    broken or oversized JSON) stays a refused token; reading its body never fails."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=403, body=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_get("/api/status", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        client = QuartDlClient(session, f"http://127.0.0.1:{runner.addresses[0][1]}")
+        with pytest.raises(QuartDlAuthError):
+            await client.status()
+    finally:
+        await runner.cleanup()
+
+
+async def test_regression_unreachable_reason_is_short(session: aiohttp.ClientSession) -> None:
+    """Regression: the error of an unreachable server carried aiohttp's repr
+    (``ClientConnectorError(ConnectionKey(...))``), which reached the UI. Now a phrase."""
+    client = QuartDlClient(session, f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(QuartDlConnectionError) as failed:
+        await client.status()
+    assert failed.value.reason == "connection refused"
+    assert str(failed.value) == "/api/status: connection refused"

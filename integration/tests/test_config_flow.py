@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from homeassistant.components import frontend
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
@@ -24,7 +26,11 @@ from custom_components.quart_dl.const import (
 )
 from custom_components.quart_dl.panel import panel_url_path
 
-from .conftest import mock_entry
+from .conftest import make_server, mock_entry
+
+TRANSLATIONS = (
+    Path(__file__).parents[1] / "custom_components" / "quart_dl" / "translations" / "en.json"
+)
 
 
 @pytest.fixture
@@ -53,7 +59,9 @@ async def answering_server() -> AsyncIterator[Callable[[int], Awaitable[str]]]:
         await runner.cleanup()
 
 
-async def _start_user_flow(hass: HomeAssistant, user_input: dict[str, str]) -> dict:
+async def _start_user_flow(
+    hass: HomeAssistant, user_input: dict[str, str]
+) -> ConfigFlowResult:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
@@ -210,3 +218,81 @@ async def test_options_change_and_hide_the_panel(
     await hass.async_block_till_done()
     assert panel_url_path(entry) not in hass.data[frontend.DATA_PANELS]
     assert entry.state is ConfigEntryState.LOADED
+
+
+def _host_not_allowed_text(host: str) -> str:
+    """The form error's English text, as the frontend fills in the placeholders."""
+    text = json.loads(TRANSLATIONS.read_text("utf-8"))["config"]["error"]["host_not_allowed"]
+    return str(text).format(host=host)
+
+
+async def test_regression_host_not_allowed_is_not_invalid_auth(
+    hass: HomeAssistant, named_host: str, server: ServerProcess
+) -> None:
+    """Regression: a server without a token, reached by a host name it does not answer
+    to, said ``invalid_auth`` (it answers 403). Now the form names the host and the
+    setting; by IP address the same server is added."""
+    result = await _start_user_flow(hass, {CONF_URL: f"http://{named_host}:{server.port}"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "host_not_allowed"}
+    assert result["description_placeholders"] == {"host": named_host}
+    text = _host_not_allowed_text(named_host)
+    assert f"host name {named_host}." in text
+    assert "allowed_hosts" in text
+    assert "QUART_DL_ALLOWED_HOSTS" in text
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: server.url}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+async def test_control_allowed_host_name_is_added(
+    hass: HomeAssistant, named_host: str, qbt_pair: TransferPair, tmp_path: Path
+) -> None:
+    """Control: the same name listed in the server's ``allowed_hosts`` is accepted."""
+    process = make_server(tmp_path / "server", qbt_pair, allowed_hosts=named_host)
+    await hass.async_add_executor_job(process.start)
+    try:
+        result = await _start_user_flow(hass, {CONF_URL: f"http://{named_host}:{process.port}"})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"] == {CONF_URL: f"http://{named_host}:{process.port}"}
+        await hass.async_block_till_done()
+        assert result["result"].state is ConfigEntryState.LOADED
+        assert await hass.config_entries.async_unload(result["result"].entry_id)
+    finally:
+        await hass.async_add_executor_job(process.stop)
+
+
+async def test_reconfigure_onto_a_refused_host_name(
+    hass: HomeAssistant, named_host: str, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Reconfigure to a host name the server refuses: ``host_not_allowed``, entry kept."""
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: f"http://{named_host}:{server.port}"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "host_not_allowed"}
+    assert result["description_placeholders"] == {"host": named_host}
+    assert entry.data == {CONF_URL: f"http://127.0.0.1:{server.port}"}
+
+
+async def test_reauth_on_a_refused_host_name(
+    hass: HomeAssistant, named_host: str, server: ServerProcess
+) -> None:
+    """A reauth whose entry's host name is refused says so, not "wrong token" again."""
+    named = mock_entry(f"http://{named_host}:{server.port}")
+    named.add_to_hass(hass)
+    result = await named.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_TOKEN: "some-token-0123456789"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "host_not_allowed"}
+    assert result["description_placeholders"] == {
+        "name": named.title,
+        "url": named.data[CONF_URL],
+        "host": named_host,
+    }

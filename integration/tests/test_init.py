@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components import frontend
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.helpers.update_coordinator import UpdateFailed
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
 
 from custom_components.quart_dl.api import QuartDlClient, QuartDlResponseError
-from custom_components.quart_dl.const import STREAM_READ_MARGIN
+from custom_components.quart_dl.const import DOMAIN, STREAM_READ_MARGIN
 from custom_components.quart_dl.panel import panel_url_path
 
-from .conftest import mock_entry, setup_entry
-from .helpers import entity_id
+from .conftest import make_server, mock_entry, setup_entry
+from .helpers import entity_id, state_of
 
 
 async def test_setup_registers_panel_and_unload_removes_it(
@@ -44,7 +47,7 @@ async def test_setup_registers_panel_and_unload_removes_it(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert panel_url_path(entry) not in hass.data[frontend.DATA_PANELS]
-    assert hass.states.get(entity_id(hass, entry.entry_id, "sensor", "total")).state == (
+    assert state_of(hass, entity_id(hass, entry.entry_id, "sensor", "total")).state == (
         STATE_UNAVAILABLE
     )
 
@@ -53,18 +56,19 @@ async def test_entities_after_setup(
     hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
 ) -> None:
     """One device, the speed and count sensors and the connectivity sensor, all live."""
-    connected = hass.states.get(
+    connected = state_of(
+        hass,
         entity_id(hass, entry.entry_id, "binary_sensor", "qbittorrent_connected")
     )
     assert connected.state == STATE_ON
     assert connected.attributes["device_class"] == "connectivity"
-    speed = hass.states.get(entity_id(hass, entry.entry_id, "sensor", "download_speed"))
+    speed = state_of(hass, entity_id(hass, entry.entry_id, "sensor", "download_speed"))
     assert speed.attributes["device_class"] == "data_rate"
     assert speed.attributes["unit_of_measurement"] == "KiB/s"
     for key in ("downloading", "seeding", "paused", "total"):
-        assert hass.states.get(entity_id(hass, entry.entry_id, "sensor", key)).state.isdigit()
+        assert state_of(hass, entity_id(hass, entry.entry_id, "sensor", key)).state.isdigit()
     status = await hass.async_add_executor_job(server.status)
-    total = hass.states.get(entity_id(hass, entry.entry_id, "sensor", "total"))
+    total = state_of(hass, entity_id(hass, entry.entry_id, "sensor", "total"))
     assert total.state == str(
         len((await hass.async_add_executor_job(_torrents, server))["torrents"])
     )
@@ -74,10 +78,11 @@ async def test_entities_after_setup(
     assert coordinator._read_timeout() == 2 * 1.0 + STREAM_READ_MARGIN
 
 
-def _torrents(server: ServerProcess) -> dict:
+def _torrents(server: ServerProcess) -> dict[str, Any]:
     from quart_dl.lab.server_process import get_json
 
-    return get_json(server.url + "api/torrents")
+    answer: dict[str, Any] = get_json(server.url + "api/torrents")
+    return answer
 
 
 async def test_reload(hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry) -> None:
@@ -97,6 +102,102 @@ async def test_unreachable_server_retries_setup(hass: HomeAssistant) -> None:
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert panel_url_path(entry) not in hass.data.get(frontend.DATA_PANELS, {})
+
+
+async def test_regression_unreachable_retry_reason_is_translated_text(
+    hass: HomeAssistant,
+) -> None:
+    """Regression: the retry reason of an unreachable server was aiohttp's repr
+    (``/api/status: ClientConnectorError(ConnectionKey(host='127.0.0.1', ...))``). Now it
+    is the translated message, with the URL and a short reason, and the UI gets its key."""
+    url = f"http://127.0.0.1:{free_port()}"
+    entry = mock_entry(url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    # Home Assistant drops the final period of an exception message.
+    assert entry.reason == f"Cannot reach the quart-dl server at {url}: connection refused"
+    assert entry.error_reason_translation_key == "cannot_connect"
+    assert entry.error_reason_translation_placeholders == {
+        "url": url,
+        "reason": "connection refused",
+    }
+
+
+def _reauth_flows(hass: HomeAssistant) -> list[dict[str, Any]]:
+    return [
+        {**flow}
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+def _host_not_allowed(url: str, host: str) -> str:
+    return (
+        f"The quart-dl server at {url} does not answer to the host name {host}. Add {host}"
+        " to its allowed_hosts setting (--allowed-hosts or QUART_DL_ALLOWED_HOSTS), or set"
+        " an access token on the server and in this entry (Reconfigure)"
+    )
+
+
+async def test_regression_refused_host_name_retries_setup_without_reauth(
+    hass: HomeAssistant, named_host: str, server: ServerProcess
+) -> None:
+    """Regression: an entry whose host name the server refuses (403 host_not_allowed)
+    started a reauth flow asking for a token. Now setup is retried, with a reason that
+    names the host and the server's setting."""
+    url = f"http://{named_host}:{server.port}"
+    entry = mock_entry(url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason == _host_not_allowed(url, named_host)
+    assert entry.error_reason_translation_key == "host_not_allowed"
+    assert _reauth_flows(hass) == []
+
+
+async def test_regression_server_refusing_host_name_at_runtime(
+    hass: HomeAssistant, named_host: str, qbt_pair: TransferPair, tmp_path: Path
+) -> None:
+    """The server is restarted without our host name in ``allowed_hosts``: entities go
+    unavailable with the translated reason, no reauth flow starts; once the name is
+    allowed again the stream comes back by itself."""
+    allowed = make_server(tmp_path / "server", qbt_pair, allowed_hosts=named_host)
+    await hass.async_add_executor_job(allowed.start)
+    current = allowed
+    try:
+        url = f"http://{named_host}:{allowed.port}"
+        entry = await setup_entry(hass, url)
+        coordinator = entry.runtime_data.coordinator
+        total = entity_id(hass, entry.entry_id, "sensor", "total")
+
+        await hass.async_add_executor_job(allowed.stop)
+        current = make_server(allowed.root, qbt_pair, port=allowed.port)
+        await hass.async_add_executor_job(current.start)
+        await wait_for_async(
+            lambda: state_of(hass, total).state == STATE_UNAVAILABLE, 20, "unavailable"
+        )
+        await wait_for_async(
+            lambda: isinstance(coordinator.last_exception, UpdateFailed)
+            and coordinator.last_exception.translation_key == "host_not_allowed",
+            20,
+            "the poll to name the refused host",
+        )
+        assert str(coordinator.last_exception) == _host_not_allowed(url, named_host)
+        assert _reauth_flows(hass) == []
+        assert entry.state is ConfigEntryState.LOADED
+
+        await hass.async_add_executor_job(current.stop)
+        current = make_server(allowed.root, qbt_pair, port=allowed.port, allowed_hosts=named_host)
+        await hass.async_add_executor_job(current.start)
+        await wait_for_async(lambda: coordinator.stream.connected, 90, "the stream back")
+        await wait_for_async(
+            lambda: state_of(hass, total).state != STATE_UNAVAILABLE, 20, "available again"
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(current.stop)
 
 
 async def test_polls_rest_while_the_stream_is_down(
@@ -126,7 +227,7 @@ async def test_polls_rest_while_the_stream_is_down(
         coordinator = entry.runtime_data.coordinator
         await wait_for_async(lambda: coordinator.stream.failures >= 1, 5, "the stream to fail")
         paused = entity_id(hass, entry.entry_id, "sensor", "paused")
-        before = int(hass.states.get(paused).state)
+        before = int(state_of(hass, paused).state)
         torrent_hash = seeding_hash
         client = qbt_pair.leecher_client
         try:
@@ -134,7 +235,7 @@ async def test_polls_rest_while_the_stream_is_down(
                 partial(client.torrents_pause, torrent_hashes=torrent_hash)
             )
             await wait_for_async(
-                lambda: hass.states.get(paused).state == str(before + 1),
+                lambda: state_of(hass, paused).state == str(before + 1),
                 10,
                 "a poll to bring the pause",
             )
@@ -145,7 +246,7 @@ async def test_polls_rest_while_the_stream_is_down(
         assert not coordinator.stream.connected
         assert coordinator.stream.snapshots == 0
         await wait_for_async(
-            lambda: hass.states.get(paused).state == str(before), 10, "a poll to bring the resume"
+            lambda: state_of(hass, paused).state == str(before), 10, "a poll to bring the resume"
         )
         assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -161,11 +262,11 @@ async def test_qbittorrent_down_turns_connectivity_off(
     total = entity_id(hass, entry.entry_id, "sensor", "total")
     try:
         await hass.async_add_executor_job(qbt_pair.leecher.stop)
-        await wait_for_async(lambda: hass.states.get(connected).state == STATE_OFF, 20, "off")
-        assert hass.states.get(speed).state == STATE_UNAVAILABLE
-        assert hass.states.get(total).state.isdigit()
-        assert hass.states.get(connected).attributes["message"]
+        await wait_for_async(lambda: state_of(hass, connected).state == STATE_OFF, 20, "off")
+        assert state_of(hass, speed).state == STATE_UNAVAILABLE
+        assert state_of(hass, total).state.isdigit()
+        assert state_of(hass, connected).attributes["message"]
     finally:
         await hass.async_add_executor_job(qbt_pair.leecher.start)
-    await wait_for_async(lambda: hass.states.get(connected).state == STATE_ON, 30, "on again")
-    assert hass.states.get(speed).state != STATE_UNAVAILABLE
+    await wait_for_async(lambda: state_of(hass, connected).state == STATE_ON, 30, "on again")
+    assert state_of(hass, speed).state != STATE_UNAVAILABLE

@@ -16,9 +16,12 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .api import QuartDlClient
+from .const import DOMAIN
 from .coordinator import QuartDlCoordinator
 from .panel import async_register_panel, async_remove_panel
 
@@ -47,7 +50,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
         entry.data.get(CONF_ACCESS_TOKEN),
     )
     coordinator = QuartDlCoordinator(hass, entry, client)
-    await coordinator.async_config_entry_first_refresh()
+    try:
+        await coordinator.async_config_entry_first_refresh()
+    except ConfigEntryNotReady as err:
+        # The coordinator raises a bare ConfigEntryNotReady whose cause is our translated
+        # UpdateFailed. Only its text would reach the entry (in English); raising it again
+        # with the translation key lets the UI show the retry reason in the user's language.
+        failure = err.__cause__
+        if isinstance(failure, UpdateFailed) and failure.translation_key:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key=failure.translation_key,
+                translation_placeholders=failure.translation_placeholders,
+            ) from failure
+        raise
     entry.runtime_data = QuartDlRuntimeData(
         client=client, coordinator=coordinator, options=dict(entry.options)
     )

@@ -8,7 +8,9 @@ an event stream that lives for days must not inherit a five-minute total.
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -24,11 +26,36 @@ class QuartDlError(Exception):
 
 
 class QuartDlConnectionError(QuartDlError):
-    """The server could not be reached, timed out or broke off."""
+    """The server could not be reached, timed out or broke off.
+
+    ``reason`` is a short phrase for people ("connection refused", "timed out"), made from
+    the aiohttp or OS error by :func:`connection_reason`: the UI shows it, and an aiohttp
+    repr (``ClientConnectorError(ConnectionKey(host=..., ...))``) means nothing to a user.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        """Name the request and why it failed."""
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
 
 
 class QuartDlAuthError(QuartDlError):
-    """The server refused our credentials (401/403)."""
+    """The server refused our credentials (401, or 403 for any other reason than the host)."""
+
+
+class QuartDlHostNotAllowedError(QuartDlError):
+    """The server does not answer to the host name in our URL (403 ``host_not_allowed``).
+
+    Without an access token, quart-dl answers only IP addresses, ``localhost``, dotless and
+    ``.local`` names and the names in its ``allowed_hosts`` setting (a DNS-rebinding guard).
+    Not an auth error: a new token would not help when the server has ``allowed_hosts``
+    set, so Home Assistant must not ask for one. ``host`` is the name we used.
+    """
+
+    def __init__(self, path: str, host: str) -> None:
+        """Name the request and the refused host name."""
+        super().__init__(f"{path}: the server does not answer to the host name {host!r}")
+        self.host = host
 
 
 class QuartDlRateLimitedError(QuartDlConnectionError):
@@ -38,19 +65,89 @@ class QuartDlRateLimitedError(QuartDlConnectionError):
     same (possibly right) token is exactly what to do.
     """
 
+    def __init__(self, path: str) -> None:
+        """Name the refused request."""
+        super().__init__(path, "too many wrong access tokens, wait a minute")
+
 
 class QuartDlResponseError(QuartDlError):
     """The server answered, but not like a quart-dl server of our protocol version."""
 
 
-def _check_status(path: str, status: int) -> None:
+#: The most of a 403 body read to tell a host refusal from a token refusal. quart-dl's
+#: answer is a few hundred bytes; a proxy's HTML error page may be bigger, and is no
+#: host refusal anyway.
+MAX_ERROR_BODY = 16 * 1024
+
+
+async def _is_host_refusal(response: aiohttp.ClientResponse) -> bool:
+    """Whether a 403 is quart-dl's ``{"error": "host_not_allowed"}``.
+
+    Read defensively: the body may be a proxy's HTML page, not JSON, too big, or break off
+    mid-way. Anything but the exact JSON error counts as a plain refusal.
+    """
+    body = bytearray()
+    try:
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                return False
+        payload = json.loads(body)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
+    return isinstance(payload, dict) and payload.get("error") == "host_not_allowed"
+
+
+async def _check_status(path: str, response: aiohttp.ClientResponse) -> None:
     """Map an HTTP status that is not 200 to the matching error."""
+    status = response.status
+    if status == 200:
+        return
+    if status == 403 and await _is_host_refusal(response):
+        raise QuartDlHostNotAllowedError(path, response.url.host or "")
     if status in (401, 403):
         raise QuartDlAuthError(f"{path}: HTTP {status}")
     if status == 429:
-        raise QuartDlRateLimitedError(f"{path}: too many wrong access tokens, wait a minute")
-    if status != 200:
-        raise QuartDlResponseError(f"{path}: HTTP {status}")
+        raise QuartDlRateLimitedError(path)
+    raise QuartDlResponseError(f"{path}: HTTP {status}")
+
+
+def connection_reason(err: BaseException) -> str:
+    """A short phrase for why a request failed on the network, for the UI.
+
+    The exception's own text (or repr) carries aiohttp's connection key, SSL contexts and
+    errno numbers; a user needs to know only which of a few things went wrong.
+    """
+    if isinstance(err, TimeoutError):  # aiohttp's ServerTimeoutError included
+        return "timed out"
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate not accepted"
+    if isinstance(err, aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(err, aiohttp.ClientPayloadError):
+        return "the answer broke off"
+    if isinstance(err, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(err, aiohttp.InvalidURL):
+        return "invalid address"
+    if isinstance(err, aiohttp.ClientConnectorDNSError):
+        return "host name not found"
+    cause: BaseException | None = err
+    if isinstance(err, aiohttp.ClientConnectorError):
+        cause = err.os_error
+    if isinstance(cause, socket.gaierror):
+        return "host name not found"
+    if isinstance(cause, OSError):
+        # Happy eyeballs folds several attempts into one OSError that keeps a common errno.
+        if isinstance(cause, ConnectionRefusedError) or cause.errno == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError) or cause.errno == errno.ECONNRESET:
+            return "connection reset"
+        if cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return "host unreachable"
+    return "network error"
 
 
 def normalize_url(raw: str) -> str:
@@ -107,13 +204,13 @@ class QuartDlClient:
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
                 allow_redirects=True,
             ) as response:
-                _check_status(path, response.status)
+                await _check_status(path, response)
                 try:
                     payload = await response.json(content_type=None)
                 except (ValueError, aiohttp.ContentTypeError) as err:
                     raise QuartDlResponseError(f"{path}: not JSON") from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise QuartDlConnectionError(f"{path}: {err!r}") from err
+            raise QuartDlConnectionError(path, connection_reason(err)) from err
         if not isinstance(payload, dict):
             raise QuartDlResponseError(f"{path}: not a JSON object")
         return payload
@@ -163,7 +260,7 @@ class QuartDlClient:
                 # Never let a compressed stream reach us: compression holds events back.
                 auto_decompress=False,
             ) as response:
-                _check_status("/api/events", response.status)
+                await _check_status("/api/events", response)
                 content_type = response.headers.get("Content-Type", "")
                 if not content_type.startswith("text/event-stream"):
                     raise QuartDlResponseError(
@@ -175,7 +272,7 @@ class QuartDlClient:
         except SseLineTooLong as err:
             raise QuartDlResponseError(str(err)) from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise QuartDlConnectionError(f"/api/events: {err!r}") from err
+            raise QuartDlConnectionError("/api/events", connection_reason(err)) from err
 
 
 def decode_event(event: SseEvent) -> dict[str, Any]:

@@ -4,6 +4,11 @@ A server is identified by its normalized base URL (the protocol has no stable se
 the epoch changes with every server process), so adding the same server twice is refused,
 and a reconfigure that points an entry at a URL another entry already uses is refused too.
 Every step that takes a URL or a token proves it by calling ``/api/status`` first.
+
+A server without a token answers only some host names (IP addresses, ``localhost``, dotless
+and ``.local`` names, its ``allowed_hosts``). Its refusal of the name in the URL is its own
+error (``host_not_allowed``, naming the host and the setting), not ``invalid_auth``: the
+token is not what is wrong, and a user told so would hunt for a token that does not exist.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .api import (
     QuartDlClient,
     QuartDlConnectionError,
     QuartDlError,
+    QuartDlHostNotAllowedError,
     QuartDlRateLimitedError,
     normalize_url,
 )
@@ -89,38 +95,47 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_validate(
         self, raw_url: str, token: str | None
-    ) -> tuple[str | None, dict[str, str]]:
-        """Check a URL and token against the server: (normalized URL, errors)."""
+    ) -> tuple[str | None, dict[str, str], dict[str, str]]:
+        """Check a URL and token against the server.
+
+        Returns the normalized URL, the form errors and the placeholders those errors'
+        texts use (the refused host name for ``host_not_allowed``).
+        """
         try:
             base_url = normalize_url(raw_url)
         except ValueError:
-            return None, {CONF_URL: "invalid_url"}
+            return None, {CONF_URL: "invalid_url"}, {}
         client = QuartDlClient(async_get_clientsession(self.hass), base_url, token)
         try:
             status = await client.status()
+        except QuartDlHostNotAllowedError as err:
+            return base_url, {"base": "host_not_allowed"}, {"host": err.host}
         except QuartDlAuthError:
-            return base_url, {"base": "invalid_auth"}
+            return base_url, {"base": "invalid_auth"}, {}
         except QuartDlRateLimitedError:
-            return base_url, {"base": "too_many_attempts"}
+            return base_url, {"base": "too_many_attempts"}, {}
         except QuartDlConnectionError:
-            return base_url, {"base": "cannot_connect"}
+            return base_url, {"base": "cannot_connect"}, {}
         except QuartDlError:
-            return base_url, {"base": "not_quart_dl"}
+            return base_url, {"base": "not_quart_dl"}, {}
         except Exception:  # noqa: BLE001 - a config flow must never crash the UI
             LOGGER.exception("Unexpected error checking %s", base_url)
-            return base_url, {"base": "unknown"}
+            return base_url, {"base": "unknown"}, {}
         if status.get("protocol") != PROTOCOL_VERSION:
-            return base_url, {"base": "unsupported_protocol"}
-        return base_url, {}
+            return base_url, {"base": "unsupported_protocol"}, {}
+        return base_url, {}, {}
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for the server's URL (and token), prove it, create the entry."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             token = user_input.get(CONF_ACCESS_TOKEN) or None
-            base_url, errors = await self._async_validate(user_input[CONF_URL], token)
+            base_url, errors, placeholders = await self._async_validate(
+                user_input[CONF_URL], token
+            )
             if base_url is not None:
                 await self.async_set_unique_id(base_url, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
@@ -133,6 +148,7 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, user_input),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_reconfigure(
@@ -141,9 +157,12 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Point an existing entry at another URL or token, keeping its entities."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             token = user_input.get(CONF_ACCESS_TOKEN) or None
-            base_url, errors = await self._async_validate(user_input[CONF_URL], token)
+            base_url, errors, placeholders = await self._async_validate(
+                user_input[CONF_URL], token
+            )
             if base_url is not None and any(
                 other.unique_id == base_url and other.entry_id != entry.entry_id
                 for other in self._async_current_entries(include_ignore=False)
@@ -161,6 +180,7 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, suggested),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_reauth(
@@ -175,9 +195,10 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Take a new token and prove it against the same URL."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             token = user_input.get(CONF_ACCESS_TOKEN) or None
-            _, errors = await self._async_validate(entry.data[CONF_URL], token)
+            _, errors, placeholders = await self._async_validate(entry.data[CONF_URL], token)
             if not errors:
                 data = {CONF_URL: entry.data[CONF_URL]}
                 if token:
@@ -186,7 +207,11 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=TOKEN_SCHEMA,
-            description_placeholders={"name": entry.title, "url": entry.data[CONF_URL]},
+            description_placeholders={
+                "name": entry.title,
+                "url": entry.data[CONF_URL],
+                **placeholders,
+            },
             errors=errors,
         )
 

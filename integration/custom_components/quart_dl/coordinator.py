@@ -35,7 +35,9 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from .api import (
     QuartDlAuthError,
     QuartDlClient,
+    QuartDlConnectionError,
     QuartDlError,
+    QuartDlHostNotAllowedError,
     decode_event,
 )
 from .const import (
@@ -116,11 +118,27 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
             ) from err
-        except QuartDlError as err:
+        except QuartDlHostNotAllowedError as err:
+            # Not a reauth: the server refuses the host name, and a new token does not help
+            # when it has allowed_hosts set. A failed update (at setup: not ready) retries
+            # by itself, so fixing the server's setting is all the user has to do.
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="host_not_allowed",
+                translation_placeholders={"host": err.host, "url": self.client.base_url},
+            ) from err
+        except QuartDlConnectionError as err:
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
+                translation_placeholders={"url": self.client.base_url, "reason": err.reason},
+            ) from err
+        except QuartDlError as err:
+            # Our own texts ("/api/status: HTTP 502"), never an aiohttp repr.
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="bad_response",
+                translation_placeholders={"url": self.client.base_url, "reason": str(err)},
             ) from err
         if generation != self._generation and self.data is not None:
             # The stream delivered while we were polling: its data is newer.
