@@ -14,6 +14,17 @@ touches the network or the user's own qBittorrent:
   as ``quart-dl demo`` should turn SIGTERM into ``SystemExit``. The daemons stay in our
   process group, so a Ctrl-C in a terminal reaches them too.)
 
+Two qBittorrents are tested: Debian 12's own ``qbittorrent-nox`` (4.5.2, found by
+:func:`find_qbittorrent_nox`) and Debian 13's (5.1), which ``./dev setup`` installs into a
+debootstrapped tree and announces as ``$QUART_DL_QBITTORRENT_NOX_5`` (:func:`daemon_binary`).
+A :class:`QbtInstance` runs whichever ``binary`` it is given and records the version that
+answered (:attr:`QbtInstance.version`), so a test can assert which one it got. What differs
+between them and matters here is said where it is handled: the legal notice and the
+"add stopped" preference in :meth:`QbtInstance.write_config`; ``torrents/pause`` vs
+``torrents/stop`` and ``paused`` vs ``stopped`` on add are chosen by qbittorrent-api from
+``app/webapiVersion`` (2.11.0 is 5.0's); the states ``pausedDL``/``pausedUP`` became
+``stoppedDL``/``stoppedUP`` (:mod:`quart_dl.torrents` maps both to the phase ``paused``).
+
 It is synchronous and depends on nothing else in ``quart_dl``: tests, the e2e suite, the
 Home Assistant tests and ``quart-dl demo`` all use it as is. Its errors derive from
 :class:`DaemonError`, which has nothing to do with the service's
@@ -44,10 +55,12 @@ from types import TracebackType
 import qbittorrentapi
 
 __all__ = [
+    "VERSION_ENV",
     "DaemonError",
     "QbtInstance",
     "QbtNotInstalled",
     "QbtStartError",
+    "daemon_binary",
     "find_qbittorrent_nox",
     "free_port",
     "hash_password",
@@ -61,6 +74,10 @@ PBKDF2_SALT_LENGTH = 16
 
 #: Where to look when ``qbittorrent-nox`` is not on ``$PATH``.
 FALLBACK_PATHS: tuple[str, ...] = ("/usr/bin/qbittorrent-nox", "/usr/local/bin/qbittorrent-nox")
+
+#: The environment variable naming the ``qbittorrent-nox`` of each major version that is not
+#: the system's own (``./dev setup`` exports it: a wrapper that runs Debian 13's daemon).
+VERSION_ENV: dict[str, str] = {"5": "QUART_DL_QBITTORRENT_NOX_5"}
 
 #: How many times a first start may pick fresh ports after losing a port race.
 _PORT_RETRIES = 3
@@ -118,6 +135,32 @@ def find_qbittorrent_nox() -> str:
         "qbittorrent-nox was not found; install it with "
         "`sudo apt-get install qbittorrent-nox` (or set $QBITTORRENT_NOX)"
     )
+
+
+def daemon_binary(major: str) -> str:
+    """Return the ``qbittorrent-nox`` to run for qBittorrent ``major`` (``"4"`` or ``"5"``).
+
+    ``"4"`` is the system's own (Debian 12's 4.5.2, :func:`find_qbittorrent_nox`); ``"5"`` is
+    the wrapper named by ``$QUART_DL_QBITTORRENT_NOX_5``. A missing one raises
+    :class:`QbtNotInstalled` with a one-line message saying how to install it: the tests
+    that need it fail with that message rather than skip, so a run without 5.1 never looks
+    like a run that tested it.
+    """
+    major = major.split(".", 1)[0]
+    if major == "4":
+        return find_qbittorrent_nox()
+    env = VERSION_ENV.get(major)
+    if env is None:
+        raise QbtNotInstalled(f"no qBittorrent {major} is known to the lab (only 4 and 5)")
+    path = os.environ.get(env)
+    if not path:
+        raise QbtNotInstalled(
+            f"qBittorrent {major} is not set up: run `./dev setup` (it installs Debian 13's "
+            f"qbittorrent-nox and exports ${env}), or set ${env} to a qbittorrent-nox {major}.x"
+        )
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise QbtNotInstalled(f"${env}={path} is not an executable file: run `./dev setup` to rebuild it")
+    return path
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -252,6 +295,12 @@ class QbtInstance:
     username: str = "admin"
     password: str = field(default_factory=_random_password, repr=False)
     name: str = "qbt"
+    #: The ``qbittorrent-nox`` to run (e.g. :func:`daemon_binary`); ``None`` means
+    #: :func:`find_qbittorrent_nox` at each start.
+    binary: str | None = None
+    #: ``app/version`` of the daemon that last answered a start (``"v4.5.2"``, ``"v5.1.0"``),
+    #: ``None`` before the first start.
+    version: str | None = field(default=None, init=False)
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _suspended: bool = field(default=False, init=False, repr=False)
@@ -308,6 +357,11 @@ class QbtInstance:
         """True between :meth:`suspend` and :meth:`resume`."""
         return self._suspended and self.running
 
+    @property
+    def major(self) -> str | None:
+        """The major version of :attr:`version` (``"4"``, ``"5"``), ``None`` before a start."""
+        return self.version.lstrip("v").split(".", 1)[0] if self.version else None
+
     # ----------------------------------------------------------------- config
 
     def write_config(self) -> None:
@@ -315,7 +369,9 @@ class QbtInstance:
 
         Each setting is there for a reason found the hard way (see DESIGN.md):
 
-        * ``LegalNotice\\Accepted``: 4.5.2 otherwise waits for a "yes" on stdin.
+        * ``LegalNotice\\Accepted``: 4.5.2 otherwise waits for a "yes" on stdin; 5.1 only
+          prints the notice and carries on. 5.x also has ``--confirm-legal-notice``, but
+          4.5.2 exits on it ("unknown command line parameter"): the key suits both.
         * ``Session\\Interface*`` = lo / 127.0.0.1 and ``WebUI\\Address``: out of the box
           qBittorrent listens on every interface; tests must not be reachable from outside.
         * no DHT, LSD, PeX, UPnP/NAT-PMP: nothing leaves the machine, peers are added by hand.
@@ -326,6 +382,8 @@ class QbtInstance:
         * ``MaxAuthenticationFailCount=0``: never ban 127.0.0.1 after wrong passwords,
           or a wrong-password test would break every later login.
         * ``ResolvePeerCountries=false``: no GeoIP database download.
+        * ``AddTorrentPaused`` (4.x) and ``AddTorrentStopped`` (its 5.x name): torrents
+          start when added, whatever a default might become.
 
         Keys already in the file that are not ours (preferences set through the API)
         are kept; ours are rewritten, so the file always matches this object's ports and
@@ -352,6 +410,7 @@ class QbtInstance:
                 "Session\\DefaultSavePath": _ini_value(downloads),
                 "Session\\TempPathEnabled": "false",
                 "Session\\AddTorrentPaused": "false",
+                "Session\\AddTorrentStopped": "false",
             },
             "Network": {"PortForwardingEnabled": "false"},
             "Preferences": {
@@ -401,7 +460,7 @@ class QbtInstance:
             raise QbtStartError(
                 f"{self.name}: qbittorrent-nox cannot use a profile path containing '=': {self.root}"
             )
-        binary = find_qbittorrent_nox()
+        binary = self.binary or find_qbittorrent_nox()
         deadline = time.monotonic() + timeout
         attempts = _PORT_RETRIES if self._auto_ports and not self._started_once else 1
         for attempt in range(attempts):
@@ -472,11 +531,27 @@ class QbtInstance:
                     bind_failure = self._bind_failure(app_log_offset)
                     if bind_failure:
                         raise _PortInUse(bind_failure)
+                    self.version = self._read_version(body, max(1.0, deadline - time.monotonic()))
                     return
                 if text == "Fails.":
                     raise QbtStartError(self._failure("the Web UI rejected the configured password"))
                 last = f"unexpected answer {text[:80]!r}"
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _read_version(self, login: bytes, timeout: float) -> str:
+        """Log in with a session of its own and read ``app/version`` (``"v5.1.0"``).
+
+        ``app/version`` needs a logged-in session (``LocalHostAuth`` is on), hence the cookie
+        jar; recorded so tests can assert which qBittorrent they got.
+        """
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        try:
+            with opener.open(f"{self.url}/api/v2/auth/login", data=login, timeout=timeout):
+                pass
+            with opener.open(f"{self.url}/api/v2/app/version", timeout=timeout) as reply:
+                return str(reply.read().decode("utf-8", "replace").strip())
+        except (OSError, urllib.error.URLError) as exc:
+            raise QbtStartError(self._failure(f"app/version did not answer: {exc}")) from None
 
     def _bind_failure(self, offset: int) -> str | None:
         """Say which of our ports was taken, from qBittorrent's log since ``offset``."""

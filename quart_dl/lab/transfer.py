@@ -110,10 +110,11 @@ class TransferPair:
     thread.
     """
 
-    def __init__(self, base: Path, *, password: str | None = None) -> None:
+    def __init__(self, base: Path, *, password: str | None = None, binary: str | None = None) -> None:
         self.base = Path(base)
-        self.seeder = QbtInstance(self.base / "seeder", name="seeder")
-        self.leecher = QbtInstance(self.base / "leecher", name="leecher")
+        # ``binary`` runs both daemons of one version (e.g. ``daemon_binary("5")``).
+        self.seeder = QbtInstance(self.base / "seeder", name="seeder", binary=binary)
+        self.leecher = QbtInstance(self.base / "leecher", name="leecher", binary=binary)
         if password is not None:
             self.seeder.password = self.leecher.password = password
         self._seeder_client: qbittorrentapi.Client | None = None
@@ -367,6 +368,8 @@ def _add(
     is_skip_checking: bool | None = None,
     download_limit: int | None = None,
 ) -> None:
+    # No ``is_paused``/``is_stopped`` here; where it is given, qbittorrent-api sends both
+    # fields (``paused`` for 4.x, ``stopped``, its 5.x name), so one call fits both versions.
     answer = client.torrents_add(
         torrent_files=data,
         save_path=save_path,
