@@ -122,6 +122,29 @@ def partial_update(
 
 
 
+class FakeTransport(asyncio.Transport):
+    """A unit-test fake of ``asyncio.Transport``: records writes and how it was closed."""
+
+    def __init__(self, buffered: int = 0) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closed = ""
+        #: What ``get_write_buffer_size`` says: > 0 is a client that is not reading.
+        self.buffered = buffered
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def close(self) -> None:
+        self.closed = "close"
+
+    def abort(self) -> None:
+        self.closed = "abort"
+
+
 def forget_sql_dialect() -> None:
     """Clear Tortoise's process-wide cache of built INSERT/DELETE statements.
 

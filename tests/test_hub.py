@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from fakes import H1, H2, H3, parse_frames, raw_torrent
+from fakes import H1, H2, H3, FakeTransport, parse_frames, raw_torrent
 
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub, TransportSink
 from quart_dl.status import InstanceStatus
@@ -481,28 +481,6 @@ async def test_beat_drops_a_stream_whose_send_is_blocked_past_the_send_timeout()
 
 
 # -- streams held as transports (the socket layer, server/socket_layer.py) ------------------------------
-
-
-class FakeTransport(asyncio.Transport):
-    """A unit-test fake of ``asyncio.Transport``: records writes, how it was closed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closed = ""
-        self.buffered = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written.append(bytes(data))
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def close(self) -> None:
-        self.closed = "close"
-
-    def abort(self) -> None:
-        self.closed = "abort"
 
 
 def held(

@@ -31,7 +31,7 @@ from fakes import H1, full_update, raw_torrent
 
 from quart_dl.lab.qbittorrent_nox import VERSION_ENV, QbtNotInstalled, daemon_binary
 from quart_dl.lab.server_process import ServerFactory, get_json
-from quart_dl.lab.sse_reader import SSEMessage, SSEReader
+from quart_dl.lab.sse_reader import SSEMessage, SSEReader, apply_stream
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.qbittorrent.session import QbtSession
 from quart_dl.torrents import TorrentTable
@@ -131,23 +131,6 @@ def test_a_full_update_without_torrents_empties_the_table() -> None:
     assert table.records == {}
 
 
-def _view(messages: list[SSEMessage]) -> dict[str, dict[str, Any]]:
-    """What a client shows after applying the stream: the snapshot, then every diff."""
-    view: dict[str, dict[str, Any]] = {}
-    for message in messages:
-        if message.data is None:
-            continue
-        payload = message.json()
-        if message.event == "snapshot":
-            view = {h: dict(r) for h, r in payload["torrents"].items()}
-        elif message.event == "diff":
-            for h, change in payload["changed"].items():
-                view.setdefault(h, {}).update(change)
-            for h in payload.get("removed", []):
-                view.pop(h, None)
-    return view
-
-
 def _progress(messages: list[SSEMessage], torrent_hash: str) -> list[float]:
     values: list[float] = []
     for message in messages:
@@ -183,7 +166,7 @@ def test_server_follows_a_transfer_to_completion_and_shows_stopped_torrents(
         values = _progress(stream.snapshot(), done)
         rises = sum(1 for a, b in itertools.pairwise(values) if b > a)
         assert rises >= 3, f"progress rose only {rises} times: {values}"
-        seen = _view(stream.snapshot())[done]
+        seen = apply_stream(stream.snapshot())[done]
         assert seen["complete"] is True
         assert seen["amount_left"] == 0
         assert seen["phase"] == "seeding"
@@ -195,7 +178,7 @@ def test_server_follows_a_transfer_to_completion_and_shows_stopped_torrents(
         pair.leecher_client.torrents_stop(torrent_hashes=done)
 
         def both_stopped(messages: list[SSEMessage]) -> dict[str, dict[str, Any]] | None:
-            view = _view(messages)
+            view = apply_stream(messages)
             return view if _states(view, slow, done) == (stopped_dl, stopped_up) else None
 
         view = stream.wait(both_stopped, 15, f"{stopped_dl} and {stopped_up} on the stream")

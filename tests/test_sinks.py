@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from fakes import FakeTransport
+
 from quart_dl.hub.frames import HEARTBEAT_COMMENT, LAST_CHUNK, Event, chunk
 from quart_dl.hub.sinks import (
     CLIENT_CLOSED,
@@ -16,28 +18,6 @@ from quart_dl.hub.sinks import (
 )
 
 H1 = "5a1b" + "0" * 36
-
-
-class FakeTransport(asyncio.Transport):
-    """A unit-test fake of ``asyncio.Transport``: records writes and how it was closed."""
-
-    def __init__(self, buffered: int = 0) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closed = ""
-        self.buffered = buffered
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written.append(bytes(data))
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def close(self) -> None:
-        self.closed = "close"
-
-    def abort(self) -> None:
-        self.closed = "abort"
 
 
 def event(seq: int = 1) -> Event:

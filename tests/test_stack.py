@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from quart_dl.lab.server_process import ServerProcess, get_json
-from quart_dl.lab.sse_reader import SSEMessage, SSEReader
+from quart_dl.lab.sse_reader import SSEMessage, SSEReader, apply_stream
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for
 
@@ -36,23 +36,6 @@ def progress_values(messages: list[SSEMessage], torrent_hash: str) -> list[float
             if "progress" in change:
                 values.append(change["progress"])
     return values
-
-
-def apply_stream(messages: list[SSEMessage]) -> dict[str, dict[str, object]]:
-    """What a client would show after applying the messages (snapshot, then diffs)."""
-    view: dict[str, dict[str, object]] = {}
-    for message in messages:
-        if message.data is None:
-            continue
-        payload = message.json()
-        if message.event == "snapshot":
-            view = {h: dict(r) for h, r in payload["torrents"].items()}
-        elif message.event == "diff":
-            for h, change in payload["changed"].items():
-                view.setdefault(h, {}).update(change)
-            for h in payload.get("removed", []):
-                view.pop(h, None)
-    return view
 
 
 def test_stream_shows_progress_rising_to_completion(

@@ -236,3 +236,20 @@ class SSEReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def apply_stream(messages: list[SSEMessage]) -> dict[str, dict[str, Any]]:
+    """What a client shows after applying the messages: the last snapshot, then every diff."""
+    view: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        if message.data is None:
+            continue
+        payload = message.json()
+        if message.event == "snapshot":
+            view = {h: dict(r) for h, r in payload["torrents"].items()}
+        elif message.event == "diff":
+            for h, change in payload["changed"].items():
+                view.setdefault(h, {}).update(change)
+            for h in payload.get("removed", []):
+                view.pop(h, None)
+    return view
