@@ -665,3 +665,34 @@ async def test_regression_guesses_of_one_kind_never_lock_out_another(served: Run
         await get(served, "/api/status", remote="10.0.0.7", headers={"Authorization": f"Bearer {WRONG}"})
     assert (await get(served, "/api/status", remote="10.0.0.7", headers=BEARER)).status_code == 429
     assert (await get(served, f"/?token={TOKEN}", remote="10.0.0.7", headers=TOP_LEVEL)).status_code == 303
+
+
+async def test_regression_a_rebinding_page_cannot_lock_out_the_users_own_panel(served: RunningApp) -> None:
+    """With a token the Host check lets other names through to the token check; a DNS-rebinding
+    page (same-origin to its own name, same address as the user's browser) guessing tokens
+    must exhaust only its own allowance, not the one of the panel's real address."""
+    rebound = {**PANEL_FETCH, "Host": "rebind.evil.example"}
+    for _ in range(12):
+        await get(served, f"/api/status?token={WRONG}", headers=rebound)
+    assert (await get(served, f"/api/status?token={TOKEN}", headers=rebound)).status_code == 429
+    real = {**PANEL_FETCH, "Host": "192.168.1.10:8765"}
+    assert (await get(served, f"/api/status?token={TOKEN}", headers=real)).status_code == 200
+    frame = {**HA_FRAME, "Host": "192.168.1.10"}
+    assert (await get(served, f"/?token={TOKEN}", headers=frame)).status_code == 200
+
+
+async def test_regression_a_same_site_frame_with_the_cookie_may_still_frame_the_panel(
+    served: RunningApp,
+) -> None:
+    """Home Assistant on another port of the same host is a same-site frame: the browser sends
+    the Lax cookie with it. The panel opened with the token in its address must still be
+    frameable by it (the cookie check used to answer first, with the stricter policy)."""
+    signed_in = await get(served, f"/?token={TOKEN}", headers=TOP_LEVEL)
+    cookie = signed_in.headers["Set-Cookie"].split(";")[0]
+    same_site_frame = {**HA_FRAME, "Sec-Fetch-Site": "same-site", "Cookie": cookie}
+    framed = await get(served, f"/?token={TOKEN}", headers=same_site_frame)
+    assert framed.status_code == 200
+    assert "frame-ancestors *" in framed.headers["Content-Security-Policy"]
+    # the cookie alone still gets the stricter policy
+    plain = await get(served, "/", headers={**TOP_LEVEL, "Cookie": cookie})
+    assert "frame-ancestors *" not in plain.headers["Content-Security-Policy"]

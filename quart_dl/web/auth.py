@@ -48,6 +48,7 @@ from quart.typing import ResponseTypes
 
 from ..settings import Settings
 from .errors import api_error
+from .hosts import foreign_host
 from .limits import client_key
 
 log = logging.getLogger("quart_dl.web.auth")
@@ -154,6 +155,11 @@ def install_auth(app: Quart, settings: Settings) -> None:
         if request.method == "OPTIONS" or not needs_token(request.path):
             return None
         if gate.session_ok(request.cookies.get(SESSION_COOKIE)):
+            # A same-site frame (Home Assistant on another port of this host) sends the
+            # cookie too: its page must still be frameable when its URL carries the token.
+            query = request.args.get("token")
+            if query is not None and gate.token_ok(query):
+                g.quart_dl_token_in_url = True
             return None
         api = is_api(request.path)
         presented, source = _presented(trusted_origins)
@@ -161,9 +167,10 @@ def install_auth(app: Quart, settings: Settings) -> None:
             if source == IGNORED:
                 return _unauthorized(api, "an access token is required (another site's page cannot use one)")
             return _unauthorized(api, "an access token is required")
-        # Each kind of guesser has its own allowance, so none can lock another out.
+        # Each kind of guesser has its own allowance, so none can lock another out; a page
+        # for a name that is not the server's (a DNS-rebinding page) has its own too.
         address = client_key(request.remote_addr)
-        key = f"{address} {source}"
+        key = f"{address} {source}" + (" foreign-host" if foreign_host() else "")
         wait = limiter.retry_after(key)
         if wait:
             return _too_many(wait, api)

@@ -19,11 +19,14 @@ CVE-2018-5702), Syncthing and Jupyter do, a request is answered only when its ho
 
 Case, one trailing dot and the port are ignored (the attacker controls the name, not the
 port). A request without any host (HTTP/1.0) names nothing that could have been rebound and
-is answered. With an ``access_token`` and no ``allowed_hosts`` the check is off: a rebinding
-page has no credential for the name it uses (the session cookie belongs to the real name,
-Bearer tokens are the integration's), so it only ever sees 401; and users who reach a
-token-protected server by a host name keep working as before. Naming ``allowed_hosts``
-turns the check on again; ``*`` turns it off whatever else is set (unsafe without a token).
+is answered. With an ``access_token`` and no ``allowed_hosts`` the check is relaxed: a
+request for another name goes on to the token check (users who reach a token-protected
+server by a host name keep working as before), because a rebinding page has no credential
+for the name it uses (the session cookie belongs to the real name, Bearer tokens are the
+integration's) and only ever sees 401. Its wrong tokens are counted apart from those sent
+for the server's own names (``auth.py``, marked by ``FOREIGN_HOST``), so a rebinding page
+cannot lock the user's own panel out. Naming ``allowed_hosts`` turns the check on again;
+``*`` turns it off whatever else is set (unsafe without a token).
 
 The absolute-form request target (``GET http://evil.example/api/torrents HTTP/1.1``, which
 Hypercorn and this project's socket layer both pass on as the scope's ``path``) is rewritten
@@ -42,7 +45,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, g, jsonify, request
 
 from ..settings import Settings
 
@@ -106,13 +109,19 @@ class HostPolicy:
     def __init__(self, allowed_hosts: tuple[str, ...], token_set: bool) -> None:
         names = {name for name in (host_name(h) for h in allowed_hosts if h != "*") if name}
         self.names = frozenset(names)
-        #: Off: ``*`` listed, or a token without any ``allowed_hosts`` (see the module doc).
-        self.off = "*" in allowed_hosts or (token_set and not allowed_hosts)
+        #: ``*`` listed: every name is answered, nothing is marked.
+        self.any = "*" in allowed_hosts
+        #: A token without any ``allowed_hosts``: other names go on to the token check.
+        self.relaxed = not self.any and token_set and not allowed_hosts
+        #: Nothing is refused (``*``, or relaxed).
+        self.off = self.any or self.relaxed
 
     def allows(self, value: str) -> bool:
         """``value`` (a Host header or an authority) may be answered."""
-        if self.off:
-            return True
+        return self.off or self.known(value)
+
+    def known(self, value: str) -> bool:
+        """``value`` names this server by the rules above (whether or not a token is set)."""
         name = host_name(value)
         if name is None:
             return False
@@ -167,16 +176,24 @@ def install_hosts(app: Quart, settings: Settings) -> None:
 
     @app.before_request
     async def check_host() -> Response | None:
-        if policy.off:
+        if policy.any:
             return None
         values = [v for v in request.headers.getlist("Host") if v.strip()]
         authority = request.scope.get(TARGET_AUTHORITY)
         if authority is not None:
             values.append(str(authority))  # "" (a target that is no URL) is refused
         for value in values:
-            if not policy.allows(value):
+            if not policy.known(value):
+                if policy.relaxed:
+                    g.quart_dl_foreign_host = True  # FOREIGN_HOST: its wrong tokens count apart
+                    return None
                 return _refused(value, logged)
         return None
+
+
+def foreign_host() -> bool:
+    """This request named a host the server does not know (only with a relaxed check)."""
+    return bool(g.get("quart_dl_foreign_host", False))
 
 
 def _refused(value: str, logged: set[str]) -> Response:
