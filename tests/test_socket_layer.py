@@ -541,6 +541,26 @@ async def test_connections_per_address_are_capped_streams_included(tmp_path: Pat
             stream.close()
 
 
+async def test_regression_connections_over_the_cap_are_bounded_too(tmp_path: Path) -> None:
+    # Each connection over the cap was held until its head arrived (up to 5 s) to get its
+    # 503: an address at the cap could still open any number of sockets. Now at most
+    # OVER_CAP_HELD wait for their answer; past those a new one is cut at once.
+    settings = settings_for(tmp_path, max_connections_per_client=2)
+    async with serving(settings) as app:
+        metrics = runtime(app).metrics
+        within = [await RawClient.open(settings.port, b"") for _ in range(2)]
+        held = [await RawClient.open(settings.port, b"") for _ in range(socket_layer.OVER_CAP_HELD)]
+        cut = await RawClient.open(settings.port, b"")  # accepted after those, in order
+        with pytest.raises((EOFError, ConnectionError)):
+            await cut.read_until(b"HTTP/1.1", timeout=2)  # closed at once, no answer, no wait
+        assert metrics.value("connections_refused_total", reason="per_client") == 1
+        # one that was held still gets its 503 once it sends its head
+        held[0].writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await held[0].read_to_end()).startswith(b"HTTP/1.1 503 ")
+        for client in [*within, *held, cut]:
+            client.close()
+
+
 async def test_hypercorns_writer_writes_nothing_once_the_connection_is_lost(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

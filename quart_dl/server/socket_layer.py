@@ -57,6 +57,10 @@ from . import framing
 
 log = logging.getLogger("quart_dl.server.socket_layer")
 
+#: Connections over ``max_connections_per_client`` one address may have waiting for their 503;
+#: beyond these a new one is cut at once (no answer), so sockets per address stay bounded.
+OVER_CAP_HELD = 16
+
 #: Stream requests running the app at once. A reconnect storm of thousands would otherwise
 #: run thousands of requests side by side on one loop: no faster, but each holds its
 #: request's working memory (tens of KB) until all are done, and the process keeps that
@@ -101,6 +105,8 @@ class FrontDoor:
         self.max_connections_per_client = max_connections_per_client
         #: Open connections per client key (``limits.client_key``), streams included.
         self.connections: dict[str, int] = {}
+        #: Connections over the cap waiting for their head (and their 503), per client key.
+        self.over_cap: dict[str, int] = {}
         self.state: dict[str, Any] = {}
         #: Connections still reading their head or running the app for a stream request.
         self.pending: set[FrontProtocol] = set()
@@ -116,15 +122,36 @@ class FrontDoor:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def admit(self, peer: Any) -> str | None:
-        """Count a new connection; its client key, or None when its address is at the cap."""
+    def admit(self, peer: Any) -> tuple[str, bool]:
+        """Count a new connection: its client key, and whether it is within the cap.
+
+        One over the cap is held until its head arrives (so that its client reads the 503
+        rather than a reset), but at most ``OVER_CAP_HELD`` of them per address: beyond that
+        a connection is cut at once, so the cap bounds the sockets one address holds.
+        """
         address = _address(peer)
         key = client_key(address[0] if address else None)
         count = self.connections.get(key, 0)
         if count >= self.max_connections_per_client:
-            return None
+            return key, False
         self.connections[key] = count + 1
-        return key
+        return key, True
+
+    def hold_over_cap(self, key: str) -> bool:
+        """Hold one more connection over the cap for its 503; False when too many are held."""
+        held = self.over_cap.get(key, 0)
+        if held >= OVER_CAP_HELD:
+            return False
+        self.over_cap[key] = held + 1
+        return True
+
+    def release_over_cap(self, key: str) -> None:
+        """A connection held over the cap closed."""
+        held = self.over_cap[key] - 1
+        if held:
+            self.over_cap[key] = held
+        else:
+            del self.over_cap[key]
 
     def release(self, key: str) -> None:
         """A counted connection closed."""
@@ -149,6 +176,7 @@ class FrontProtocol(asyncio.Protocol):
         "_disconnected",
         "_door",
         "_key",
+        "_over_cap",
         "_plan",
         "_sub",
         "_timer",
@@ -166,13 +194,24 @@ class FrontProtocol(asyncio.Protocol):
         self._sub: TransportSink | None = None
         #: The connection's place in its address's count; None when over the cap (refused).
         self._key: str | None = None
+        #: The client key of a connection held over the cap for its 503, else None.
+        self._over_cap: str | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._key = self._door.admit(transport.get_extra_info("peername"))
+        key, within = self._door.admit(transport.get_extra_info("peername"))
+        if within:
+            self._key = key
+        elif self._door.hold_over_cap(key):
+            self._over_cap = key
+        else:
+            self._door.metrics.inc("connections_refused_total", reason="per_client")
+            self._closed = True
+            transport.abort()
+            return
         self._door.pending.add(self)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._door.config.keep_alive_timeout, self._head_timeout)
@@ -226,6 +265,9 @@ class FrontProtocol(asyncio.Protocol):
         if self._key is not None:
             self._door.release(self._key)
             self._key = None
+        if self._over_cap is not None:
+            self._door.release_over_cap(self._over_cap)
+            self._over_cap = None
         if self._disconnected is not None and not self._disconnected.done():
             self._disconnected.set_result(None)
         if self._sub is not None and self._plan is not None:
