@@ -591,13 +591,16 @@ class Relay(asyncio.StreamReaderProtocol):
         transport = self._relay_transport
         if transport is None or transport.is_closing():
             return
+        # The transport's own state is the truth: the StreamReader underneath pauses and
+        # resumes the same transport for its buffer, and may have resumed it since.
         if len(self._held) > MAX_HELD:
-            if not self._reading_paused:
-                self._reading_paused = True
+            self._reading_paused = True
+            if transport.is_reading():
                 transport.pause_reading()
         elif self._reading_paused:
             self._reading_paused = False
-            transport.resume_reading()
+            if not transport.is_reading():
+                transport.resume_reading()
         if self._eof and self._mode == self._IDLE:
             self._close()  # the client is done and the rest of what it sent is no request
             return
