@@ -15,16 +15,22 @@ tests/test_record.py checks what cannot be derived: the Tortoise model has a col
 right kind for every field, the projection (torrents.py) builds exactly these fields, and
 docs/protocol.md lists every one.
 
-``typing_extensions.TypedDict``, not ``typing``'s: pydantic (through quart-schema) builds the
-OpenAPI schema from it, and refuses ``typing.TypedDict`` on Python < 3.12.
+The ``TypedDict`` is ``typing_extensions``' before Python 3.12 and ``typing``'s from 3.12 on:
+pydantic (through quart-schema) builds the OpenAPI schema from it and refuses ``typing``'s
+before 3.12, while quart-schema recognises only ``typing``'s from 3.12 on
+(``typing.is_typeddict``; ``test_regression_openapi_failed_on_python_3_12``).
 """
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from typing_extensions import TypedDict
+if sys.version_info >= (3, 12):
+    from typing import TypedDict
+else:
+    from typing_extensions import TypedDict
 
 
 class TorrentRecord(TypedDict):

@@ -230,3 +230,12 @@ def test_real_snapshot_and_answers_carry_exactly_the_declared_and_documented_fie
     events = section("Server-Sent Events")
     for key in snapshot:
         assert f'"{key}"' in events, f"docs/protocol.md: the snapshot's {key!r} is not documented"
+
+
+async def test_regression_openapi_failed_on_python_3_12() -> None:
+    # quart-schema recognises only typing's TypedDict from Python 3.12 on (typing.is_typeddict),
+    # pydantic only typing_extensions' before 3.12: /openapi.json was a 500 on 3.12 and 3.13.
+    async with running_app() as served:
+        reply = await served.client.get("/openapi.json")
+        assert reply.status_code == 200
+        assert "TorrentRecord" in (await reply.get_json())["components"]["schemas"]
