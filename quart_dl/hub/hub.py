@@ -107,7 +107,12 @@ class Hub:
         self.view.seed(torrents)
 
     def watch_status(self, record: Record) -> None:
-        """Show ``record`` (an instance's live status) in snapshots and REST answers."""
+        """Show ``record`` (an instance's live status) in snapshots and REST answers.
+
+        One instance per hub today (protocol 1 has one status object): a second instance's
+        poller would replace the first's record. Several instances need the view to key
+        status by instance id, with protocol 2.
+        """
         self.view.status = record
 
     # -- publishing ----------------------------------------------------------------------
