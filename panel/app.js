@@ -6,6 +6,7 @@ import { setAttr, setText } from "./dom.js";
 import { Stream, auth, markSignedOut, withToken } from "./stream.js";
 import { Dashboard } from "./dashboard.js";
 import { Detail } from "./detail.js";
+import { setupControls } from "./controls.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -23,6 +24,7 @@ darkQuery.addEventListener("change", applyTheme);
 
 const dash = new Dashboard($("#dashboard"));
 const detail = new Detail($("#detail"));
+const controls = setupControls(dash, detail);
 
 let stream = null; // the one open stream: global on the dashboard, per-torrent on the detail view
 let view = null;
@@ -224,6 +226,7 @@ function showDashboard() {
         completed(d.completed, (h) => dash.records.get(h)?.name);
       },
       onStatus: setStatus,
+      onAction: controls.event,
     });
     requestAnimationFrame(() => window.scrollTo(0, dashScroll));
   }
@@ -257,6 +260,7 @@ function showDetail(hash) {
       completed(d.completed, () => detail.rec?.name);
     },
     onStatus: setStatus,
+    onAction: controls.event,
     onTick: () => {
       chartTick += 1;
       if (chartTick % 3 === 0) detail.drawChart();

@@ -113,18 +113,25 @@ function rowTemplate() {
   const t = document.createElement("template");
   t.innerHTML =
     '<div class="row" role="row" data-testid="torrent-row">' +
+    '<div role="cell" class="c-sel act-only"><input type="checkbox" data-testid="torrent-select"></div>' +
     '<div role="cell" class="c-name"><a class="name" data-testid="torrent-name"><bdi></bdi></a>' +
     '<span class="meta" data-testid="torrent-meta"></span></div>' +
     '<div role="cell" class="c-progress"><div class="bar" role="progressbar" aria-valuemin="0" ' +
     'aria-valuemax="100" data-testid="torrent-progress"><div class="fill"></div></div>' +
     '<span class="pct" data-testid="torrent-progress-text"></span></div>' +
-    '<div role="cell" class="c-state"><span class="badge" data-testid="torrent-state"></span></div>' +
+    '<div role="cell" class="c-state"><span class="badge" data-testid="torrent-state"></span>' +
+    '<button type="button" class="act-status" data-testid="torrent-action" hidden></button></div>' +
     '<div role="cell" class="c-size num" data-testid="torrent-size"></div>' +
     '<div class="facts">' +
     '<div role="cell" class="c-dl num" data-label="↓" data-testid="torrent-dl"></div>' +
     '<div role="cell" class="c-up num" data-label="↑" data-testid="torrent-up"></div>' +
     '<div role="cell" class="c-eta num" data-label="ETA" data-testid="torrent-eta"></div>' +
     '<div role="cell" class="c-ratio num" data-label="Ratio" data-testid="torrent-ratio"></div>' +
+    "</div>" +
+    '<div role="cell" class="c-act act-only">' +
+    '<button type="button" class="icon-btn" data-testid="torrent-toggle"><svg viewBox="0 0 16 16" aria-hidden="true"><path/></svg></button>' +
+    '<button type="button" class="icon-btn" data-testid="torrent-menu" aria-haspopup="menu" aria-expanded="false">' +
+    '<svg viewBox="0 0 16 16" aria-hidden="true"><circle cx="3.5" cy="8" r="1.4"/><circle cx="8" cy="8" r="1.4"/><circle cx="12.5" cy="8" r="1.4"/></svg></button>' +
     "</div>" +
     "</div>";
   template = t.content.firstChild;
@@ -135,9 +142,16 @@ class Row {
   constructor(hash) {
     const el = rowTemplate().cloneNode(true);
     el.dataset.hash = hash;
-    const [cName, cProg, cState, cSize, facts] = el.children;
+    const [cSel, cName, cProg, cState, cSize, facts, cAct] = el.children;
     const [cDl, cUp, cEta, cRatio] = facts.children;
     this.el = el;
+    this.check = cSel.firstChild;
+    this.check.setAttribute("aria-labelledby", `n-${hash}`);
+    this.status = cState.lastChild;
+    [this.toggle, this.menu] = cAct.children;
+    this.toggle.id = `t-${hash}`;
+    this.menu.id = `m-${hash}`;
+    this.menu.setAttribute("aria-label", "More actions");
     this.name = cName.firstChild;
     this.name.href = `#/torrent/${hash}`;
     this.name.id = `n-${hash}`;
@@ -159,8 +173,9 @@ class Row {
     }
   }
 
-  render(rec) {
+  render(rec, ui) {
     const L = this.last;
+    if (ui) this.renderActions(rec, ui);
     const name = rec.name || rec.hash;
     if (L.name !== name) {
       L.name = name;
@@ -199,6 +214,41 @@ class Row {
     this.set("eta", this.cells.eta, complete ? "–" : fmt.eta(rec.eta));
     this.set("size", this.cells.size, fmt.bytes(rec.size));
     this.set("ratio", this.cells.ratio, fmt.ratio(rec.ratio));
+  }
+
+  /** The check box, the pause/resume button, and the pending or failed mark. */
+  renderActions(rec, ui) {
+    const L = this.last;
+    const selected = ui.selected(rec.hash);
+    if (L.selected !== selected) {
+      L.selected = selected;
+      this.check.checked = selected;
+      this.el.classList.toggle("selected", selected);
+      this.el.setAttribute("aria-selected", String(selected));
+    }
+    const paused = fmt.phaseOf(rec) === "paused";
+    if (L.paused !== paused) {
+      L.paused = paused;
+      const label = paused ? "Resume" : "Pause";
+      this.toggle.setAttribute("aria-label", label);
+      this.toggle.title = label;
+      this.toggle.dataset.verb = paused ? "resume" : "pause";
+      this.toggle.firstChild.firstChild.setAttribute("d", paused ? "M5 3.5v9l7-4.5z" : "M5 3.5v9M11 3.5v9");
+    }
+    const mark = ui.mark(rec.hash);
+    const text = mark ? mark.text : "";
+    const state = mark ? (mark.failed ? "failed" : "pending") : "";
+    if (L.markText !== text || L.markState !== state) {
+      L.markText = text;
+      L.markState = state;
+      this.status.textContent = text;
+      this.status.hidden = !text;
+      this.status.dataset.state = state;
+      this.status.title = mark && mark.failed ? `${mark.title}\nClick to dismiss.` : mark ? mark.title : "";
+      if (state) this.el.dataset.action = state;
+      else delete this.el.dataset.action;
+      this.toggle.disabled = state === "pending";
+    }
   }
 
   num(key, value, f) {
@@ -241,6 +291,8 @@ export class Dashboard {
     this.loaded = false; // a snapshot arrived
     this.transfer = null;
     this.status = null;
+    this.ui = null; // set by setupControls(): selection, action marks, commands
+    this.onTransfer = null; // (transfer) => void: the alt-speed toggle follows it
 
     const prefs = readPrefs();
     this.sortKey = SORT_KEYS.has(prefs.sortKey) ? prefs.sortKey : "added_at";
@@ -328,7 +380,7 @@ export class Dashboard {
       }, 80);
     });
     this.body.addEventListener("click", (ev) => {
-      if (ev.target.closest("a")) return;
+      if (ev.target.closest("a, button, input, .c-sel, .c-act")) return;
       const row = ev.target.closest(".row");
       if (row && !window.getSelection().toString()) location.hash = `#/torrent/${row.dataset.hash}`;
     });
@@ -398,12 +450,16 @@ export class Dashboard {
   snapshot(torrents, transfer) {
     const next = new Map();
     for (const [hash, rec] of Object.entries(torrents || {})) next.set(hash, normalize(hash, rec));
-    for (const hash of this.records.keys()) {
-      if (!next.has(hash)) this.dropRow(hash);
-    }
+    const gone = [...this.records.keys()].filter((hash) => !next.has(hash));
+    for (const hash of gone) this.dropRow(hash);
     this.records = next;
+    if (this.ui) {
+      for (const hash of gone) this.ui.removed(hash);
+      for (const [hash, rec] of next) this.ui.observe(hash, rec);
+    }
     for (const hash of next.keys()) this.dirty.add(hash);
     this.transfer = transfer || null;
+    if (this.onTransfer) this.onTransfer(this.transfer);
     this.loaded = true;
     this.orderDirty = true;
     this.countsDirty = true;
@@ -435,16 +491,33 @@ export class Dashboard {
         if ("phase" in f || "state" in f) this.countsDirty = true;
       }
       this.dirty.add(hash);
+      if (this.ui) this.ui.observe(hash, this.records.get(hash));
     }
     for (const hash of d.removed || []) {
       if (this.records.delete(hash)) {
         this.dropRow(hash);
+        if (this.ui) this.ui.removed(hash);
         this.orderDirty = true;
         this.countsDirty = true;
       }
     }
-    if (d.transfer) this.transfer = d.transfer;
+    if (d.transfer) {
+      this.transfer = { ...(this.transfer || {}), ...d.transfer };
+      if (this.onTransfer) this.onTransfer(this.transfer);
+    }
     this.schedule();
+  }
+
+  /** Rows whose selection or action mark changed: re-rendered at the next frame. */
+  touch(hashes) {
+    for (const h of hashes) if (this.records.has(h)) this.dirty.add(h);
+    this.schedule();
+  }
+
+  /** The hashes of the rows on screen, in order (for shift-click ranges and select-all). */
+  visibleHashes() {
+    if (this.orderDirty) this.flush();
+    return this.visible.map((row) => row.el.dataset.hash);
   }
 
   setStatus(s) {
@@ -502,7 +575,7 @@ export class Dashboard {
       for (let i = 0; i < nextRows.length; i += 1) {
         const row = nextRows[i];
         if (!row.el.isConnected || this.dirty.has(recs[i].hash)) {
-          row.render(recs[i]);
+          row.render(recs[i], this.ui);
           this.dirty.delete(recs[i].hash);
           rendered += 1;
         }
@@ -512,7 +585,7 @@ export class Dashboard {
     for (const hash of this.dirty) {
       const row = this.rows.get(hash);
       if (row && row.el.isConnected) {
-        row.render(this.records.get(hash));
+        row.render(this.records.get(hash), this.ui);
         rendered += 1;
       }
     }
@@ -523,6 +596,7 @@ export class Dashboard {
     }
     this.renderTotals();
     this.renderEmpty();
+    if (this.ui) this.ui.flushed();
     debugExtra.lastFlushMs = performance.now() - t0;
     debugExtra.lastFlushRows = rendered;
     debugExtra.flushes = (debugExtra.flushes || 0) + 1;

@@ -42,6 +42,8 @@ export class Detail {
     this.raf = 0;
     this.histTimer = 0;
     this.fieldEls = {};
+    this.afterRender = null; // (rec) => void: the action controls follow the record
+    this.onRemoved = null; // (hash) => void
     this.name = root.querySelector("#d-name");
     this.nameText = root.querySelector("#d-name-text"); // a <bdi> in the <h1>
     this.nameToggle = root.querySelector("#d-name-toggle");
@@ -182,6 +184,7 @@ export class Detail {
     }
     if ((d.removed || []).includes(this.hash)) {
       this.setMessage("removed");
+      if (this.onRemoved) this.onRemoved(this.hash);
     }
     this.schedule();
   }
@@ -226,6 +229,7 @@ export class Detail {
       this.chartDue = false;
       this.drawChart();
     }
+    if (this.afterRender) this.afterRender(r);
   }
 
   async loadHistory() {

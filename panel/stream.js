@@ -223,6 +223,7 @@ export class Stream {
     });
     on("diff", (data) => this.h.onDiff && this.h.onDiff(data));
     on("status", (data) => this.h.onStatus && this.h.onStatus(data));
+    on("action", (data) => this.h.onAction && this.h.onAction(data));
     on("heartbeat", () => { dbg.heartbeats += 1; });
   }
 
