@@ -8,6 +8,7 @@ read-only ``window.quartDl`` (stream counters and state) and the conftest's reco
 
 from __future__ import annotations
 
+import base64
 import itertools
 import math
 import time
@@ -136,3 +137,107 @@ def sample_for(target: Target, seconds: float, every: float = 0.5) -> list[dict[
         if sample["at"] >= end:
             return samples
         time.sleep(min(every, max(0.0, end - time.monotonic())))
+
+
+# ---- actions (e2e/test_actions.py, bench/actions.py) ----
+
+#: Every text the rows' and the detail view's action marks showed (``torrent-action``,
+#: ``detail-action``), with the time: "Pausing…" can come and go between two polls of a
+#: test, the recorder cannot miss it. Add with ``context.add_init_script(ACTION_RECORDER)``.
+ACTION_RECORDER = """
+(() => {
+  if (window.__actions) return;
+  const log = [];
+  Object.defineProperty(window, "__actions", { value: log });
+  const seen = new WeakMap();
+  const note = (el) => {
+    if (!(el instanceof Element)) return;
+    const id = el.dataset.testid;
+    if (id !== "torrent-action" && id !== "detail-action" && id !== "torrent-state") return;
+    const text = el.hidden ? "" : el.textContent;
+    if (seen.get(el) === text) return;
+    seen.set(el, text);
+    const owner = el.closest("[data-hash]");
+    const hash = owner ? owner.dataset.hash : null;
+    log.push({ t: Date.now(), p: performance.now(), hash, kind: id, text });
+  };
+  const scan = (root) => {
+    if (!(root instanceof Element)) return;
+    note(root);
+    const ids = ["torrent-action", "detail-action", "torrent-state"];
+    for (const el of root.querySelectorAll(ids.map((i) => `[data-testid=${i}]`).join(","))) note(el);
+  };
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === "attributes") note(m.target);
+      else if (m.type === "characterData") note(m.target.parentElement);
+      else {
+        note(m.target);
+        for (const node of m.addedNodes) scan(node);
+      }
+    }
+  }).observe(document, {
+    subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["hidden"],
+  });
+})();
+"""
+
+
+def action_marks(target: Target, torrent_hash: str, kind: str = "torrent-action") -> list[str]:
+    """Every text one torrent's action mark showed (``""`` when hidden), in order."""
+    return list(
+        target.evaluate(
+            "([h, kind]) => window.__actions.filter((a) => a.hash === h && a.kind === kind)"
+            ".map((a) => a.text)",
+            [torrent_hash, kind],
+        )
+    )
+
+
+def row_selector(torrent_hash: str) -> str:
+    """The CSS selector of one torrent's dashboard row."""
+    return f'[data-testid=torrent-row][data-hash="{torrent_hash}"]'
+
+
+#: Test ids of every control that acts (hidden when ``GET /api/access`` says ``act: false``).
+ACTION_CONTROLS = (
+    "add-open",
+    "select-all",
+    "torrent-select",
+    "torrent-toggle",
+    "torrent-menu",
+)
+
+
+def visible_action_controls(target: Target) -> list[str]:
+    """The test ids of the action controls a person could see or reach now."""
+    return list(
+        target.evaluate(
+            """(ids) => ids.filter((id) => [...document.querySelectorAll(`[data-testid="${id}"]`)]
+                 .some((el) => el.checkVisibility()))""",
+            [*ACTION_CONTROLS, "detail-actions", "alt-speed", "bulk-bar"],
+        )
+    )
+
+
+def drop_files(target: Target, selector: str, files: list[tuple[str, bytes]]) -> None:
+    """Drop files on an element as a person dragging them from a file manager would: a
+    ``DataTransfer`` built in the page holds ``File``s, and dragenter, dragover and drop
+    are dispatched on the element with it."""
+    payload = [[name, base64.b64encode(data).decode("ascii")] for name, data in files]
+    target.evaluate(
+        """([selector, files]) => {
+          const dt = new DataTransfer();
+          for (const [name, b64] of files) {
+            const bin = atob(b64);
+            const bytes = new Uint8Array(bin.length);
+            for (let i = 0; i < bin.length; i += 1) bytes[i] = bin.charCodeAt(i);
+            dt.items.add(new File([bytes], name, { type: "application/x-bittorrent" }));
+          }
+          const el = document.querySelector(selector);
+          for (const type of ["dragenter", "dragover", "drop"]) {
+            el.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+          }
+        }""",
+        [selector, payload],
+    )

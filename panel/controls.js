@@ -88,7 +88,9 @@ export function setupControls(dash, detail) {
     const button = ev.target.closest("button");
     if (!button) return;
     const id = button.dataset.testid;
-    if (id === "torrent-toggle") center.run(button.dataset.verb || "pause", [hash]);
+    if (id === "torrent-toggle") {
+      if (button.getAttribute("aria-disabled") !== "true") center.run(button.dataset.verb || "pause", [hash]);
+    }
     else if (id === "torrent-menu") openMenu(button, commands.items([hash]));
     else if (id === "torrent-action") center.dismiss(hash);
   });
@@ -101,7 +103,9 @@ export function setupControls(dash, detail) {
   // ---- the detail view ----
   const dToggle = $("#d-toggle");
   const dStatus = $("#d-action");
-  dToggle.addEventListener("click", () => detail.hash && center.run(dToggle.dataset.verb || "pause", [detail.hash]));
+  dToggle.addEventListener("click", () => {
+    if (detail.hash && dToggle.getAttribute("aria-disabled") !== "true") center.run(dToggle.dataset.verb || "pause", [detail.hash]);
+  });
   $("#d-force").addEventListener("click", () => detail.hash && center.run("force_start", [detail.hash], { value: true }));
   $("#d-recheck").addEventListener("click", () => detail.hash && center.run("recheck", [detail.hash]));
   const dMore = $("#d-more");
@@ -130,7 +134,7 @@ export function setupControls(dash, detail) {
     dStatus.textContent = mark ? mark.text : "";
     dStatus.dataset.state = mark ? (mark.failed ? "failed" : "pending") : "";
     dStatus.title = mark ? mark.title : "";
-    dToggle.disabled = !!mark && !mark.failed;
+    dToggle.setAttribute("aria-disabled", String(!!mark && !mark.failed));
   }
   detail.afterRender = (rec) => {
     center.observe(detail.hash, rec);

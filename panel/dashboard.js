@@ -224,7 +224,6 @@ class Row {
       L.selected = selected;
       this.check.checked = selected;
       this.el.classList.toggle("selected", selected);
-      this.el.setAttribute("aria-selected", String(selected));
     }
     const paused = fmt.phaseOf(rec) === "paused";
     if (L.paused !== paused) {
@@ -247,7 +246,8 @@ class Row {
       this.status.title = mark && mark.failed ? `${mark.title}\nClick to dismiss.` : mark ? mark.title : "";
       if (state) this.el.dataset.action = state;
       else delete this.el.dataset.action;
-      this.toggle.disabled = state === "pending";
+      // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
+      this.toggle.setAttribute("aria-disabled", String(state === "pending"));
     }
   }
 
