@@ -61,6 +61,7 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "events_published_total": ("counter", "Events published, by kind.", ("kind",)),
     "poll_duration_seconds": ("histogram", "Time spent in one poll of qBittorrent.", ()),
     "poll_errors_total": ("counter", "Failed polls, by kind.", ("kind",)),
+    "actions_total": ("counter", "Actions asked of qBittorrent, by verb and result.", ("action", "result")),
 }
 
 Labels = tuple[tuple[str, str], ...]

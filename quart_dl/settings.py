@@ -91,6 +91,10 @@ class Settings:
     max_streams: int = 20_000
     allowed_hosts: tuple[str, ...] = ()
     max_connections_per_client: int = 0
+    read_token: Secret = field(default_factory=lambda: Secret(""))
+    read_token_file: Path | None = None
+    open_actions: bool = False
+    max_upload_bytes: int = 16 * 1024 * 1024
 
     @property
     def host(self) -> str:
@@ -244,6 +248,17 @@ def _parse_origins(name: str, raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+def _parse_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
 def _parse_str(name: str, raw: Any) -> str:
     if not isinstance(raw, str):
         raise SettingsError(f"{name}: expected text, got {raw!r}")
@@ -337,6 +352,23 @@ SETTING_SPECS: dict[str, tuple[Parser, str]] = {
         "open connections allowed per client address, streams included"
         " (default 0: max_streams_per_client + 64)",
     ),
+    "read_token": (
+        _parse_token,
+        "a second token that may read but never act (for Home Assistant's sidebar frame);"
+        " needs access_token; default none",
+    ),
+    "read_token_file": (
+        lambda n, v: Path(str(v)).expanduser(),
+        "file holding the read-only token",
+    ),
+    "open_actions": (
+        _parse_bool,
+        "without access_token, let anyone who can reach the server act on torrents (default false)",
+    ),
+    "max_upload_bytes": (
+        lambda n, v: _parse_int(n, v, 65_536, 1024 * 1024 * 1024),
+        "largest body of POST /api/torrents/add, .torrent uploads (default 16777216)",
+    ),
 }
 
 
@@ -415,6 +447,15 @@ def _finish(settings: Settings) -> Settings:
             raise SettingsError("access_token_file: give either a token or a token file, not both")
         text = _read_secret_file("access_token_file", settings.access_token_file)
         settings = replace(settings, access_token=_parse_token("access_token_file", text))
+    if settings.read_token_file is not None:
+        if settings.read_token:
+            raise SettingsError("read_token_file: give either a token or a token file, not both")
+        text = _read_secret_file("read_token_file", settings.read_token_file)
+        settings = replace(settings, read_token=_parse_token("read_token_file", text))
+    if settings.read_token and not settings.access_token:
+        raise SettingsError("read_token: needs access_token too (without one everything is open)")
+    if settings.read_token and settings.read_token == settings.access_token:
+        raise SettingsError("read_token: must differ from access_token")
     if settings.idle_poll_interval < settings.poll_interval:
         raise SettingsError(
             "idle_poll_interval: must not be shorter than poll_interval"

@@ -117,13 +117,30 @@ def project(torrent_hash: str, raw: Mapping[str, Any]) -> Record:
 
 
 def transfer_of(server_state: Mapping[str, Any]) -> Record:
-    """qBittorrent's own global figures from ``server_state`` (the totals are used)."""
+    """qBittorrent's own global figures from ``server_state`` (the totals are used), and
+    the global limits in force: alternative speeds on or off, and the download and upload
+    limits (bytes/s, 0 = unlimited; with alternative speeds on, the alternative ones)."""
     return {
         "dl_speed": _int(server_state, "dl_info_speed"),
         "up_speed": _int(server_state, "up_info_speed"),
         "dl_total": _int(server_state, "dl_info_data"),
         "up_total": _int(server_state, "up_info_data"),
+        "alt_speed": bool(server_state.get("use_alt_speed_limits")),
+        "dl_limit": max(0, _int(server_state, "dl_rate_limit")),
+        "up_limit": max(0, _int(server_state, "up_rate_limit")),
     }
+
+
+#: The transfer object before qBittorrent said anything.
+EMPTY_TRANSFER: Record = {
+    "dl_speed": 0,
+    "up_speed": 0,
+    "dl_total": 0,
+    "up_total": 0,
+    "alt_speed": False,
+    "dl_limit": 0,
+    "up_limit": 0,
+}
 
 
 @dataclass
@@ -168,7 +185,7 @@ class TorrentTable:
         self._quiet = first_run
         self._raw: dict[str, dict[str, Any]] = {}
         self.records: dict[str, Record] = {h: dict(r) for h, r in (known or {}).items()}
-        self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+        self.transfer: Record = dict(EMPTY_TRANSFER)
         # Seeded from ``complete``, not ``completed_at``: qBittorrent may not know when a
         # torrent completed (completion_on -1), and a restart must not announce it again.
         self._completed: set[str] = {h for h, r in self.records.items() if r.get("complete")}
@@ -244,6 +261,8 @@ class TorrentTable:
         if isinstance(server_state, Mapping) and server_state:
             fresh = transfer_of({**self._raw_server_state(), **server_state})
             merged["dl_total"], merged["up_total"] = fresh["dl_total"], fresh["up_total"]
+            for key in ("alt_speed", "dl_limit", "up_limit"):
+                merged[key] = fresh[key]
         # Speeds are the sum of the torrents' own: qBittorrent's global rate is measured over
         # its refresh interval and, under per-torrent limits, swings between 0 and bursts
         # while every torrent reports a steady rate (seen on 4.5.2 at 250 and 1500 ms).
@@ -272,4 +291,7 @@ class TorrentTable:
             "up_info_speed": self.transfer["up_speed"],
             "dl_info_data": self.transfer["dl_total"],
             "up_info_data": self.transfer["up_total"],
+            "use_alt_speed_limits": self.transfer.get("alt_speed", False),
+            "dl_rate_limit": self.transfer.get("dl_limit", 0),
+            "up_rate_limit": self.transfer.get("up_limit", 0),
         }

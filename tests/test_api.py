@@ -179,7 +179,10 @@ async def test_status(served: RunningApp) -> None:
     assert body["status"]["message"] is None
     assert isinstance(body["status"]["last_poll"], float)
     # speeds: the sum of the torrents' own; totals: qBittorrent's server_state
-    assert body["transfer"] == {"dl_speed": 1000, "up_speed": 2000, "dl_total": 650_117, "up_total": 4096}
+    assert body["transfer"] == {
+        **{"dl_speed": 1000, "up_speed": 2000, "dl_total": 650_117, "up_total": 4096},
+        **{"alt_speed": False, "dl_limit": 0, "up_limit": 0},
+    }
     assert body["poller"]["interval"] == 30.0  # nobody streams
     assert body["poller"]["errors"] == 0
     assert body["poller"]["last_error"] is None

@@ -136,7 +136,10 @@ def test_new_subscriber_gets_a_snapshot() -> None:
     assert set(snap["data"]["torrents"]) == {H1, H2}
     assert snap["data"]["torrents"][H1]["progress"] == 0.5
     assert snap["data"]["status"]["qbittorrent"] == "connecting"
-    assert snap["data"]["transfer"] == {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+    assert snap["data"]["transfer"] == {
+        **{"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0},
+        **{"alt_speed": False, "dl_limit": 0, "up_limit": 0},
+    }
     assert sub.drain() == []  # the event before subscribing is in the snapshot, not queued
 
 

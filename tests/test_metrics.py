@@ -26,6 +26,7 @@ NAMES_DASHBOARDS_USE = {
     "quart_dl_poll_duration_seconds_count",
     "quart_dl_poll_duration_seconds_sum",
     "quart_dl_poll_errors_total",
+    "quart_dl_actions_total",
 }
 
 

@@ -117,7 +117,28 @@ def test_completion_needs_nothing_left_and_an_upload_state() -> None:
 def test_transfer_of_server_state() -> None:
     assert transfer_of(
         {"dl_info_speed": 5, "up_info_speed": 6, "dl_info_data": 7, "up_info_data": 8, "x": 1}
-    ) == {"dl_speed": 5, "up_speed": 6, "dl_total": 7, "up_total": 8}
+    ) == {
+        "dl_speed": 5,
+        "up_speed": 6,
+        "dl_total": 7,
+        "up_total": 8,
+        "alt_speed": False,
+        "dl_limit": 0,
+        "up_limit": 0,
+    }
+
+
+def test_transfer_carries_alt_speed_and_global_limits_through_partial_updates() -> None:
+    table = TorrentTable()
+    state = {"dl_info_data": 1, "use_alt_speed_limits": True, "dl_rate_limit": 1000, "up_rate_limit": -1}
+    table.apply({"rid": 1, "full_update": True, "torrents": {}, "server_state": state})
+    limits = (table.transfer["alt_speed"], table.transfer["dl_limit"], table.transfer["up_limit"])
+    assert limits == (True, 1000, 0)
+    # A partial server_state names only what changed: the rest is kept.
+    changes = table.apply({"rid": 2, "server_state": {"use_alt_speed_limits": False}})
+    assert changes.transfer is not None
+    assert changes.transfer["alt_speed"] is False
+    assert changes.transfer["dl_limit"] == 1000
 
 
 # -- merging -----------------------------------------------------------------------------------
@@ -213,9 +234,10 @@ def test_transfer_partial_server_state_is_merged() -> None:
             server_state={"dl_info_speed": 100, "up_info_speed": 5, "dl_info_data": 1000, "up_info_data": 50}
         )
     )
-    assert first.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 1000, "up_total": 50}
+    limits = {"alt_speed": False, "dl_limit": 0, "up_limit": 0}
+    assert first.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 1000, "up_total": 50, **limits}
     changes = table.apply(partial_update(server_state={"dl_info_data": 2000}))
-    assert changes.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 2000, "up_total": 50}
+    assert changes.transfer == {"dl_speed": 0, "up_speed": 0, "dl_total": 2000, "up_total": 50, **limits}
     assert table.transfer == changes.transfer
     # a server_state that repeats what is known is no change
     assert table.apply(partial_update(server_state={"dl_info_data": 2000})).transfer is None

@@ -69,6 +69,10 @@ class Event:
 
     def for_torrent(self, torrent_hash: str) -> bytes | None:
         """The frame as a per-torrent stream sees it, or ``None`` if it says nothing of it."""
+        if self.kind == "action":
+            # An action on other torrents says nothing of this one ("all" covers it).
+            hashes = self.payload.get("hashes")
+            return self.data if hashes == "all" or torrent_hash in (hashes or ()) else None
         if self.kind != "diff":
             return self.data
         if self._by_hash is None:

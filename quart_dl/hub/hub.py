@@ -129,6 +129,14 @@ class Hub:
         self.view.status = record
         return self._publish("status", dict(record))
 
+    def publish_action(self, payload: dict[str, Any]) -> Event:
+        """Tell every stream what was asked of qBittorrent and how it answered (``action``).
+
+        An event like the others: it has an id, it is replayed, and it goes through the same
+        log and fan-out, so a viewer sees it in order with the diffs that confirm it.
+        """
+        return self._publish("action", payload)
+
     def _publish(self, kind: str, payload: dict[str, Any]) -> Event:
         event = self.log.append(kind, payload)
         self.metrics.inc("events_published_total", kind=kind)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..status import InstanceStatus
-from ..torrents import ChangeSet, Record
+from ..torrents import EMPTY_TRANSFER, ChangeSet, Record
 from .frames import PROTOCOL_VERSION, frame
 
 
@@ -23,7 +23,7 @@ class PublishedView:
         #: The status record of the instance published here (``InstanceStatus.record``): the
         #: instance keeps it current, its visible changes are announced as ``status`` events.
         self.status: Record = InstanceStatus().record
-        self.transfer: Record = {"dl_speed": 0, "up_speed": 0, "dl_total": 0, "up_total": 0}
+        self.transfer: Record = dict(EMPTY_TRANSFER)
         self._snapshot_cache: tuple[int, bytes] | None = None
 
     def seed(self, torrents: dict[str, Record]) -> None:

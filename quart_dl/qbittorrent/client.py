@@ -13,7 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import qbittorrentapi
@@ -40,6 +40,54 @@ class AuthFailed(QbtError):
     """Wrong user name or password, or this address is banned after failed logins."""
 
     kind = "auth_failed"
+
+
+class Refused(QbtError):
+    """qBittorrent answered an action with a refusal (queueing off, a path it cannot write,
+    a bad .torrent, a duplicate): its reason is the message; nothing is wrong with the link."""
+
+    kind = "refused"
+
+
+class UnknownTorrents(QbtError):
+    """Some hashes of an action are not in qBittorrent; nothing was applied."""
+
+    kind = "unknown_torrents"
+
+    def __init__(self, hashes: Sequence[str]) -> None:
+        super().__init__(f"qBittorrent has no torrent {', '.join(hashes)}")
+        self.hashes = list(hashes)
+
+
+#: Action verbs and their aliases (5.x names for pause/resume).
+ACTION_ALIASES = {"stop": "pause", "start": "resume"}
+
+#: The verbs ``QbtClient.act`` knows.
+ACTIONS = (
+    "pause",
+    "resume",
+    "force_start",
+    "recheck",
+    "reannounce",
+    "delete",
+    "set_category",
+    "add_tags",
+    "remove_tags",
+    "set_limits",
+    "move",
+    "rename",
+    "queue_top",
+    "queue_bottom",
+)
+
+
+def _refusal(exc: qbittorrentapi.HTTPError, what: str) -> Refused:
+    """qBittorrent's own reason (the answer's text), or a sentence naming its status."""
+    text = " ".join(str(exc).split())[:300]
+    status = getattr(exc, "http_status_code", None)
+    if not text or text in ("Conflict", "Bad Request", "Not Found", "Forbidden"):
+        text = f"qBittorrent refused {what} (HTTP {status})"
+    return Refused(text)
 
 
 class QbtClient:
@@ -136,6 +184,170 @@ class QbtClient:
     def reset(self) -> None:
         """Forget the rid: the next maindata is a full update."""
         self.rid = 0
+
+    # -- actions (issue #14) ----------------------------------------------------------------
+    # Each runs as one job on the session's worker thread, between two polls, never inside
+    # one. 4xx answers are refusals (``Refused`` with qBittorrent's text); a 403 on an
+    # action is a refusal too when the login still works (qBittorrent answers 403 to a
+    # location it cannot write), which ``_act`` tells apart by the library's re-login.
+
+    def _act(self, what: str, fn: Callable[[], T]) -> T:
+        def guarded() -> T:
+            try:
+                return fn()
+            except qbittorrentapi.Forbidden403Error as exc:
+                # The library already logged in again and retried once: a second 403 on a
+                # logged-in session is qBittorrent refusing this request, not our login.
+                if what == "move":
+                    raise _refusal(exc, what) from None
+                raise
+            except (
+                qbittorrentapi.Conflict409Error,
+                qbittorrentapi.InvalidRequest400Error,
+                qbittorrentapi.NotFound404Error,
+                qbittorrentapi.UnsupportedMediaType415Error,
+            ) as exc:
+                raise _refusal(exc, what) from None
+
+        return self._call(guarded)
+
+    def act(self, action: str, hashes: Sequence[str] | None, params: Mapping[str, Any]) -> list[str]:
+        """Apply ``action`` to ``hashes`` (``None``: every torrent); the hashes applied to.
+
+        Unknown hashes raise ``UnknownTorrents`` before anything is sent, so an action is
+        applied to all it names or to none.
+        """
+        action = ACTION_ALIASES.get(action, action)
+        c = self._client
+
+        def known() -> list[str]:
+            wanted = list(hashes) if hashes is not None else None
+            info = c.torrents_info(torrent_hashes=wanted, SIMPLE_RESPONSES=True)
+            found = [str(t.get("hash", "")).lower() for t in info]
+            if wanted is None:
+                return found
+            present = set(found)
+            missing = [h for h in wanted if h not in present]
+            if missing:
+                raise UnknownTorrents(missing)
+            return wanted
+
+        applied = self._call(known)
+        if not applied:
+            return []
+        target: Any = "all" if hashes is None else applied
+
+        def go() -> None:
+            if action == "pause":
+                c.torrents_stop(torrent_hashes=target)  # torrents/pause before Web API 2.11
+            elif action == "resume":
+                c.torrents_start(torrent_hashes=target)
+            elif action == "force_start":
+                c.torrents_set_force_start(enable=bool(params.get("value", True)), torrent_hashes=target)
+            elif action == "recheck":
+                c.torrents_recheck(torrent_hashes=target)
+            elif action == "reannounce":
+                c.torrents_reannounce(torrent_hashes=target)
+            elif action == "delete":
+                c.torrents_delete(delete_files=bool(params.get("delete_files", False)), torrent_hashes=target)
+            elif action == "set_category":
+                category = str(params.get("category", ""))
+                if category and params.get("create") and category not in c.torrents_categories():
+                    c.torrents_create_category(name=category)
+                c.torrents_set_category(category=category, torrent_hashes=target)
+            elif action == "add_tags":
+                c.torrents_add_tags(tags=list(params["tags"]), torrent_hashes=target)
+            elif action == "remove_tags":
+                c.torrents_remove_tags(tags=list(params["tags"]), torrent_hashes=target)
+            elif action == "set_limits":
+                # qBittorrent reads 0 (and -1) as "unlimited"; only given keys change.
+                if "dl_limit" in params:
+                    c.torrents_set_download_limit(limit=int(params["dl_limit"] or 0), torrent_hashes=target)
+                if "up_limit" in params:
+                    c.torrents_set_upload_limit(limit=int(params["up_limit"] or 0), torrent_hashes=target)
+            elif action == "move":
+                c.torrents_set_location(location=str(params["save_path"]), torrent_hashes=target)
+            elif action == "rename":
+                c.torrents_rename(torrent_hash=applied[0], new_torrent_name=str(params["name"]))
+            elif action == "queue_top":
+                c.torrents_top_priority(torrent_hashes=target)
+            elif action == "queue_bottom":
+                c.torrents_bottom_priority(torrent_hashes=target)
+            else:
+                raise ValueError(f"unknown action {action!r}")
+
+        self._act(action, go)
+        return applied
+
+    def set_transfer(
+        self, alt_speed: bool | None, dl_limit: int | None, up_limit: int | None
+    ) -> dict[str, Any]:
+        """Set the global limits given (``None``: leave as is); the state after, as
+        ``{"alt_speed", "dl_limit", "up_limit"}`` (bytes/s, 0 = unlimited).
+
+        The limits are the ones in force: with alternative speeds on, qBittorrent reads and
+        writes the alternative limits through the same calls.
+        """
+        c = self._client
+
+        def go() -> dict[str, Any]:
+            if alt_speed is not None:
+                c.transfer_set_speed_limits_mode(intended_state=alt_speed)
+            if dl_limit is not None:
+                c.transfer_set_download_limit(limit=dl_limit)
+            if up_limit is not None:
+                c.transfer_set_upload_limit(limit=up_limit)
+            info: Any = c.transfer_info(SIMPLE_RESPONSES=True)
+            mode = str(c.transfer_speed_limits_mode()).strip()
+            return {
+                "alt_speed": mode == "1",
+                "dl_limit": max(0, int(info.get("dl_rate_limit") or 0)),
+                "up_limit": max(0, int(info.get("up_rate_limit") or 0)),
+            }
+
+        return self._act("the transfer limits", go)
+
+    def add(self, urls: Sequence[str], files: Mapping[str, bytes], options: Mapping[str, Any]) -> int:
+        """Add torrents by URL and .torrent contents; how many were sent (all or none added).
+
+        ``options``: ``save_path``, ``category``, ``tags`` (list), ``stopped`` (bool; the
+        library sends it as ``paused`` to 4.x and ``stopped`` to 5.x).
+        """
+        c = self._client
+
+        def go() -> int:
+            answer = c.torrents_add(
+                urls=list(urls) or None,
+                torrent_files=dict(files) or None,
+                save_path=options.get("save_path") or None,
+                category=options.get("category") or None,
+                tags=list(options.get("tags") or ()) or None,
+                is_stopped=options.get("stopped"),
+            )
+            if isinstance(answer, str) and answer.strip() != "Ok.":
+                raise Refused(
+                    'qBittorrent refused to add the torrent(s) ("Fails.": not a valid .torrent or'
+                    " link, or already added)"
+                )
+            return len(urls) + len(files)
+
+        return self._act("the torrents to add", go)
+
+    def categories(self) -> list[dict[str, str]]:
+        """The instance's categories: name and save path, by name."""
+
+        def go() -> list[dict[str, str]]:
+            found: Any = self._client.torrents_categories(SIMPLE_RESPONSES=True)
+            return [
+                {"name": str(name), "save_path": str((value or {}).get("savePath") or "")}
+                for name, value in sorted(found.items())
+            ]
+
+        return self._call(go)
+
+    def tags(self) -> list[str]:
+        """The instance's tags, sorted."""
+        return self._call(lambda: sorted(str(t) for t in self._client.torrents_tags(SIMPLE_RESPONSES=True)))
 
     def close(self) -> None:
         """Close the HTTP session."""

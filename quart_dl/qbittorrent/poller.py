@@ -103,7 +103,7 @@ class Poller:
             self._wake.set()
 
     def wake(self) -> None:
-        """Poll now (a first subscriber, or a test)."""
+        """Poll now (a first subscriber, an action just answered, or a test)."""
         self._wake.set()
 
     async def fresh(self, max_age: float, timeout: float = 3.0) -> None:
@@ -143,6 +143,10 @@ class Poller:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the poll, not after: a wake that lands during a poll (an action
+            # answered while maindata was in flight) must cause one more poll at once, or the
+            # action's effect would wait out the whole interval.
+            self._wake.clear()
             try:
                 delay = await self.poll_once()
             except Exception as exc:
@@ -150,7 +154,6 @@ class Poller:
                 # poll, never the loop: a dead loop would leave the panel silently stale.
                 log.exception("poll failed unexpectedly")
                 delay = await self._failed(QbtError(f"unexpected error ({exc.__class__.__name__})"))
-            self._wake.clear()
             async with self._polled:
                 self._polled.notify_all()
             try:

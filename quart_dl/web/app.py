@@ -17,6 +17,8 @@ from ..qbittorrent.instance import Instance, InstanceSettings
 from ..qbittorrent.session import Session
 from ..settings import Settings
 from ..store.store import close_database, open_database
+from .access import install_access
+from .actions import install_actions
 from .api import bp as api_bp
 from .auth import install_auth
 from .cors import install_cors
@@ -66,11 +68,13 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
     app.register_blueprint(api_bp)
     app.register_blueprint(sse_bp)
     app.register_blueprint(panel_bp)
+    install_actions(app, settings)
     install_error_handlers(app)
     install_headers(app, settings.frame_ancestors, settings.cors_origins)
     install_hosts(app, settings)  # before CORS and auth: a foreign host gets nothing else
     install_cors(app, settings.cors_origins)
     install_auth(app, settings)
+    install_access(app, settings)  # after auth: it reads which token the request holds
     install_limits(app, settings)
 
     @app.before_serving

@@ -149,18 +149,27 @@ def install_auth(app: Quart, settings: Settings) -> None:
     trusted_origins = frozenset(o.lower() for o in settings.cors_origins)
     app.extensions["quart_dl.web.auth"] = limiter
 
+    #: The read-only token, when set (settings: it needs the full one): it reads, never acts.
+    read_gate = Gate(settings.read_token.reveal()) if settings.read_token else None
+    gates = [(gate, FULL)] + ([(read_gate, READ)] if read_gate is not None else [])
+
     @app.before_request
     async def require_token() -> Response | None:
         # A CORS preflight never carries credentials, and its answer holds no data.
         if request.method == "OPTIONS" or not needs_token(request.path):
             return None
-        if gate.session_ok(request.cookies.get(SESSION_COOKIE)):
-            # A same-site frame (Home Assistant on another port of this host) sends the
-            # cookie too: its page must still be frameable when its URL carries the token.
-            query = request.args.get("token")
-            if query is not None and gate.token_ok(query):
-                g.quart_dl_token_in_url = True
-            return None
+        for candidate, kind in gates:
+            if candidate.session_ok(request.cookies.get(SESSION_COOKIE)):
+                # A same-site frame (Home Assistant on another port of this host) sends the
+                # cookie too: its page must still be frameable when its URL carries the token.
+                query = request.args.get("token")
+                if query is not None and any(other.token_ok(query) for other, _ in gates):
+                    g.quart_dl_token_in_url = True
+                    # The token in the address wins over the cookie: a read-only frame stays
+                    # read-only in a browser that also holds the full cookie.
+                    kind = next(k for other, k in gates if other.token_ok(query))
+                g.quart_dl_token_kind = kind
+                return None
         api = is_api(request.path)
         presented, source = _presented(trusted_origins)
         if presented is None:
@@ -174,7 +183,8 @@ def install_auth(app: Quart, settings: Settings) -> None:
         wait = limiter.retry_after(key)
         if wait:
             return _too_many(wait, api)
-        if not gate.token_ok(presented):
+        matched = next(((other, k) for other, k in gates if other.token_ok(presented)), None)
+        if matched is None:
             if limiter.fail(key):
                 log.warning(
                     "too many wrong access tokens from %s (%s): refusing them for a while", address, source
@@ -182,11 +192,24 @@ def install_auth(app: Quart, settings: Settings) -> None:
             else:
                 log.warning("wrong access token from %s on %s (%s)", address, request.path, source)
             return _unauthorized(api, "the access token is not valid")
+        g.quart_dl_token_kind = matched[1]
         if source != BEARER:
             g.quart_dl_token_in_url = True  # panel.py: a page only the token's holder can frame
             if not api and _top_level_navigation():
-                return _signed_in_redirect(gate)
+                return _signed_in_redirect(matched[0])
         return None
+
+
+#: Which token a request was admitted with (``token_kind``): the full one acts, the read-only
+#: one only reads; ``none`` when the server has no token.
+FULL = "full"
+READ = "read"
+NONE = "none"
+
+
+def token_kind() -> str:
+    """The token the current request was admitted with: ``full``, ``read`` or ``none``."""
+    return str(g.get("quart_dl_token_kind", NONE))
 
 
 #: Where a presented token came from; also the name of its failure allowance (see ``_presented``).

@@ -15,8 +15,9 @@ from quart import Quart, Response, request
 
 from .auth import is_api
 
-ALLOW_METHODS = "GET, HEAD, OPTIONS"
-ALLOW_HEADERS = "Authorization, Last-Event-ID, Cache-Control"
+#: POST for the actions (``actions.py``): only listed origins ever get these answers.
+ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
+ALLOW_HEADERS = "Authorization, Last-Event-ID, Cache-Control, Content-Type"
 MAX_AGE = "600"
 
 

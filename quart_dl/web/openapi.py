@@ -206,12 +206,15 @@ class StatusObject(BaseModel):
 
 
 class Transfer(BaseModel):
-    """Global speeds and session totals."""
+    """Global speeds, session totals and the global limits in force (0 = unlimited)."""
 
     dl_speed: int
     up_speed: int
     dl_total: int
     up_total: int
+    alt_speed: bool
+    dl_limit: int
+    up_limit: int
 
 
 class PollerState(BaseModel):

@@ -1,0 +1,471 @@
+"""The action routes: act on torrents, set the global limits, add torrents, list labels.
+
+Why it is shaped this way:
+
+- One route per kind of change (``/api/torrents/actions`` with a verb, ``/api/transfer``,
+  ``/api/torrents/add``): the verbs share their targets, answers and errors, and one route
+  keeps the access rule, the log line and the metric in one place.
+- Each action goes through the instance's one ordered session (``QbtSession``), the one its
+  poller uses: an action never lands inside a poll, and actions run in the order asked.
+- After qBittorrent answered, an ``action`` event tells every viewer what was asked, by
+  whom and how it went, and the instance is polled at once, so the confirming diff follows
+  within one poll rather than at the next tick.
+- Unknown hashes are a 404 naming them, and nothing is applied (the client checks them all
+  before sending the verb); a refusal is a 409 with qBittorrent's reason; qBittorrent down
+  or hung is a 503 saying the action may not have been applied. Never a 500.
+
+Who may call them is ``access.py``'s business (it runs before any of these handlers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from quart import Blueprint, Quart, Request, Response, jsonify, request
+from quart_schema import document_request, document_response
+
+from ..qbittorrent.client import QbtError, Refused, UnknownTorrents
+from ..qbittorrent.instance import Instance
+from ..settings import Settings
+from .access import actions_enabled, may_act
+from .action_models import (
+    Access,
+    ActionAnswer,
+    ActionRequest,
+    AddAnswer,
+    AddRequest,
+    Categories,
+    Tags,
+    TransferAnswer,
+    TransferRequest,
+    check_urls,
+    params_of,
+)
+from .auth import token_kind
+from .errors import _first_problem, api_error
+from .limits import client_key
+from .openapi import ErrorBody
+from .runtime import runtime
+
+log = logging.getLogger("quart_dl.web.actions")
+
+bp = Blueprint("actions", __name__)
+
+ADD_PATH = "/api/torrents/add"
+#: .torrent files one add may carry.
+MAX_FILES = 100
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Problem(Exception):
+    """A request the handler refuses; ``response`` is its JSON answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def _action_id() -> str:
+    return "a" + secrets.token_hex(6)
+
+
+async def _json_body(model: type[M]) -> M:
+    """The request's JSON body as ``model``, or a 400/415 naming the problem."""
+    if request.mimetype != "application/json":
+        raise _Problem(
+            api_error(415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)")
+        )
+    raw = await request.get_data()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise _Problem(api_error(400, "invalid_body", "the body is not valid JSON")) from None
+    if not isinstance(data, dict):
+        raise _Problem(api_error(400, "invalid_body", "the body must be a JSON object"))
+    return _validated(model, data)
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        field, message = _first_problem(exc)
+        raise _Problem(api_error(400, "invalid_parameter", message, field)) from None
+
+
+def _instance(name: str) -> Instance:
+    instance = runtime().instances.get(name)
+    if instance is None:
+        raise _Problem(
+            api_error(404, "unknown_instance", f"no qBittorrent instance named {name[:64]!r}", "instance")
+        )
+    return instance
+
+
+def _abbreviated(hashes: list[str] | str) -> str:
+    """Hashes for a log line: the first few, 8 characters each."""
+    if isinstance(hashes, str):
+        return hashes
+    shown = ",".join(h[:8] for h in hashes[:5])
+    return shown + (f" and {len(hashes) - 5} more" if len(hashes) > 5 else "") if hashes else "-"
+
+
+def _finish(
+    instance: Instance,
+    *,
+    action_id: str,
+    action: str,
+    hashes: list[str],
+    client: str | None,
+    result: str,
+    message: str | None,
+    asked: list[str] | str,
+) -> None:
+    """Count, log and announce an action qBittorrent answered (or could not)."""
+    rt = runtime()
+    rt.metrics.inc("actions_total", action=action, result=result)
+    log.info(
+        "action %s on %s (%d) by %s from %s (%s token): %s%s",
+        action,
+        _abbreviated(asked),
+        len(hashes),
+        client or "-",
+        client_key(request.remote_addr),
+        token_kind(),
+        result,
+        f" ({message})" if message else "",
+    )
+    rt.hub.publish_action(
+        {
+            "id": action_id,
+            "action": action,
+            "instance": instance.id,
+            "hashes": hashes,
+            "client": client,
+            "result": result,
+            "message": message,
+            "t": round(time.time(), 3),
+        }
+    )
+    if result != "unavailable":
+        instance.poller.wake()
+
+
+def _failed(exc: QbtError) -> tuple[str, Response]:
+    """The result and answer of a call qBittorrent refused or could not take."""
+    if isinstance(exc, Refused):
+        return "refused", api_error(409, "qbittorrent_refused", str(exc))
+    message = f"{exc}; the action may not have been applied"
+    return "unavailable", api_error(503, "qbittorrent_unavailable", message)
+
+
+def _problems(handler: Any) -> Any:
+    """Turn a ``_Problem`` raised by a handler into its answer."""
+
+    async def wrapped(*args: Any, **kwargs: Any) -> Response:
+        try:
+            result: Response = await handler(*args, **kwargs)
+        except _Problem as problem:
+            return problem.response
+        return result
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+@bp.post("/api/torrents/actions")
+@document_request(ActionRequest)
+@document_response(ActionAnswer)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 403)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 409)
+@document_response(ErrorBody, 415)
+@document_response(ErrorBody, 503)
+@_problems
+async def torrent_action() -> Response:
+    """Act on torrents: pause, resume, force_start, recheck, reannounce, delete, set_category,
+    add_tags, remove_tags, set_limits, move, rename, queue_top, queue_bottom."""
+    body = await _json_body(ActionRequest)
+    action = body.action
+    if action == "rename":
+        if body.hashes == "all" or len(body.hashes) != 1:
+            raise _Problem(api_error(400, "invalid_parameter", "rename takes exactly one hash", "hashes"))
+        if not body.name or not body.name.strip():
+            raise _Problem(api_error(400, "invalid_parameter", "rename needs a name", "name"))
+    required = {"move": "save_path", "add_tags": "tags", "remove_tags": "tags", "set_category": "category"}
+    field = required.get(action)
+    if field is not None and getattr(body, field) is None:
+        raise _Problem(api_error(400, "invalid_parameter", f"{action} needs {field}", field))
+    if action == "move" and not (body.save_path or "").strip():
+        raise _Problem(api_error(400, "invalid_parameter", "move needs a non-empty save_path", "save_path"))
+    if action == "set_limits" and not {"dl_limit", "up_limit"} & body.model_fields_set:
+        raise _Problem(
+            api_error(400, "invalid_parameter", "set_limits needs dl_limit or up_limit", "dl_limit")
+        )
+    instance = _instance(body.instance)
+    hashes = None if body.hashes == "all" else list(body.hashes)
+    action_id = _action_id()
+    try:
+        applied = await instance.session.act(action, hashes, params_of(body))
+    except UnknownTorrents as exc:
+        runtime().metrics.inc("actions_total", action=action, result="unknown_torrents")
+        log.info("action %s refused: unknown torrents %s", action, _abbreviated(exc.hashes))
+        answer = jsonify(
+            {
+                "error": "unknown_torrents",
+                "message": f"no torrent with hash {', '.join(exc.hashes[:20])}; nothing was applied",
+                "field": "hashes",
+                "hashes": exc.hashes,
+            }
+        )
+        answer.status_code = 404
+        return answer
+    except QbtError as exc:
+        result, response = _failed(exc)
+        _finish(
+            instance,
+            action_id=action_id,
+            action=action,
+            hashes=hashes or [],
+            client=body.client,
+            result=result,
+            message=str(exc),
+            asked=body.hashes,
+        )
+        return response
+    _finish(
+        instance,
+        action_id=action_id,
+        action=action,
+        hashes=applied,
+        client=body.client,
+        result="accepted",
+        message=None,
+        asked=body.hashes,
+    )
+    return jsonify(
+        {"action": action, "instance": instance.id, "hashes": applied, "id": action_id, "result": "accepted"}
+    )
+
+
+@bp.post("/api/transfer")
+@document_request(TransferRequest)
+@document_response(TransferAnswer)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 403)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 415)
+@document_response(ErrorBody, 503)
+@_problems
+async def set_transfer() -> Response:
+    """Global limits: alternative speeds on or off, download and upload limits (bytes/s)."""
+    body = await _json_body(TransferRequest)
+    if not {"alt_speed", "dl_limit", "up_limit"} & body.model_fields_set:
+        raise _Problem(
+            api_error(400, "invalid_parameter", "give alt_speed, dl_limit or up_limit", "alt_speed")
+        )
+    instance = _instance(body.instance)
+    action_id = _action_id()
+    try:
+        state = await instance.session.set_transfer(body.alt_speed, body.dl_limit, body.up_limit)
+    except QbtError as exc:
+        result, response = _failed(exc)
+        _finish(
+            instance,
+            action_id=action_id,
+            action="transfer",
+            hashes=[],
+            client=body.client,
+            result=result,
+            message=str(exc),
+            asked=[],
+        )
+        return response
+    _finish(
+        instance,
+        action_id=action_id,
+        action="transfer",
+        hashes=[],
+        client=body.client,
+        result="accepted",
+        message=None,
+        asked=[],
+    )
+    return jsonify({"instance": instance.id, **state, "id": action_id, "result": "accepted"})
+
+
+async def _add_body() -> AddRequest:
+    """The add request, from JSON or from multipart/form-data (files in ``files_of``)."""
+    if request.mimetype == "multipart/form-data":
+        form = await request.form
+        data: dict[str, Any] = {}
+        for key in ("save_path", "category", "instance", "client"):
+            values = form.getlist(key)
+            if len(values) > 1:
+                raise _Problem(api_error(400, "invalid_parameter", f"{key} was given more than once", key))
+            if values:
+                data[key] = values[0]
+        data["urls"] = [u for text in form.getlist("urls") for u in text.splitlines()]
+        if "tags" in form:
+            tags = [t.strip() for text in form.getlist("tags") for t in text.split(",")]
+            data["tags"] = [t for t in tags if t] or None
+        if "stopped" in form:
+            text = form["stopped"].strip().lower()
+            if text not in ("true", "false", "1", "0", ""):
+                raise _Problem(
+                    api_error(400, "invalid_parameter", "stopped must be true or false", "stopped")
+                )
+            data["stopped"] = text in ("true", "1")
+        return _validated(AddRequest, data)
+    return await _json_body(AddRequest)
+
+
+async def _files_of() -> dict[str, bytes]:
+    if request.mimetype != "multipart/form-data":
+        return {}
+    files = (await request.files).getlist("torrents")
+    if len(files) > MAX_FILES:
+        raise _Problem(api_error(400, "invalid_parameter", f"at most {MAX_FILES} files at once", "torrents"))
+    out: dict[str, bytes] = {}
+    for number, upload in enumerate(files):
+        content = upload.read()
+        if not content:
+            raise _Problem(api_error(400, "invalid_parameter", "an empty .torrent file", "torrents"))
+        name = (upload.filename or f"upload{number}.torrent")[-200:]
+        while name in out:
+            name = f"{number}-{name}"
+        out[name] = content
+    return out
+
+
+@bp.post(ADD_PATH)
+@document_request(AddRequest)
+@document_response(AddAnswer)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 403)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 409)
+@document_response(ErrorBody, 413)
+@document_response(ErrorBody, 415)
+@document_response(ErrorBody, 503)
+@_problems
+async def add_torrents() -> Response:
+    """Add torrents by magnet/http(s) links (JSON or multipart) and .torrent files (multipart,
+    part name ``torrents``; the body may be up to ``max_upload_bytes``)."""
+    body = await _add_body()
+    files = await _files_of()
+    try:
+        urls = check_urls(body.urls)
+    except ValueError as exc:
+        raise _Problem(api_error(400, "invalid_parameter", str(exc), "urls")) from None
+    if not urls and not files:
+        raise _Problem(
+            api_error(400, "invalid_parameter", "nothing to add: give urls or torrents files", "urls")
+        )
+    instance = _instance(body.instance)
+    options = {
+        "save_path": body.save_path,
+        "category": body.category,
+        "tags": body.tags,
+        "stopped": body.stopped,
+    }
+    action_id = _action_id()
+    try:
+        added = await instance.session.add(urls, files, options)
+    except QbtError as exc:
+        result, response = _failed(exc)
+        _finish(
+            instance,
+            action_id=action_id,
+            action="add",
+            hashes=[],
+            client=body.client,
+            result=result,
+            message=str(exc),
+            asked=[],
+        )
+        return response
+    _finish(
+        instance,
+        action_id=action_id,
+        action="add",
+        hashes=[],
+        client=body.client,
+        result="accepted",
+        message=None,
+        asked=[],
+    )
+    return jsonify({"instance": instance.id, "added": added, "id": action_id, "result": "accepted"})
+
+
+@bp.get("/api/access")
+@document_response(Access)
+async def access() -> Response:
+    """What this request's credentials may do: read always, act with the full token."""
+    settings = runtime().settings
+    return jsonify(
+        {
+            "read": True,
+            "act": may_act(settings),
+            "token": token_kind(),
+            "actions_enabled": actions_enabled(settings),
+        }
+    )
+
+
+@bp.get("/api/categories")
+@document_response(Categories)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 503)
+@_problems
+async def categories() -> Response:
+    """The instance's categories, for editors."""
+    instance = _instance(request.args.get("instance", "default"))
+    try:
+        found = await instance.session.categories()
+    except QbtError as exc:
+        return api_error(503, "qbittorrent_unavailable", str(exc))
+    return jsonify({"categories": found})
+
+
+@bp.get("/api/tags")
+@document_response(Tags)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 503)
+@_problems
+async def tags() -> Response:
+    """The instance's tags, for editors."""
+    instance = _instance(request.args.get("instance", "default"))
+    try:
+        found = await instance.session.tags()
+    except QbtError as exc:
+        return api_error(503, "qbittorrent_unavailable", str(exc))
+    return jsonify({"tags": found})
+
+
+def install_actions(app: Quart, settings: Settings) -> None:
+    """The action routes, and the larger body limit of ``POST /api/torrents/add`` alone.
+
+    Quart fixes a request's body limit when it builds the request (before any hook runs),
+    so the request class picks it by path: every other request keeps 64 KiB.
+    """
+    app.register_blueprint(bp)
+    upload = settings.max_upload_bytes
+
+    class ActionsRequest(Request):
+        def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+            if method == "POST" and path.rstrip("/").endswith(ADD_PATH):
+                kwargs["max_content_length"] = upload
+            super().__init__(method, scheme, path, *args, **kwargs)
+            if method == "POST" and path.rstrip("/").endswith(ADD_PATH):
+                self.max_content_length = upload  # the form parser reads it too
+
+    app.request_class = ActionsRequest
