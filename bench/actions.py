@@ -131,7 +131,7 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _trial(page: Any, click: Any, is_paused: str, timeout_ms: float = 15_000) -> dict[str, float | None]:
+def _trial(page: Any, click: Any, is_paused: str, timeout_ms: float = 15_000) -> dict[str, Any]:
     """Click, wait until the page shows the torrent paused, and read the recorder."""
     clicks_before = page.evaluate("() => window.__bench.clicks.length")
     log_before = page.evaluate("() => window.__bench.log.length")
@@ -160,13 +160,16 @@ def _trial(page: Any, click: Any, is_paused: str, timeout_ms: float = 15_000) ->
     def since(entry: dict[str, Any] | None, key: str) -> float | None:
         return None if entry is None or entry[key] is None else float(entry[key]) - at
 
-    return {
+    result: dict[str, Any] = {
         "feedback_ms": since(feedback, "painted"),
         "feedback_write_ms": since(feedback, "t"),
         "confirmed_ms": since(confirmed, "painted"),
         "confirmed_write_ms": since(confirmed, "t"),
         "clicks": float(data["clicks"]),
     }
+    if confirmed is None:
+        result["log"] = data["log"]  # what the recorder saw instead, to find out why
+    return result
 
 
 def run(trials: int, qbt: str, seed: int | None, log_dir: Path | None) -> dict[str, Any]:
@@ -276,7 +279,7 @@ def run(trials: int, qbt: str, seed: int | None, log_dir: Path | None) -> dict[s
                 "qBittorrent to run the torrent again",
             )
 
-        rows: dict[str, list[dict[str, float | None]]] = {"quart-dl": [], "qbittorrent-webui": []}
+        rows: dict[str, list[dict[str, Any]]] = {"quart-dl": [], "qbittorrent-webui": []}
         load_start = os.getloadavg()
         running_everywhere()
         for i in range(trials):

@@ -238,7 +238,9 @@ def test_delete_keeps_files_unless_asked_and_cancel_changes_nothing(
     page.locator("#rows [data-testid=torrent-name]").first.click()  # the detail view
     expect(page.get_by_test_id("detail-name")).to_have_text("kept.bin", timeout=10_000)
     page.get_by_test_id("detail-delete").click()
-    page.get_by_test_id("delete-dialog").get_by_test_id("dialog-cancel").click()
+    # The question starts on Cancel: Enter alone deletes nothing.
+    expect(page.get_by_test_id("delete-dialog").get_by_test_id("dialog-cancel")).to_be_focused()
+    page.keyboard.press("Enter")
     expect(page.get_by_test_id("delete-dialog")).to_have_count(0)
     assert pair.leecher_client.torrents_info(torrent_hashes=torrent_hash) != []
     page.get_by_test_id("detail-delete").click()

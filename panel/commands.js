@@ -55,6 +55,7 @@ export class Commands {
       intro: nameList(this.names(hashes)),
       fields: [{ name: "delete_files", label: "Also delete the downloaded files", type: "checkbox", checked: false }],
       buttons: [{ value: "delete", label: "Delete", danger: true }],
+      focusCancel: true,
     });
     if (!got) return false;
     this.center.run("delete", hashes, { delete_files: !!got.values.delete_files });

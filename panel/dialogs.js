@@ -31,7 +31,8 @@ export function nameList(names) {
 /**
  * Ask in a modal dialog. `spec`: {title, testid, intro?: Node, fields: [{name, label, type:
  * "text"|"number"|"checkbox"|"select", value?, checked?, options?: [[value, label]],
- * suggestions?: [str], placeholder?, hint?}], buttons: [{value, label, danger?}]}.
+ * suggestions?: [str], placeholder?, hint?}], buttons: [{value, label, danger?}],
+ * focusCancel?: start on Cancel}.
  * Resolves to {button, values} or null when cancelled. `check(values, button)` may return an
  * error text to keep the dialog open.
  */
@@ -132,7 +133,8 @@ export function ask(spec, check = () => "") {
     });
     document.body.appendChild(dlg);
     dlg.showModal();
-    const first = form.querySelector("input:not([type=checkbox]), select");
+    // A destructive question starts on Cancel: Enter alone never deletes anything.
+    const first = spec.focusCancel ? cancel : form.querySelector("input:not([type=checkbox]), select");
     if (first) {
       first.focus();
       if (first.select) first.select();
