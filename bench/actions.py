@@ -240,7 +240,7 @@ def run(trials: int, qbt: str, seed: int | None, log_dir: Path | None) -> dict[s
         webui.goto(pair.leecher.url)
         webui.fill("#username", pair.leecher.username)
         webui.fill("#password", pair.leecher.password)
-        webui.click("#login")
+        webui.click("#login, #loginButton, input[type=submit], button[type=submit]")
         webui.wait_for_selector(f'tr[data-row-id="{torrent_hash}"]', timeout=20_000)
         webui.evaluate("(h) => { window.__bench.hash = h; window.__bench.look(); }", torrent_hash)
         stop_button = "#stopButton" if webui.locator("#stopButton").count() else "#pauseButton"

@@ -160,8 +160,14 @@ export class ActionCenter {
       if (hit.length) this.hooks.changed(hit);
       return;
     }
-    const label = (VERBS[verb] || { label: String(ev.action) }).label;
     const n = ev.hashes.length;
+    if (ev.action === "add" || ev.action === "transfer" || n === 0) {
+      // No rows to mark: adds show up as new rows, speed limits on the alt-speed toggle.
+      const what = ev.action === "add" ? "added torrents" : ev.action === "transfer" ? "changed the speed limits" : String(ev.action);
+      this.hooks.notify(refused ? `Another viewer's request failed (${what})` : `Another viewer ${what}`, { failed: false });
+      return;
+    }
+    const label = (VERBS[verb] || { label: String(ev.action) }).label;
     const what = n === 1 ? this.hooks.nameOf(ev.hashes[0]) : `${n} torrents`;
     this.hooks.notify(refused ? `Another viewer's ${label.toLowerCase()} failed` : `Another viewer: ${label}`, { name: what });
     if (refused || !VERBS[verb]) return;
