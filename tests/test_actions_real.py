@@ -45,6 +45,7 @@ from quart_dl.lab.wait import wait_for
 
 TOKEN = "real-daemon-actions-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+READ_TOKEN = "real-daemon-read-only-token-98765"
 #: Stopped states by version (the phase is ``paused`` for both).
 STOPPED = {"4": ("pausedDL", "pausedUP"), "5": ("stoppedDL", "stoppedUP")}
 WAIT = 20.0
@@ -139,7 +140,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             qbt_password=daemon.password,
             # A long poll interval: a change seen within it was the poll an action asked for.
             poll_interval=5.0,
-            env={"QUART_DL_ACCESS_TOKEN": TOKEN},
+            env={"QUART_DL_ACCESS_TOKEN": TOKEN, "QUART_DL_READ_TOKEN": READ_TOKEN},
         )
         with server:
             yield Lab(major, daemon, daemon.client(), server, root)
@@ -498,7 +499,18 @@ def test_cross_site_requests_change_nothing(lab: Lab) -> None:
         {"Authorization": "Bearer not-the-token-at-all-000"},
     )
     assert status == 401
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    for path, body in (
+        ("api/torrents/actions", {"action": "pause", "hashes": [info_hash]}),
+        ("api/transfer", {"alt_speed": True}),
+        ("api/torrents/add", {"urls": ["magnet:?xt=urn:btih:" + "d" * 40]}),
+    ):
+        status, answer = lab.post(path, body, read)
+        assert (status, answer["error"]) == (403, "read_only"), path
+    assert str(lab.qbt.transfer_speed_limits_mode()) == "0"
+    assert lab.info("d" * 40) is None
     assert lab.info(info_hash).state not in STOPPED[lab.major]
     log = lab.server.log_text()
     assert TOKEN not in log
+    assert READ_TOKEN not in log
     assert "Traceback" not in log
