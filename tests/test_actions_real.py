@@ -15,9 +15,9 @@ Differences met between the versions (also in docs/protocol.md, "Actions"):
 * Adding stopped: ``paused`` (4.x) or ``stopped`` (5.x) form field; the library sends both.
 * With queueing off (the lab's and many users' setting) both answer 409 to queue_top and
   queue_bottom: a 409 ``qbittorrent_refused`` with qBittorrent's reason.
-* A .torrent that is not one: 4.5.2 answers ``Fails.`` (200) and 5.1 the same or 415:
-  both are a 409 ``qbittorrent_refused`` here. A duplicate add is ``Fails.`` on 4.5.2 and
-  5.1 alike (409 here).
+* The same on both: a .torrent that is not one is qBittorrent's 415, a duplicate add its
+  ``Fails.`` (200), a category that does not exist or a path it cannot make its 409: each is a
+  409 ``qbittorrent_refused`` here with qBittorrent's text.
 """
 
 from __future__ import annotations
@@ -261,6 +261,7 @@ def test_category_created_set_and_cleared(lab: Lab) -> None:
             "api/torrents/actions", {"action": "set_category", "hashes": [info_hash], "category": "nope"}
         )
         assert (status, answer["error"]) == (409, "qbittorrent_refused"), answer
+        assert answer["message"] == "Incorrect category name"
         _accepted(
             lab, reader, {"action": "set_category", "hashes": [info_hash], "category": name, "create": True}
         )
@@ -317,7 +318,7 @@ def test_move_and_a_path_qbittorrent_cannot_make(lab: Lab) -> None:
         {"action": "move", "hashes": [info_hash], "save_path": "/proc/quart-dl-cannot"},
     )
     assert (status, answer["error"]) == (409, "qbittorrent_refused"), answer
-    assert answer["message"]
+    assert answer["message"] == "Cannot make save path"
 
 
 def test_rename(lab: Lab) -> None:
@@ -335,6 +336,7 @@ def test_queue_needs_queueing_on(lab: Lab) -> None:
     for verb in ("queue_top", "queue_bottom"):
         status, answer = lab.post("api/torrents/actions", {"action": verb, "hashes": [first]})
         assert (status, answer["error"]) == (409, "qbittorrent_refused"), answer
+        assert answer["message"] == "Torrent queueing must be enabled"
     lab.qbt.app_set_preferences({"queueing_enabled": True})
     try:
         with lab.stream() as reader:
@@ -467,6 +469,7 @@ def test_upload_over_64_kib_through_the_socket_layer_added_stopped_with_options(
     assert (status, answer["error"]) == (409, "qbittorrent_refused"), answer
     status, answer = _upload(lab, {}, [("bad.torrent", b"not a torrent at all")])
     assert (status, answer["error"]) == (409, "qbittorrent_refused"), answer
+    assert "not a valid torrent file" in answer["message"]
 
 
 def test_add_a_magnet_link(lab: Lab) -> None:
