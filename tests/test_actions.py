@@ -326,7 +326,9 @@ async def test_an_upload_over_max_upload_bytes_is_413() -> None:
             "/api/torrents/add", files={"torrents": _file("a.torrent", b"x" * 150_000)}
         )
         assert response.status_code == 413
-        assert (await response.get_json())["error"] == "too_large"
+        answer = await response.get_json()
+        assert answer["error"] == "too_large"
+        assert "max_upload_bytes (100000 bytes)" in answer["message"]
         assert served.qbt.added == []
 
 

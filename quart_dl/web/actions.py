@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Quart, Request, Response, jsonify, request
 from quart_schema import document_request, document_response
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..qbittorrent.client import QbtError, Refused, UnknownTorrents
 from ..qbittorrent.instance import Instance
@@ -361,8 +362,14 @@ async def _files_of() -> dict[str, bytes]:
 async def add_torrents() -> Response:
     """Add torrents by magnet/http(s) links (JSON or multipart) and .torrent files (multipart,
     part name ``torrents``; the body may be up to ``max_upload_bytes``)."""
-    body = await _add_body()
-    files = await _files_of()
+    try:
+        body = await _add_body()
+        files = await _files_of()
+    except RequestEntityTooLarge:
+        limit = runtime().settings.max_upload_bytes
+        raise _Problem(
+            api_error(413, "too_large", f"the upload is over max_upload_bytes ({limit} bytes)")
+        ) from None
     try:
         urls = check_urls(body.urls)
     except ValueError as exc:
