@@ -32,6 +32,9 @@ log = logging.getLogger("quart_dl.qbittorrent.poller")
 
 UNREACHABLE_BASE = 1.0
 UNREACHABLE_CAP = 30.0
+#: After an action: poll this often for ``FOLLOW_UP_SECONDS`` (see ``Poller.follow_up``).
+FOLLOW_UP_INTERVAL = 0.25
+FOLLOW_UP_SECONDS = 4.0
 AUTH_BASE = 60.0
 AUTH_CAP = 600.0
 
@@ -88,13 +91,17 @@ class Poller:
         self._version: str | None = None
         self._next_sample = 0.0
         self._next_prune = 0.0
+        self._follow_until = 0.0
         hub.watch_status(self.status.record)
         hub.demand.listen(self._on_viewer)
 
     @property
     def interval(self) -> float:
-        """The current cadence."""
-        return self.poll_interval if self.hub.demand.viewers else self.idle_poll_interval
+        """The current cadence (faster for a few seconds after an action)."""
+        base = self.poll_interval if self.hub.demand.viewers else self.idle_poll_interval
+        if time.monotonic() < self._follow_until:
+            return min(base, FOLLOW_UP_INTERVAL)
+        return base
 
     def _on_viewer(self, count: int) -> None:
         # Poll at once for a first viewer, so it never waits out the idle interval; but not
@@ -103,7 +110,19 @@ class Poller:
             self._wake.set()
 
     def wake(self) -> None:
-        """Poll now (a first subscriber, an action just answered, or a test)."""
+        """Poll now (a first subscriber, or a test)."""
+        self._wake.set()
+
+    def follow_up(self, seconds: float = FOLLOW_UP_SECONDS) -> None:
+        """Poll now, then every ``FOLLOW_UP_INTERVAL`` for ``seconds``: an action was answered.
+
+        Why not one poll: qBittorrent answers an action before its effect shows in
+        ``sync/maindata`` (libtorrent applies it and reports back at qBittorrent's refresh
+        interval, 1.5 s by default), so the poll right after the answer often still sees the
+        old state; measured on 4.5.2 and 5.1 (test_actions_real, pause). A few fast polls
+        catch the change within one refresh interval instead of a whole poll interval.
+        """
+        self._follow_until = max(self._follow_until, time.monotonic() + seconds)
         self._wake.set()
 
     async def fresh(self, max_age: float, timeout: float = 3.0) -> None:

@@ -8,8 +8,9 @@ Why it is shaped this way:
 - Each action goes through the instance's one ordered session (``QbtSession``), the one its
   poller uses: an action never lands inside a poll, and actions run in the order asked.
 - After qBittorrent answered, an ``action`` event tells every viewer what was asked, by
-  whom and how it went, and the instance is polled at once, so the confirming diff follows
-  within one poll rather than at the next tick.
+  whom and how it went, and the instance is polled at once and then every 250 ms for a few
+  seconds (``Poller.follow_up``: qBittorrent shows an effect only at its next refresh), so
+  the confirming diff follows within qBittorrent's refresh interval, not at the next tick.
 - Unknown hashes are a 404 naming them, and nothing is applied (the client checks them all
   before sending the verb); a refusal is a 409 with qBittorrent's reason; qBittorrent down
   or hung is a 503 saying the action may not have been applied. Never a 500.
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Quart, Request, Response, jsonify, request
 from quart_schema import document_request, document_response
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..qbittorrent.client import QbtError, Refused, UnknownTorrents
 from ..qbittorrent.instance import Instance
@@ -154,7 +156,7 @@ def _finish(
         }
     )
     if result != "unavailable":
-        instance.poller.wake()
+        instance.poller.follow_up()
 
 
 def _failed(exc: QbtError) -> tuple[str, Response]:
@@ -360,8 +362,14 @@ async def _files_of() -> dict[str, bytes]:
 async def add_torrents() -> Response:
     """Add torrents by magnet/http(s) links (JSON or multipart) and .torrent files (multipart,
     part name ``torrents``; the body may be up to ``max_upload_bytes``)."""
-    body = await _add_body()
-    files = await _files_of()
+    try:
+        body = await _add_body()
+        files = await _files_of()
+    except RequestEntityTooLarge:
+        limit = runtime().settings.max_upload_bytes
+        raise _Problem(
+            api_error(413, "too_large", f"the upload is over max_upload_bytes ({limit} bytes)")
+        ) from None
     try:
         urls = check_urls(body.urls)
     except ValueError as exc:
