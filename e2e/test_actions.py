@@ -91,10 +91,13 @@ def test_select_two_rows_pause_shows_pausing_then_paused(
     for h in (first, second, other):
         expect(row(page, h).get_by_test_id("torrent-state")).to_have_text("Downloading", timeout=15_000)
 
-    # Click first, shift-click second: a range of two.
+    # Click first, shift-click the third: a range of three; then untick the third.
     page.get_by_test_id("sort-name").click()  # by name: first, second, untouched
     row(page, first).get_by_test_id("torrent-select").click()
-    row(page, second).get_by_test_id("torrent-select").click(modifiers=["Shift"])
+    row(page, other).get_by_test_id("torrent-select").click(modifiers=["Shift"])
+    expect(page.get_by_test_id("bulk-count")).to_have_text("3 selected")
+    expect(row(page, second).get_by_test_id("torrent-select")).to_be_checked()
+    row(page, other).get_by_test_id("torrent-select").click()
     expect(page.get_by_test_id("bulk-count")).to_have_text("2 selected")
     expect(row(page, other).get_by_test_id("torrent-select")).not_to_be_checked()
     page.get_by_test_id("bulk-pause").click()
@@ -124,6 +127,34 @@ def test_select_two_rows_pause_shows_pausing_then_paused(
         10,
         "qBittorrent to resume both",
     )
+
+
+def test_select_all_takes_the_rows_shown(
+    page: Page, pair: TransferPair, make_server: Callable[..., ServerProcess]
+) -> None:
+    apple = pair.add_transfer("apple.bin", size=2 * MiB, rate=20 * KiB)
+    pear = pair.add_transfer("pear.bin", size=2 * MiB, rate=20 * KiB)
+    server = make_server(heartbeat=15, env=OPEN)
+    open_panel(page, server)
+    expect(page.get_by_test_id("torrent-row")).to_have_count(2, timeout=10_000)
+    page.get_by_test_id("search").fill("apple")
+    expect(page.get_by_test_id("torrent-row")).to_have_count(1)
+    select_all = page.get_by_test_id("select-all")
+    select_all.check()
+    expect(page.get_by_test_id("bulk-count")).to_have_text("1 selected")
+    page.get_by_test_id("search").fill("")
+    expect(page.get_by_test_id("torrent-row")).to_have_count(2)
+    expect(row(page, apple).get_by_test_id("torrent-select")).to_be_checked()
+    expect(row(page, pear).get_by_test_id("torrent-select")).not_to_be_checked()
+    assert select_all.evaluate("(el) => el.indeterminate") is True
+    select_all.click()  # some shown are selected: now all of them
+    expect(page.get_by_test_id("bulk-count")).to_have_text("2 selected")
+    select_all.click()  # all selected: none
+    expect(page.get_by_test_id("bulk-bar")).to_be_hidden()
+    select_all.click()
+    expect(page.get_by_test_id("bulk-count")).to_have_text("2 selected")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("bulk-bar")).to_be_hidden()
 
 
 def torrent_file(pair: TransferPair, name: str, size: int = 256 * KiB) -> bytes:
