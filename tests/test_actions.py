@@ -485,3 +485,14 @@ def test_read_token_settings() -> None:
     with pytest.raises(SettingsError, match=r"^open_actions:"):
         load_settings(environ={"QUART_DL_OPEN_ACTIONS": "maybe"})
     assert load_settings(environ={}).max_upload_bytes == 16 * 1024 * 1024
+
+
+async def test_open_actions_still_refuses_other_pages() -> None:
+    """Without a token anyone on the LAN may act with open_actions, but never through
+    another site's page in their browser (the same-origin check does not need a token)."""
+    async with running_app(fake(), open_actions=True) as served:
+        await wait_for_async(lambda: H1 in served.runtime.hub.torrents, what="the torrents")
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "same-site"}):
+            status, answer = await post(served, POSTS[0][1], headers=headers)
+            assert (status, answer["error"]) == (403, "cross_site")
+        assert served.qbt.acted == []
