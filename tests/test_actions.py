@@ -313,11 +313,22 @@ async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served
     assert options["stopped"] is True
     # Every other route keeps its 64 KiB.
     response = await served.client.post(
-        ACTIONS,
-        data=json.dumps({"action": "pause", "hashes": [H1], "pad": "x" * 70_000}),
+        "/api/transfer",
+        data=json.dumps({"alt_speed": True, "pad": "x" * 70_000}),
         headers={**FULL, "Content-Type": "application/json"},
     )
     assert response.status_code == 413
+
+
+async def test_a_selection_of_thousands_of_torrents_fits_the_actions_body(served: RunningApp) -> None:
+    """64 KiB holds about 1,500 hashes: the actions route takes 1 MiB (20,000 hashes)."""
+    many = [f"{n:040x}" for n in range(20_000)]
+    served.qbt.hashes |= set(many)
+    status, body = await post(served, {"action": "pause", "hashes": many})
+    assert status == 200, body
+    assert len(body["hashes"]) == 20_000
+    status, body = await post(served, {"action": "pause", "hashes": [*many, "f" * 40]})
+    assert (status, body["field"]) == (400, "hashes")  # over MAX_HASHES
 
 
 async def test_an_upload_over_max_upload_bytes_is_413() -> None:
@@ -474,3 +485,14 @@ def test_read_token_settings() -> None:
     with pytest.raises(SettingsError, match=r"^open_actions:"):
         load_settings(environ={"QUART_DL_OPEN_ACTIONS": "maybe"})
     assert load_settings(environ={}).max_upload_bytes == 16 * 1024 * 1024
+
+
+async def test_open_actions_still_refuses_other_pages() -> None:
+    """Without a token anyone on the LAN may act with open_actions, but never through
+    another site's page in their browser (the same-origin check does not need a token)."""
+    async with running_app(fake(), open_actions=True) as served:
+        await wait_for_async(lambda: H1 in served.runtime.hub.torrents, what="the torrents")
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "same-site"}):
+            status, answer = await post(served, POSTS[0][1], headers=headers)
+            assert (status, answer["error"]) == (403, "cross_site")
+        assert served.qbt.acted == []

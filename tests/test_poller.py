@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ from quart_dl.lab.wait import wait_for_async
 from quart_dl.metrics import Metrics
 from quart_dl.qbittorrent.client import AuthFailed, Unreachable
 from quart_dl.qbittorrent.fake import FakeSession
-from quart_dl.qbittorrent.poller import AUTH_BASE, UNREACHABLE_CAP, Poller, backoff
+from quart_dl.qbittorrent.poller import AUTH_BASE, FOLLOW_UP_INTERVAL, UNREACHABLE_CAP, Poller, backoff
 from quart_dl.store.models import InstanceRow, Torrent
 from quart_dl.store.store import Store, close_database, open_database
 from quart_dl.torrents import ChangeSet, Record, TorrentTable, project
@@ -491,3 +492,59 @@ async def test_stop_ends_the_loop_and_leaves_the_session_to_its_instance(make_po
     await poller.stop()
     assert task.done()
     assert client.count("close") == 0  # the instance owns the session (test_instance)
+
+
+class GatedSession(FakeSession):
+    """A FakeSession whose ``maindata`` waits for ``gate`` while ``hold`` is set: a poll in flight."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold = False
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def maindata(self) -> dict[str, Any]:
+        if self.hold:
+            self.entered.set()
+            await self.gate.wait()
+        return await super().maindata()
+
+
+async def test_regression_a_wake_during_a_poll_is_not_lost(make_poller: MakePoller) -> None:
+    """An action answered while a poll's maindata was in flight woke the poller, and the
+    poll's end cleared the wake: the action's effect waited out the idle interval (30 s)."""
+    session = GatedSession([full_update({H1: raw_torrent("one")})])
+    poller = make_poller(session)  # idle interval 30 s: no viewer
+    await poller.start()
+    try:
+        await wait_for_async(lambda: session.count("maindata") >= 1, what="the first poll")
+        session.hold = True
+        poller.wake()
+        await asyncio.wait_for(session.entered.wait(), 3)
+        in_flight = session.count("maindata") + 1  # counted once the gate opens
+        poller.wake()  # lands during the poll
+        session.hold = False
+        session.gate.set()
+        await wait_for_async(
+            lambda: session.count("maindata") > in_flight, timeout=2, what="one more poll at once"
+        )
+    finally:
+        await poller.stop()
+
+
+async def test_follow_up_polls_fast_for_a_while_then_slows_down(make_poller: MakePoller) -> None:
+    session = FakeSession([full_update({H1: raw_torrent("one")})])
+    poller = make_poller(session)
+    await poller.start()
+    try:
+        await wait_for_async(lambda: session.count("maindata") >= 1, what="the first poll")
+        assert poller.interval == 30.0
+        polls = session.count("maindata")
+        poller.follow_up(seconds=0.6)
+        assert poller.interval == FOLLOW_UP_INTERVAL
+        await wait_for_async(lambda: session.count("maindata") >= polls + 2, timeout=2, what="fast polls")
+        await wait_for_async(
+            lambda: poller.interval == 30.0 or None, timeout=2, what="back to the idle interval"
+        )
+    finally:
+        await poller.stop()

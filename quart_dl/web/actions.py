@@ -59,6 +59,9 @@ log = logging.getLogger("quart_dl.web.actions")
 bp = Blueprint("actions", __name__)
 
 ADD_PATH = "/api/torrents/add"
+ACTIONS_PATH = "/api/torrents/actions"
+#: The body limit of ``ACTIONS_PATH``: ``MAX_HASHES`` hashes of 40 hex characters, quoted.
+ACTIONS_BODY_BYTES = 1024 * 1024
 #: .torrent files one add may carry.
 MAX_FILES = 100
 
@@ -182,7 +185,7 @@ def _problems(handler: Any) -> Any:
     return wrapped
 
 
-@bp.post("/api/torrents/actions")
+@bp.post(ACTIONS_PATH)
 @document_request(ActionRequest)
 @document_response(ActionAnswer)
 @document_response(ErrorBody, 400)
@@ -460,20 +463,23 @@ async def tags() -> Response:
 
 
 def install_actions(app: Quart, settings: Settings) -> None:
-    """The action routes, and the larger body limit of ``POST /api/torrents/add`` alone.
+    """The action routes, and their body limits: ``max_upload_bytes`` for ``POST
+    /api/torrents/add``, ``ACTIONS_BODY_BYTES`` for ``POST /api/torrents/actions`` (a
+    selection of up to ``MAX_HASHES`` torrents: 64 KiB holds only about 1,500 hashes).
 
     Quart fixes a request's body limit when it builds the request (before any hook runs),
     so the request class picks it by path: every other request keeps 64 KiB.
     """
     app.register_blueprint(bp)
-    upload = settings.max_upload_bytes
+    limits = {ADD_PATH: settings.max_upload_bytes, ACTIONS_PATH: ACTIONS_BODY_BYTES}
 
     class ActionsRequest(Request):
         def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
-            if method == "POST" and path.rstrip("/").endswith(ADD_PATH):
-                kwargs["max_content_length"] = upload
+            limit = limits.get(path.rstrip("/")) if method == "POST" else None
+            if limit is not None:
+                kwargs["max_content_length"] = limit
             super().__init__(method, scheme, path, *args, **kwargs)
-            if method == "POST" and path.rstrip("/").endswith(ADD_PATH):
-                self.max_content_length = upload  # the form parser reads it too
+            if limit is not None:
+                self.max_content_length = limit  # the form parser reads it too
 
     app.request_class = ActionsRequest
