@@ -40,6 +40,9 @@ function samePath(a, b) {
 /** Another viewer's actions that mark rows (their effect shows without their parameters). */
 const OTHERS_MARKED = new Set(["pause", "resume", "delete"]);
 
+/** The most hashes one POST api/torrents/actions takes (the server's limit). */
+const MAX_HASHES = 20000;
+
 /** Pending longer than this after an accepted answer: the row says it was not confirmed. */
 const CONFIRM_TIMEOUT_MS = 30000;
 
@@ -97,7 +100,19 @@ export class ActionCenter {
     const at = performance.now();
     this.debug.clicks.push({ verb, hashes: [...hashes], at });
     this.set(hashes, { verb, params, token, state: "pending", message: "", at, other: false });
-    const res = await postJSON("api/torrents/actions", { action: verb, hashes, ...params });
+    // The server takes at most MAX_HASHES a request: a bigger selection goes in parts.
+    let res = null;
+    for (let i = 0; i < hashes.length; i += MAX_HASHES) {
+      const part = hashes.slice(i, i + MAX_HASHES);
+      const answer = await postJSON("api/torrents/actions", { action: verb, hashes: part, ...params });
+      this.answered(verb, part, params, token, answer);
+      if (!res || !answer.ok) res = answer;
+    }
+    return res;
+  }
+
+  /** The answer to one request: failed marks with the reason, or accepted ones. */
+  answered(verb, hashes, params, token, res) {
     const mine = hashes.filter((h) => this.marks.get(h)?.token === token);
     if (!res.ok) {
       let message = res.message;
@@ -105,7 +120,7 @@ export class ActionCenter {
       for (const h of mine) this.marks.set(h, { ...this.marks.get(h), state: "failed", message });
       if (mine.length) this.hooks.changed(mine);
       this.hooks.notify(`${(VERBS[verb] || { label: verb }).label} failed: ${message}`, { failed: true });
-      return res;
+      return;
     }
     for (const h of mine) this.marks.get(h).state = "accepted";
     // Already in the asked-for state (pausing a paused torrent): no diff will come to say so.
@@ -118,7 +133,6 @@ export class ActionCenter {
         return r && done(r, params);
       }));
     }
-    return res;
   }
 
   confirm(hashes) {
