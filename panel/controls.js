@@ -170,6 +170,11 @@ export function setupControls(dash, detail) {
       altPending = null;
       showAlt(dash.transfer);
       notify(`Alternative speed: ${res.message}`, { failed: true });
+    } else if (typeof res.body.alt_speed === "boolean") {
+      // The answer holds what qBittorrent reads back after the change: as good as the stream's
+      // transfer, and the only word about it on the detail view (its stream carries none).
+      dash.transfer = { ...(dash.transfer || {}), alt_speed: res.body.alt_speed };
+      showAlt(dash.transfer);
     }
   });
   dash.onTransfer = showAlt;
