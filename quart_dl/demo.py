@@ -23,6 +23,7 @@ from dataclasses import replace
 from .lab.qbittorrent_nox import DaemonError, find_qbittorrent_nox
 from .lab.transfer import TransferPair
 from .settings import Secret, Settings
+from .web.auth import is_loopback
 
 log = logging.getLogger("quart_dl.demo")
 
@@ -59,6 +60,9 @@ def run_demo(settings: Settings, minutes: float = 4.0) -> int:
         qbt_password=Secret(pair.leecher.password),
         qbt_password_file=None,
         database_url=f"sqlite://{base / 'quart-dl.sqlite3'}",
+        # The demo's daemons are its own, started fresh: on loopback without a token a
+        # newcomer may act on them from the panel (a real server stays read-only so).
+        open_actions=settings.open_actions or (not settings.access_token and is_loopback(settings.host)),
     )
     feeder = threading.Thread(target=_add_samples, args=(pair, minutes), daemon=True)
     feeder.start()

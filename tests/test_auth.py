@@ -393,6 +393,15 @@ def test_open_bind_warning(bind: str, token: str, warns: bool) -> None:
     assert (warning is not None) == warns
     if warning:
         assert "without an access token" in warning
+        assert "act on torrents" not in warning
+
+
+def test_open_bind_warning_says_anyone_may_act_with_open_actions() -> None:
+    settings = load_settings(cli={"bind": "0.0.0.0:8765", "open_actions": True}, environ={})
+    warning = open_bind_warning(settings)
+    assert warning is not None
+    assert "act on torrents" in warning
+    assert "open_actions" in warning
 
 
 async def test_serve_warns_once_when_open_beyond_loopback(caplog: pytest.LogCaptureFixture) -> None:

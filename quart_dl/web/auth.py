@@ -354,15 +354,19 @@ instead: <code>http://HOST:8765/?token=…</code></small></p>
 
 def open_bind_warning(settings: Settings) -> str | None:
     """The warning for an address beyond loopback served without a token, or None."""
-    if settings.access_token or _is_loopback(settings.host):
+    if settings.access_token or is_loopback(settings.host):
         return None
+    what = "read the torrent list"
+    if settings.open_actions:
+        what = "read the torrent list and act on torrents, delete included (open_actions)"
     return (
         f"listening on {settings.bind} without an access token: anyone who can reach this"
-        " address can read the torrent list; set access_token (QUART_DL_ACCESS_TOKEN) to require one"
+        f" address can {what}; set access_token (QUART_DL_ACCESS_TOKEN) to require one"
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``host`` is ``localhost`` or a loopback address (nobody else can reach it)."""
     if host == "localhost":
         return True
     try:
