@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import socket
 import struct
@@ -27,6 +28,7 @@ from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.server import socket_layer
+from quart_dl.server.hypercorn_internals import HypercornConnection
 from quart_dl.server.serve import serve
 from quart_dl.settings import Secret, Settings
 from quart_dl.torrents import ChangeSet
@@ -181,6 +183,35 @@ async def test_regression_a_stream_on_a_reused_keep_alive_connection_took_the_sl
         await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be forgotten", interval=0.02)
         assert stream_limits_open(app) == 0
         assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
+
+
+async def test_regression_a_taken_back_connection_kept_hypercorns_handler_for_its_keep_alive_timeout(
+    tmp_path: Path,
+) -> None:
+    # Hypercorn's handler of a taken-back connection ended only after its keep-alive wait
+    # (5 s): ~45 KB per stream held that long, measured as 53 KB per idle stream at 300
+    # browser-like clients. It is let go at once now.
+    settings = settings_for(tmp_path)
+    async with serving(settings):
+        clients = []
+        for _ in range(10):
+            client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await read_response(client)
+            client.writer.write(stream_head())
+            await client.read_until(b"event: snapshot")
+            clients.append(client)
+        started = time.monotonic()
+        await wait_for_async(
+            lambda: hypercorn_handlers() == 0, 4, "Hypercorn's handlers to end", interval=0.05
+        )
+        assert time.monotonic() - started < 4  # well within keep_alive_timeout
+        for client in clients:
+            client.close()
+
+
+def hypercorn_handlers() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, HypercornConnection))
 
 
 async def test_a_stream_after_pipelined_and_body_carrying_requests_is_taken_back(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ uvicorn's one private constant, the coupling is kept to a few names, all here:
   request was answered and h11 waits for the next one: a request boundary);
 - its use of the ``StreamWriter`` it is given (write, drain, write_eof, close, wait_closed),
   and of the ``StreamReader`` (read until EOF, then end without writing);
+- its ``_idle_timeout()``, the keep-alive wait of an idle connection, run as a task of the
+  connection's task group (the handler ends only when it has: ``let_go`` ends it at once);
 - ``WorkerContext(None)`` and its ``terminated`` event, ``ASGIWrapper(app)``.
 
 ``contract_problem`` checks these at start-up (and ``tests/test_serve.py`` checks the
@@ -50,7 +52,7 @@ def contract_problem() -> str | None:
         parameters = list(inspect.signature(TCPServer.__init__).parameters)
         if parameters != _TCP_SERVER_PARAMETERS:
             return f"TCPServer takes {parameters[1:]}, not {_TCP_SERVER_PARAMETERS[1:]}"
-        for name in ("run", "protocol_send"):
+        for name in ("run", "protocol_send", "_idle_timeout"):
             if not inspect.iscoroutinefunction(getattr(TCPServer, name, None)):
                 return f"TCPServer.{name} is not a coroutine function"
         if list(inspect.signature(TCPServer.protocol_send).parameters) != ["self", "event"]:
@@ -71,11 +73,39 @@ class HypercornConnection(TCPServer):
     def __init__(self, answered: Callable[[], None], *args: Any) -> None:
         super().__init__(*args)
         self._answered = answered
+        self._let_go = False
+        self._idle_waiting: asyncio.Task[Any] | None = None
 
     async def protocol_send(self, event: Event) -> None:
         await super().protocol_send(event)
         if isinstance(event, Updated) and event.idle:
             self._answered()
+
+    def let_go(self) -> None:
+        """The connection was taken back at a request boundary: end without touching it.
+
+        Its writer is detached; its keep-alive wait ends now rather than after
+        ``keep_alive_timeout`` (the handler, its h11 state and task group, ~40 KB, would
+        otherwise stay until then). The caller feeds its reader EOF, on which it ends.
+        """
+        self._let_go = True
+        writer = self.writer
+        if isinstance(writer, GuardedWriter):
+            writer.detach()
+        if self._idle_waiting is not None:
+            self._idle_waiting.cancel()
+
+    async def _idle_timeout(self) -> None:
+        if self._let_go:
+            return
+        self._idle_waiting = asyncio.current_task()
+        try:
+            await super()._idle_timeout()
+        except asyncio.CancelledError:
+            if not self._let_go:
+                raise
+        finally:
+            self._idle_waiting = None
 
 
 class GuardedWriter(asyncio.StreamWriter):

@@ -57,10 +57,10 @@ def hand_to_hypercorn(
     transport.set_protocol(relay)
     relay.connection_made(transport)
     writer = GuardedWriter(transport, relay, reader, loop)
-    relay.writer = writer
     server = HypercornConnection(
         relay.answered, door.wrapped, loop, door.config, door.context, door.state, reader, writer
     )
+    relay.hypercorn = server
     door.track(loop.create_task(server.run()))
     relay.start(data)
 
@@ -107,8 +107,8 @@ class Relay(asyncio.StreamReaderProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         #: The first request is the one the socket layer declined: never taken back.
         self.first_is_hypercorns = True
-        #: Hypercorn's writer for this connection (set by ``hand_to_hypercorn``).
-        self.writer: GuardedWriter | None = None
+        #: Hypercorn's handler of this connection (set by ``hand_to_hypercorn``).
+        self.hypercorn: HypercornConnection | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -251,27 +251,28 @@ class Relay(asyncio.StreamReaderProtocol):
             and self._door.takes_streams
             and self._send_timer is None
             and not self._eof
-            and self.writer is not None
+            and self.hypercorn is not None
             and looks_like_stream(held)
         )
 
     def _take_back(self) -> None:
         """Take the connection back from Hypercorn at this boundary, for the socket layer.
 
-        Hypercorn waits for its next request; it is told EOF and ends, its writer detached so
-        that its way out (EOF, close) does not touch the connection. The connection's place
-        under the per-address cap goes with it.
+        Hypercorn waits for its next request; it is let go (its writer detached so that its
+        way out, EOF and close, does not touch the connection; its keep-alive wait ended) and
+        told EOF, on which it ends. The connection's place under the per-address cap goes
+        with it.
         """
         transport = self._relay_transport
-        writer = self.writer
+        hypercorn = self.hypercorn
         assert transport is not None
-        assert writer is not None
+        assert hypercorn is not None
         assert self._key is not None
         data = bytes(self._held)
         key, self._key = self._key, None
         self._stop()
         self._cancel_send_timer()
-        writer.detach()
+        hypercorn.let_go()
         super().eof_received()  # Hypercorn's reader: EOF, so its handler ends
         if not transport.is_reading():
             transport.resume_reading()
