@@ -583,6 +583,47 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
             client.close()
 
 
+async def test_regression_a_burst_of_browser_like_clients_runs_a_few_hypercorn_connections_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1,000 clients each fetching a file, then the stream on the same connection, ran 1,000
+    # Hypercorn handlers and requests side by side: 49 KB per idle stream afterwards (the
+    # process keeps the high-water mark). At most HYPERCORN_SLOTS start at once now.
+    monkeypatch.setattr(socket_layer, "HYPERCORN_SLOTS", 4)
+    settings = settings_for(tmp_path)
+    running = peak = 0
+    async with serving(settings) as app:
+        inner = app.asgi_app
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal running, peak
+            if scope["type"] != "http" or scope["path"] != "/healthz":
+                await inner(scope, receive, send)
+                return
+            running += 1
+            peak = max(peak, running)
+            try:
+                await asyncio.sleep(0.02)  # a request that takes a while (below SLOT_HOLD)
+                await inner(scope, receive, send)
+            finally:
+                running -= 1
+
+        app.asgi_app = counting  # type: ignore[method-assign]
+
+        async def browser_like() -> RawClient:
+            client = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_response(client)).startswith(b"HTTP/1.1 200 ")
+            client.writer.write(stream_head())
+            await client.read_until(b"event: snapshot")
+            return client
+
+        clients = await asyncio.gather(*(browser_like() for _ in range(40)))
+        assert transport_streams(runtime(app).hub) == 40
+        assert peak == 4
+        for client in clients:
+            client.close()
+
+
 # -- request framing, pipelines, slow readers, the per-address connection cap ------------------
 
 

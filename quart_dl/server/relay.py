@@ -19,6 +19,7 @@ from ..web.limits import MAX_HEADER_BYTES
 from . import framing
 from .answers import looks_like_stream, refuse
 from .hypercorn_internals import GuardedWriter, HypercornConnection
+from .slots import Slot
 
 if TYPE_CHECKING:
     from .socket_layer import FrontDoor
@@ -42,18 +43,21 @@ def hand_to_hypercorn(
     data: bytes | bytearray,
     *,
     at_boundary: bool = False,
+    slot: Slot | None = None,
 ) -> None:
     """Give the connection, and the bytes read so far, to Hypercorn (through a Relay).
 
     ``at_boundary``: ``data`` starts a new request the socket layer has not looked at (after
     its error answer to a stream request on a keep-alive connection), so a stream asked for
     there may be taken back again; otherwise its first request is the one the socket layer
-    declined, which is Hypercorn's.
+    declined, which is Hypercorn's. ``slot``: the connection's Hypercorn slot (``slots.py``),
+    given back when the first request is answered or the connection is lost or taken back.
     """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
     relay = Relay(reader, door, key)
     relay.first_is_hypercorns = not at_boundary
+    relay.slot = slot
     transport.set_protocol(relay)
     relay.connection_made(transport)
     writer = GuardedWriter(transport, relay, reader, loop)
@@ -107,6 +111,8 @@ class Relay(asyncio.StreamReaderProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         #: The first request is the one the socket layer declined: never taken back.
         self.first_is_hypercorns = True
+        #: The connection's Hypercorn slot while its first request runs (``slots.py``).
+        self.slot: Slot | None = None
         #: Hypercorn's handler of this connection (set by ``hand_to_hypercorn``).
         self.hypercorn: HypercornConnection | None = None
 
@@ -159,6 +165,7 @@ class Relay(asyncio.StreamReaderProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop()
         self._cancel_send_timer()
+        self._release_slot()
         if self._key is not None:
             self._door.release(self._key)
             self._key = None
@@ -168,6 +175,7 @@ class Relay(asyncio.StreamReaderProtocol):
 
     def answered(self) -> None:
         """Hypercorn answered the current request and waits for the next one."""
+        self._release_slot()
         if self._mode == self._BUSY:
             if self._close_after or self._client_done:
                 self._close()
@@ -181,6 +189,11 @@ class Relay(asyncio.StreamReaderProtocol):
             log.debug("request framing disagreed with h11; connection dropped")
             self._door.metrics.inc("connections_dropped_total", reason="framing_mismatch")
             self._abort()
+
+    def _release_slot(self) -> None:
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            slot.release()
 
     # -- the requests ------------------------------------------------------------------------
 
@@ -272,6 +285,7 @@ class Relay(asyncio.StreamReaderProtocol):
         key, self._key = self._key, None
         self._stop()
         self._cancel_send_timer()
+        self._release_slot()
         hypercorn.let_go()
         super().eof_received()  # Hypercorn's reader: EOF, so its handler ends
         if not transport.is_reading():

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -56,6 +57,7 @@ from . import framing
 from .answers import INTERNAL_ERROR, TOO_MANY_CONNECTIONS, address, head, looks_like_stream, refuse
 from .hypercorn_internals import Config, WorkerContext
 from .relay import MAX_HELD, SEND_TIMEOUT_MARGIN, Relay, hand_to_hypercorn
+from .slots import HYPERCORN_SLOTS, Slot, Slots
 from .takeover import TAKEOVER, StreamOffer, Takeover
 
 log = logging.getLogger("quart_dl.server.socket_layer")
@@ -112,6 +114,8 @@ class FrontDoor:
         #: Hypercorn connection tasks and app calls, awaited at shutdown.
         self.tasks: set[asyncio.Task[Any]] = set()
         self.app_slots = asyncio.Semaphore(APP_SLOTS)
+        #: Connections starting with Hypercorn at once (``slots.py``).
+        self.hypercorn_slots = Slots(HYPERCORN_SLOTS)
         #: Whether a stream asked for on a connection Hypercorn serves is taken back for the
         #: fast path (``relay.py``); off only to test Quart's path on a real server.
         self.takes_streams = True
@@ -191,6 +195,7 @@ class FrontProtocol(asyncio.Protocol):
         "_over_cap",
         "_plan",
         "_reused",
+        "_start",
         "_sub",
         "_timer",
         "_transport",
@@ -211,6 +216,8 @@ class FrontProtocol(asyncio.Protocol):
         self._over_cap: str | None = None
         #: Taken back from Hypercorn (``adopt``): an error answer keeps the connection alive.
         self._reused = False
+        #: Waiting for a Hypercorn slot: the callback that hands the connection over.
+        self._start: Callable[[Slot], None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -241,6 +248,11 @@ class FrontProtocol(asyncio.Protocol):
         self._timer = loop.call_later(self._door.config.keep_alive_timeout, self._head_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._start is not None:  # waiting for a Hypercorn slot: keep what comes, bounded
+            self._buffer += data
+            if len(self._buffer) > MAX_HELD and self._transport is not None:
+                self._transport.pause_reading()
+            return
         if self._timer is None:
             if self._reused and self._plan is None and not self._closed:
                 # The app is deciding on a stream asked for on a keep-alive connection: what
@@ -293,6 +305,9 @@ class FrontProtocol(asyncio.Protocol):
         self._closed = True
         self._stop_timer()
         self._door.pending.discard(self)
+        if self._start is not None:
+            self._door.hypercorn_slots.forget(self._start)
+            self._start = None
         if self._key is not None:
             self._door.release(self._key)
             self._key = None
@@ -330,15 +345,23 @@ class FrontProtocol(asyncio.Protocol):
         refuse(self._door, transport, refusal, reason)
 
     def _hand_off(self) -> None:
-        """Give the connection, and the bytes read so far, to Hypercorn (through a Relay)."""
+        """Give the connection, and the bytes read so far, to Hypercorn (through a Relay),
+        once a Hypercorn slot is free (``slots.py``); until then it stays pending."""
         self._stop_timer()
+        self._start = self._started
+        self._door.hypercorn_slots.take(self._started)
+
+    def _started(self, slot: Slot) -> None:
+        self._start = None
         self._door.pending.discard(self)
         transport = self._transport
         assert transport is not None
         assert self._key is not None
         key, self._key = self._key, None  # the Relay gives the place back
         data, self._buffer = self._buffer, bytearray()
-        hand_to_hypercorn(self._door, transport, key, data)
+        if not transport.is_reading():
+            transport.resume_reading()
+        hand_to_hypercorn(self._door, transport, key, data, slot=slot)
 
     def _stream_scope(self, request_head: bytes) -> dict[str, Any] | None:
         """The ASGI scope Hypercorn would build for this head, or None to let Hypercorn judge."""
