@@ -141,6 +141,12 @@ def main() -> int:
         default=0,
         help="poll cost, real qbittorrent-nox with N paused torrents (alone: 10,000; default: skip)",
     )
+    parser.add_argument(
+        "--nginx",
+        type=int,
+        default=0,
+        help="N browser-like streams through nginx, upstream keepalive 32 (0: skip)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     raise_fd_limit()
@@ -161,6 +167,7 @@ def main() -> int:
         "storm": None,
         "latency": None,
         "poll_real": None,
+        "nginx": None,
     }
     if not args.skip_fanout:
         for n, connections, kind in (
@@ -221,6 +228,14 @@ def main() -> int:
             except Exception as exc:
                 storms[connections] = {"error": f"{exc.__class__.__name__}: {exc}"}
         result["storm"] = storms
+    if args.nginx:
+        from .proxied import run_proxied
+
+        print(f"through nginx (upstream keepalive 32): {args.nginx} clients…", file=sys.stderr, flush=True)
+        try:
+            result["nginx"] = run_proxied(args.nginx, workers=args.workers, log_dir=log_dir)
+        except Exception as exc:
+            result["nginx"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     if args.latency:
         from .latency import run_latency
 
@@ -264,6 +279,10 @@ def render(result: dict[str, Any]) -> str:
     if storm:
         for connections, figures in storm.items():
             parts.append(figure_table(f"Reconnect storm (quart-dl, {connections} connections):", figures))
+    if result.get("nginx"):
+        parts.append(
+            figure_table("Through nginx, upstream keepalive 32 (browser-like clients):", result["nginx"])
+        )
     latency = result.get("latency")
     if latency:
         parts.append(latency_table(latency))

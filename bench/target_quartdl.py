@@ -93,7 +93,8 @@ async def main(args: argparse.Namespace) -> None:
     def carriers() -> str:
         metrics = runtime(app).metrics
         socket, quart = (metrics.value("sse_streams", carrier=c) for c in ("socket", "quart"))
-        return f"socket={socket:.0f} quart={quart:.0f}"
+        taken_back = metrics.value("connections_taken_back_total")
+        return f"socket={socket:.0f} quart={quart:.0f} taken_back={taken_back:.0f}"
 
     profiler: Any = None
 

@@ -174,6 +174,7 @@ async def test_regression_a_stream_on_a_reused_keep_alive_connection_took_the_sl
         assert metrics.value("sse_streams_opened_total", carrier="socket") == 1
         assert metrics.value("sse_streams", carrier="socket") == 1
         assert metrics.value("sse_streams", carrier="quart") == 0
+        assert metrics.value("connections_taken_back_total") == 1
         head, _, _ = client.data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"transfer-encoding: chunked" in head

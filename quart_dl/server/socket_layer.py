@@ -129,6 +129,7 @@ class FrontDoor:
 
         ``data`` is the stream request's head; ``key`` the connection's counted place.
         """
+        self.metrics.inc("connections_taken_back_total")
         protocol = self.protocol()
         transport.set_protocol(protocol)
         protocol.adopt(transport, key)
