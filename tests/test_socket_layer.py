@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from quart import Quart
 
@@ -213,6 +214,27 @@ async def test_regression_a_taken_back_connection_kept_hypercorns_handler_for_it
 def hypercorn_handlers() -> int:
     gc.collect()
     return sum(1 for o in gc.get_objects() if isinstance(o, HypercornConnection))
+
+
+async def test_a_pooling_http_client_gets_the_fast_path_on_its_kept_alive_connection(tmp_path: Path) -> None:
+    # httpx's pool, as Home Assistant's shared aiohttp session: the status, then the stream,
+    # on the one connection it keeps alive; then another request on a new one.
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        metrics = runtime(app).metrics
+        base = f"http://127.0.0.1:{settings.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            assert (await http.get("/api/status")).status_code == 200
+            async with http.stream("GET", "/api/events") as answer:
+                assert answer.status_code == 200
+                async for line in answer.aiter_lines():
+                    if line == "event: snapshot":
+                        break
+                assert metrics.value("connections_taken_back_total") == 1
+                assert metrics.value("sse_streams", carrier="socket") == 1
+                assert metrics.value("sse_streams", carrier="quart") == 0
+            await wait_for_async(lambda: runtime(app).hub.client_count == 0, 5, "the stream to end")
+            assert (await http.get("/healthz")).json() == {"ok": True}
 
 
 async def test_a_stream_after_pipelined_and_body_carrying_requests_is_taken_back(tmp_path: Path) -> None:

@@ -14,26 +14,27 @@ How a connection goes:
    connection over the cap, or a head with ambiguous framing (``framing.py``), gets a JSON
    answer with ``Connection: close``.
 2. Anything but a body-less ``GET .../events`` (and anything odd: pipelined bytes, an
-   upgrade, a head h11 rejects) is handed to Hypercorn with the bytes read so far, and the
-   connection is Hypercorn's from then on: keep-alive, HTTP/2, its own error answers. Its
-   bytes still pass through a ``Relay``: one request at a time, each head checked as the
-   first was (so a smuggled second request never reaches h11), nothing more once the
-   client is gone, and the connection dropped when a send stays blocked.
+   upgrade, a head h11 rejects) is handed to Hypercorn with the bytes read so far, once one
+   of ``HYPERCORN_SLOTS`` is free (``slots.py``): keep-alive, HTTP/2, its own error
+   answers. Its bytes still pass through a ``Relay``: one request at a time, each head
+   checked as the first was (so a smuggled second request never reaches h11), nothing more
+   once the client is gone, and the connection dropped when a send stays blocked.
 3. A stream request is run through the whole Quart app once, as Hypercorn would run it, with
    a ``Takeover`` in the ASGI extensions: auth, CORS, caps and validation answer as for any
-   request. An error answer is written with ``Connection: close``. When the route admitted the
-   stream (``sse.StreamPlan``), this layer writes the app's head and the opening, and the hub
-   holds the transport. asyncio's flow control tells the hub when a client stops reading
-   (``pause_writing``); ``connection_lost`` ends the stream.
-
+   request. An error answer is written with ``Connection: close`` (on a fresh connection).
+   When the route admitted the stream (``sse.StreamPlan``, through ``takeover.py``), this
+   layer writes the app's head and the opening, and the hub holds the transport. asyncio's
+   flow control tells the hub when a client stops reading (``pause_writing``);
+   ``connection_lost`` ends the stream.
 4. A stream requested later on a keep-alive connection Hypercorn serves (a browser's, Home
    Assistant's shared session, a proxy's upstream pool) is seen by the ``Relay`` at the
    request boundary (``relay.py``): it takes the connection back from Hypercorn and gives it
    to a new ``FrontProtocol`` (``FrontDoor.take_back``), which goes on from step 1's head as
-   for a fresh connection. Every check is the app's, run the same way.
+   for a fresh connection. Every check is the app's, run the same way. An error answer there
+   keeps the connection alive, and it goes back to Hypercorn.
 
 The modules: ``answers.py`` (what this layer writes itself), ``relay.py`` (connections
-Hypercorn serves), ``hypercorn_internals.py`` (all this layer uses of Hypercorn beyond its
+Hypercorn serves), ``slots.py``, ``hypercorn_internals.py`` (all this layer uses of Hypercorn beyond its
 public API, checked at start-up), ``takeover.py`` (the contract with the routes).
 """
 
