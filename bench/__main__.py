@@ -124,6 +124,11 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="pyinstrument quart-dl's broadcasts")
     parser.add_argument("--skip-poll", action="store_true")
     parser.add_argument("--storm", type=int, default=5000, help="clients in the reconnect storm (0: skip)")
+    parser.add_argument(
+        "--storm-warmup-reconnects",
+        action="store_true",
+        help="also a storm whose clients GET the warm-up file before every reconnect (a reload each)",
+    )
     parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
     parser.add_argument(
         "--latency",
@@ -214,16 +219,23 @@ def main() -> int:
         from .storm import run_storm
 
         storms = {}
-        for connections in args.connections.split(","):
+        variants = args.connections.split(",")
+        if args.storm_warmup_reconnects:
+            variants.append("reused, reconnects too")
+        for connections in variants:
             print(
                 f"reconnect storm: {args.storm} clients on {connections} connections…",
                 file=sys.stderr,
                 flush=True,
             )
-            warmup = WARMUP_PATH if connections == "reused" else None
+            warmup = WARMUP_PATH if connections.startswith("reused") else None
             try:
                 storms[connections] = run_storm(
-                    args.storm, workers=args.workers, log_dir=log_dir, warmup=warmup
+                    args.storm,
+                    workers=args.workers,
+                    log_dir=log_dir,
+                    warmup=warmup,
+                    warmup_reconnects=connections != "reused",
                 )
             except Exception as exc:
                 storms[connections] = {"error": f"{exc.__class__.__name__}: {exc}"}

@@ -3,10 +3,13 @@
 Each worker opens its share of the connections (in batches, so the listen backlog is never
 the thing measured), parses just enough of the stream to find ``id:`` lines and comment
 heartbeats, and records ``time.monotonic()`` when each event id arrives on each connection.
-With ``warmup`` (a path), each connection behaves like a browser's or Home Assistant's
-shared session: one ordinary GET on it first (the answer read whole, by its Content-Length),
-then the stream on the same keep-alive connection; on every reconnect too. Without, each
-stream opens a fresh connection (what EventSource alone does on a new page).
+With ``warmup`` (a path), each client behaves like a browser opening the panel or Home
+Assistant's shared session: one ordinary GET on its connection first (the answer read whole,
+by its Content-Length), then the stream on the same keep-alive connection. A reconnect is
+EventSource's own: the stream alone, on a new connection (the old one died with the server,
+and nothing else is pooled). ``warmup_reconnects`` makes every reconnect warm up too (a
+harsher case: a page reloaded by each client). Without ``warmup``, each stream opens a fresh
+connection.
 The orchestrator talks to a worker over a pipe: ``status`` (how many are live), ``mark``
 (reset the heartbeat counters), ``report`` (the receive times), ``stop``.
 """
@@ -46,6 +49,8 @@ class Conn:
     opened: bool = False
     #: Waiting for the answer to the warm-up GET (browser-like clients only).
     warming: bool = False
+    #: Streams opened so far (a reconnect is the second and later).
+    opens: int = 0
 
 
 def worker(
@@ -56,6 +61,7 @@ def worker(
     pipe: Connection,
     reconnect: float | None = None,
     warmup: str | None = None,
+    warmup_reconnects: bool = False,
 ) -> None:
     """``reconnect``: like EventSource, reopen a lost stream after that many seconds, with Last-Event-ID.
 
@@ -190,7 +196,8 @@ def worker(
             s = c.sock
             if mask & selectors.EVENT_WRITE:
                 try:
-                    if warmup_request:
+                    c.opens += 1
+                    if warmup_request and (c.opens == 1 or warmup_reconnects):
                         c.warming = True
                         s.send(warmup_request)
                     else:
@@ -264,6 +271,7 @@ class ClientPool:
         workers: int,
         reconnect: float | None = None,
         warmup: str | None = None,
+        warmup_reconnects: bool = False,
     ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
@@ -271,7 +279,11 @@ class ClientPool:
         share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
         for k in share:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(host, port, path, k, child, reconnect, warmup), daemon=True)
+            p = ctx.Process(
+                target=worker,
+                args=(host, port, path, k, child, reconnect, warmup, warmup_reconnects),
+                daemon=True,
+            )
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)
