@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from quart import Quart
 
+import quart_dl.server
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
@@ -268,10 +270,17 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
 # -- a Hypercorn whose internals changed: one warning, every stream on Quart's path -------------
 
 
+@pytest.mark.parametrize("change", ["signature", "import"])
 async def test_a_hypercorn_whose_internals_changed_serves_every_stream_through_quarts_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, change: str
 ) -> None:
-    monkeypatch.setattr(hypercorn_internals, "contract_problem", lambda: "TCPServer takes ['app']")
+    if change == "signature":
+        monkeypatch.setattr(hypercorn_internals, "contract_problem", lambda: "TCPServer takes ['app']")
+        expected = "TCPServer takes ['app']"
+    else:  # a module or name it imports is gone: importing the fence fails
+        monkeypatch.delattr(quart_dl.server, "hypercorn_internals")
+        monkeypatch.setitem(sys.modules, "quart_dl.server.hypercorn_internals", None)
+        expected = "ImportError"
     caplog.set_level(logging.INFO, logger="quart_dl")
     settings = flooding_settings(tmp_path, heartbeat=1.0)
     app = create_app(settings, session=FakeSession())
@@ -283,7 +292,7 @@ async def test_a_hypercorn_whose_internals_changed_serves_every_stream_through_q
     hub.seed({"a" * 40: {"hash": "a" * 40, "progress": 0.1}})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "TCPServer takes ['app']" in warnings[0].getMessage()
+    assert expected in warnings[0].getMessage()
     assert "Quart path" in warnings[0].getMessage()
     # Fresh and reused connections, a diff, a heartbeat, a client leaving, shutdown.
     fresh = await asyncio.open_connection("127.0.0.1", settings.port)

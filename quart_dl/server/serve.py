@@ -23,6 +23,7 @@ import logging
 import signal
 
 from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
 from quart import Quart
 
 from ..settings import Settings
@@ -30,9 +31,6 @@ from ..web.app import create_app
 from ..web.auth import open_bind_warning
 from ..web.limits import MAX_HEADER_BYTES, connection_cap
 from ..web.runtime import runtime
-from . import hypercorn_internals
-from .hypercorn_internals import ASGIWrapper, Config, WorkerContext
-from .socket_layer import FrontDoor
 
 log = logging.getLogger("quart_dl")
 
@@ -70,7 +68,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
             pass
 
     config = hypercorn_config(settings)
-    problem = hypercorn_internals.contract_problem()
+    problem = _hypercorn_problem()
     if problem is not None:
         log.warning(
             "this Hypercorn's internals are not the ones quart-dl was built against (%s): serving "
@@ -79,6 +77,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         )
         await _serve_plainly(app, settings, config, stop)
         return
+    # Imported here: with a Hypercorn whose internals moved, importing them fails (above).
+    from .hypercorn_internals import ASGIWrapper, WorkerContext
+    from .socket_layer import FrontDoor
+
     await app.startup()
     try:
         sockets = config.create_sockets()
@@ -119,6 +121,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
                 await asyncio.wait(late, timeout=1.0)
         await app.shutdown()
     log.info("stopped")
+
+
+def _hypercorn_problem() -> str | None:
+    """What keeps the socket layer from using this Hypercorn (``hypercorn_internals``), or None."""
+    try:
+        from . import hypercorn_internals
+    except ImportError as error:  # a module or name it imports is gone
+        return f"ImportError: {error}"
+    return hypercorn_internals.contract_problem()
 
 
 def _listening(settings: Settings) -> None:
