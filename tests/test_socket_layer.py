@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from quart import Quart
+from quart import Quart, request
 
 from quart_dl.hub import SERVER_SHUTDOWN, Hub, TransportSink
 from quart_dl.lab.qbittorrent_nox import free_port
@@ -254,6 +254,60 @@ async def test_a_stream_after_pipelined_and_body_carrying_requests_is_taken_back
         await client.read_until(b"event: snapshot")
         assert transport_streams(hub) == 1
         client.close()
+
+
+async def test_large_request_bodies_stream_through_and_the_connection_still_gets_the_fast_path(
+    tmp_path: Path,
+) -> None:
+    # Uploads (a torrent file, multipart, well over 64 KiB) pass the socket layer as they
+    # arrive, in pieces, to Hypercorn; a stream asked for after them on the same connection
+    # is still taken back.
+    settings = settings_for(tmp_path)
+    app = create_app(settings, session=FakeSession())
+    app.config["MAX_CONTENT_LENGTH"] = 4 * 2**20
+    seen: list[int] = []
+
+    @app.post("/echo-length")
+    async def echo_length() -> dict[str, int]:
+        total = 0
+        async for piece in request.body:
+            total += len(piece)
+        seen.append(total)
+        return {"length": total}
+
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    try:
+        await wait_for_async(lambda: port_open(settings.port), 10, "the server to listen", interval=0.02)
+        body = bytes(range(256)) * 1200  # 300 KiB
+        client = await RawClient.open(
+            settings.port, b"POST /echo-length HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        for at in range(0, len(body), 16384):  # as a slow uploader sends it
+            client.writer.write(body[at : at + 16384])
+            await client.writer.drain()
+        answer = await read_response(client, timeout=10)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"length": len(body)}
+        chunked = b"".join(
+            b"%x\r\n%b\r\n" % (len(body[at : at + 50000]), body[at : at + 50000])
+            for at in range(0, len(body), 50000)
+        )
+        client.writer.write(
+            b"POST /echo-length HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunked
+            + b"0\r\n\r\n"
+        )
+        answer = await read_response(client, timeout=10)
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"length": len(body)}
+        client.writer.write(stream_head())
+        await client.read_until(b"event: snapshot")
+        assert transport_streams(runtime(app).hub) == 1
+        assert seen == [len(body), len(body)]
+        client.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
 
 
 async def test_every_check_runs_for_a_stream_on_a_reused_connection(tmp_path: Path) -> None:
