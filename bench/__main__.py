@@ -1,6 +1,8 @@
 """``python -m bench``: run the benchmark, print the table, write JSON.
 
     python -m bench            # 1,000 / 5,000 / 10,000 clients, 20 events each, poll cost, storm
+                               # (fresh and browser-like reused connections, both)
+    python -m bench --connections reused --skip-poll    # browser-like clients only
     python -m bench --quick    # 1,000 / 5,000 clients, 10 events each, poll cost, storm
     python -m bench --sizes 1000 --kinds quart-dl --skip-poll --storm 0
     python -m bench --skip-fanout --skip-poll --storm 0 --latency 60   # change-to-screen only
@@ -28,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from .common import figure_table, raise_fd_limit
-from .fanout import KINDS, ROOT, run_fanout
+from .fanout import CONNECTIONS, KINDS, ROOT, WARMUP_PATH, run_fanout
 
 COLUMNS = (
     ("clients", "N"),
+    ("connections", "connections"),
     ("kind", "server"),
     ("connected", "live"),
     ("held_at_end", "held"),
@@ -44,6 +47,7 @@ COLUMNS = (
     ("cpu_ms_per_heartbeat_round", "CPU ms/hb round"),
     ("idle_cpu_pct", "idle CPU %"),
     ("connect_s", "connect s"),
+    ("carriers", "carriers"),
 )
 
 RATIO_KEYS = (
@@ -65,16 +69,27 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """quart-dl's figure divided by each peer's, per client count (below 1 = quart-dl better)."""
+    """quart-dl's figure divided by each peer's, per client count and connection kind (below 1 =
+    quart-dl better); and quart-dl on reused connections divided by quart-dl on fresh ones."""
     out = []
-    for n in sorted({r["clients"] for r in rows}):
-        ours = next((r for r in rows if r["clients"] == n and r["kind"] == "quart-dl"), None)
+    for n, connections in sorted({(r["clients"], r.get("connections", "fresh")) for r in rows}):
+        same = [r for r in rows if r["clients"] == n and r.get("connections", "fresh") == connections]
+        ours = next((r for r in same if r["kind"] == "quart-dl"), None)
         if ours is None:
             continue
-        for peer in rows:
-            if peer["clients"] != n or peer["kind"] == "quart-dl":
-                continue
-            entry: dict[str, Any] = {"clients": n, "vs": peer["kind"]}
+        fresh = next(
+            (
+                r
+                for r in rows
+                if r["clients"] == n and r["kind"] == "quart-dl" and r.get("connections") == "fresh"
+            ),
+            None,
+        )
+        peers = [r for r in same if r["kind"] != "quart-dl"]
+        if connections != "fresh" and fresh is not None:
+            peers.append({**fresh, "kind": "quart-dl fresh"})
+        for peer in peers:
+            entry: dict[str, Any] = {"clients": n, "connections": connections, "vs": peer["kind"]}
             for key in RATIO_KEYS:
                 a, b = ours.get(key), peer.get(key)
                 entry[key] = round(a / b, 3) if a is not None and b else None
@@ -83,7 +98,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ratio_table(entries: list[dict[str, Any]]) -> str:
-    keys = ("clients", "vs", *RATIO_KEYS)
+    keys = ("clients", "connections", "vs", *RATIO_KEYS)
     lines = ["| " + " | ".join(keys) + " |", "|" + "|".join(" --- " for _ in keys) + "|"]
     for e in entries:
         lines.append("| " + " | ".join(str(e.get(k)) for k in keys) + " |")
@@ -100,10 +115,20 @@ def main() -> int:
         "--heartbeat", type=float, default=5.0, help="heartbeat interval for every server (s)"
     )
     parser.add_argument("--workers", type=int, default=4, help="client processes")
+    parser.add_argument(
+        "--connections",
+        default=",".join(CONNECTIONS),
+        help=f"fresh (each stream on a new connection) and/or reused (browser-like: GET {WARMUP_PATH} first)",
+    )
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--profile", action="store_true", help="pyinstrument quart-dl's broadcasts")
     parser.add_argument("--skip-poll", action="store_true")
     parser.add_argument("--storm", type=int, default=5000, help="clients in the reconnect storm (0: skip)")
+    parser.add_argument(
+        "--storm-warmup-reconnects",
+        action="store_true",
+        help="also a storm whose clients GET the warm-up file before every reconnect (a reload each)",
+    )
     parser.add_argument("--torrents", type=int, default=10_000, help="torrents for the poll-cost part")
     parser.add_argument(
         "--latency",
@@ -120,6 +145,12 @@ def main() -> int:
         const=10_000,
         default=0,
         help="poll cost, real qbittorrent-nox with N paused torrents (alone: 10,000; default: skip)",
+    )
+    parser.add_argument(
+        "--nginx",
+        type=int,
+        default=0,
+        help="N browser-like streams through nginx, upstream keepalive 32 (0: skip)",
     )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
@@ -141,31 +172,43 @@ def main() -> int:
         "storm": None,
         "latency": None,
         "poll_real": None,
+        "nginx": None,
     }
     if not args.skip_fanout:
-        for n in sizes:
-            for kind in kinds:
-                started = time.monotonic()
-                print(f"fan-out: {kind} with {n} clients…", file=sys.stderr, flush=True)
-                try:
-                    row = run_fanout(
-                        kind,
-                        n,
-                        workers=args.workers,
-                        events=events,
-                        heartbeat=args.heartbeat,
-                        log_dir=log_dir,
-                        profile=(
-                            log_dir.parent / f"profile-{kind}-{n}.txt"
-                            if args.profile and kind == "quart-dl"
-                            else None
-                        ),
-                    )
-                except Exception as exc:
-                    row = {"kind": kind, "clients": n, "error": f"{exc.__class__.__name__}: {exc}"}
-                row["wall_s"] = round(time.monotonic() - started, 1)
-                print(json.dumps(row), file=sys.stderr, flush=True)
-                result["fanout"].append(row)
+        for n, connections, kind in (
+            (n, c, k) for n in sizes for c in args.connections.split(",") for k in kinds
+        ):
+            started = time.monotonic()
+            print(
+                f"fan-out: {kind} with {n} clients on {connections} connections…",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                row = run_fanout(
+                    kind,
+                    n,
+                    workers=args.workers,
+                    events=events,
+                    heartbeat=args.heartbeat,
+                    log_dir=log_dir,
+                    connections=connections,
+                    profile=(
+                        log_dir.parent / f"profile-{kind}-{n}.txt"
+                        if args.profile and kind == "quart-dl"
+                        else None
+                    ),
+                )
+            except Exception as exc:
+                row = {
+                    "kind": kind,
+                    "clients": n,
+                    "connections": connections,
+                    "error": f"{exc.__class__.__name__}: {exc}",
+                }
+            row["wall_s"] = round(time.monotonic() - started, 1)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            result["fanout"].append(row)
         result["ratios"] = ratios([r for r in result["fanout"] if "error" not in r])
     if not args.skip_poll:
         from .pollcost import run_pollcost
@@ -175,11 +218,36 @@ def main() -> int:
     if args.storm:
         from .storm import run_storm
 
-        print(f"reconnect storm: {args.storm} clients…", file=sys.stderr, flush=True)
+        storms = {}
+        variants = args.connections.split(",")
+        if args.storm_warmup_reconnects:
+            variants.append("reused, reconnects too")
+        for connections in variants:
+            print(
+                f"reconnect storm: {args.storm} clients on {connections} connections…",
+                file=sys.stderr,
+                flush=True,
+            )
+            warmup = WARMUP_PATH if connections.startswith("reused") else None
+            try:
+                storms[connections] = run_storm(
+                    args.storm,
+                    workers=args.workers,
+                    log_dir=log_dir,
+                    warmup=warmup,
+                    warmup_reconnects=connections != "reused",
+                )
+            except Exception as exc:
+                storms[connections] = {"error": f"{exc.__class__.__name__}: {exc}"}
+        result["storm"] = storms
+    if args.nginx:
+        from .proxied import run_proxied
+
+        print(f"through nginx (upstream keepalive 32): {args.nginx} clients…", file=sys.stderr, flush=True)
         try:
-            result["storm"] = run_storm(args.storm, workers=args.workers, log_dir=log_dir)
+            result["nginx"] = run_proxied(args.nginx, workers=args.workers, log_dir=log_dir)
         except Exception as exc:
-            result["storm"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+            result["nginx"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     if args.latency:
         from .latency import run_latency
 
@@ -221,7 +289,12 @@ def render(result: dict[str, Any]) -> str:
         parts.append(figure_table("Poll cost:", poll))
     storm = result.get("storm")
     if storm:
-        parts.append(figure_table("Reconnect storm (quart-dl):", storm))
+        for connections, figures in storm.items():
+            parts.append(figure_table(f"Reconnect storm (quart-dl, {connections} connections):", figures))
+    if result.get("nginx"):
+        parts.append(
+            figure_table("Through nginx, upstream keepalive 32 (browser-like clients):", result["nginx"])
+        )
     latency = result.get("latency")
     if latency:
         parts.append(latency_table(latency))

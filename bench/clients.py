@@ -3,6 +3,13 @@
 Each worker opens its share of the connections (in batches, so the listen backlog is never
 the thing measured), parses just enough of the stream to find ``id:`` lines and comment
 heartbeats, and records ``time.monotonic()`` when each event id arrives on each connection.
+With ``warmup`` (a path), each client behaves like a browser opening the panel or Home
+Assistant's shared session: one ordinary GET on its connection first (the answer read whole,
+by its Content-Length), then the stream on the same keep-alive connection. A reconnect is
+EventSource's own: the stream alone, on a new connection (the old one died with the server,
+and nothing else is pooled). ``warmup_reconnects`` makes every reconnect warm up too (a
+harsher case: a page reloaded by each client). Without ``warmup``, each stream opens a fresh
+connection.
 The orchestrator talks to a worker over a pipe: ``status`` (how many are live), ``mark``
 (reset the heartbeat counters), ``report`` (the receive times), ``stop``.
 """
@@ -40,12 +47,31 @@ class Conn:
     #: Reconnects only: the first (id, event kind) each new connection got, and when it was live.
     openings: list[tuple[str, str, float]] = field(default_factory=list)
     opened: bool = False
+    #: Waiting for the answer to the warm-up GET (browser-like clients only).
+    warming: bool = False
+    #: Streams opened so far (a reconnect is the second and later).
+    opens: int = 0
 
 
-def worker(host: str, port: int, path: str, n: int, pipe: Connection, reconnect: float | None = None) -> None:
-    """``reconnect``: like EventSource, reopen a lost stream after that many seconds, with Last-Event-ID."""
+def worker(
+    host: str,
+    port: int,
+    path: str,
+    n: int,
+    pipe: Connection,
+    reconnect: float | None = None,
+    warmup: str | None = None,
+    warmup_reconnects: bool = False,
+) -> None:
+    """``reconnect``: like EventSource, reopen a lost stream after that many seconds, with Last-Event-ID.
+
+    ``warmup``: a path to GET on each connection before the stream (see the module docstring).
+    """
     raise_fd_limit()
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+    warmup_request = (
+        f"GET {warmup} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n\r\n".encode() if warmup else b""
+    )
 
     def request_bytes(c: Conn) -> bytes:
         extra = f"Last-Event-ID: {c.last_id}\r\n" if c.last_id else ""
@@ -75,7 +101,7 @@ def worker(host: str, port: int, path: str, n: int, pipe: Connection, reconnect:
         if c is None:
             c = Conn(s, started=time.monotonic())
         else:
-            c.sock, c.headers, c.rest, c.live, c.opened = s, b"", b"", False, False
+            c.sock, c.headers, c.rest, c.live, c.opened, c.warming = s, b"", b"", False, False, False
         conns[id(c)] = c
         sel.register(s, selectors.EVENT_WRITE, c)
 
@@ -96,8 +122,35 @@ def worker(host: str, port: int, path: str, n: int, pipe: Connection, reconnect:
         for _ in range(k):
             open_one(None)
 
+    def warmed(c: Conn, data: bytes) -> bytes | None:
+        """Collect the warm-up answer; once whole, send the stream request. What is left, or None."""
+        c.headers += data
+        head, sep, body = c.headers.partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if len(body) < length:
+            return None
+        c.warming = False
+        c.headers = b""
+        try:
+            c.sock.send(request_bytes(c))  # a few hundred bytes on an idle socket: no partial send
+        except OSError:
+            lost(c)
+            return None
+        return body[length:]
+
     def on_data(c: Conn, data: bytes, t: float) -> None:
         nonlocal heartbeats
+        if c.warming:
+            left = warmed(c, data)
+            if not left:
+                return
+            data = left
         if not c.live:
             c.headers += data
             head, sep, body = c.headers.partition(b"\r\n\r\n")
@@ -143,7 +196,12 @@ def worker(host: str, port: int, path: str, n: int, pipe: Connection, reconnect:
             s = c.sock
             if mask & selectors.EVENT_WRITE:
                 try:
-                    s.send(request_bytes(c))
+                    c.opens += 1
+                    if warmup_request and (c.opens == 1 or warmup_reconnects):
+                        c.warming = True
+                        s.send(warmup_request)
+                    else:
+                        s.send(request_bytes(c))
                 except OSError:
                     lost(c)
                     continue
@@ -205,7 +263,15 @@ class ClientPool:
     """``workers`` processes holding ``n`` connections between them."""
 
     def __init__(
-        self, host: str, port: int, path: str, n: int, workers: int, reconnect: float | None = None
+        self,
+        host: str,
+        port: int,
+        path: str,
+        n: int,
+        workers: int,
+        reconnect: float | None = None,
+        warmup: str | None = None,
+        warmup_reconnects: bool = False,
     ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
@@ -213,7 +279,11 @@ class ClientPool:
         share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
         for k in share:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(host, port, path, k, child, reconnect), daemon=True)
+            p = ctx.Process(
+                target=worker,
+                args=(host, port, path, k, child, reconnect, warmup, warmup_reconnects),
+                daemon=True,
+            )
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)

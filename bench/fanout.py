@@ -25,6 +25,13 @@ KINDS = {
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: What browser-like clients GET on each connection before the stream: a panel module of
+#: ~10 KB, as Chromium fetches detail.js and chart.js on the connection its EventSource then
+#: reuses. The peers have no such file: they answer 404, which costs them less than a file.
+WARMUP_PATH = "/detail.js"
+#: ``connections`` of a run: each stream on a fresh connection, or on one that served a GET.
+CONNECTIONS = ("fresh", "reused")
+
 
 class Server:
     """A server under test in its own process, with its control socket."""
@@ -121,18 +128,28 @@ def run_fanout(
     heartbeat: float,
     log_dir: Path,
     profile: Path | None = None,
+    connections: str = "fresh",
 ) -> dict[str, Any]:
-    """One server kind with n idle clients: connect, idle (heartbeats), broadcast, report."""
+    """One server kind with n idle clients: connect, idle (heartbeats), broadcast, report.
+
+    ``connections``: ``fresh`` (each stream the first request on its connection) or
+    ``reused`` (browser-like: a GET of ``WARMUP_PATH`` first, then the stream on the same
+    connection).
+    """
     server = Server(kind, heartbeat, log_dir, profile=profile)
     pool: ClientPool | None = None
+    warmup = WARMUP_PATH if connections == "reused" else None
+    carriers = ""
     try:
         time.sleep(1.5)  # quart-dl: its first poll and commit; the others: nothing
         rss0 = server.rss()
-        pool = ClientPool("127.0.0.1", server.port, "/api/events", n, workers)
+        pool = ClientPool("127.0.0.1", server.port, "/api/events", n, workers, warmup=warmup)
         status, connect_s = pool.wait_live(timeout=60 + n / 100)
         time.sleep(1.0)
         rss1 = server.rss()
         server_count = server.control.ask("count").split()[0]
+        if kind == "quart-dl":
+            carriers = server.control.ask("carriers")
 
         # All idle for two heartbeat intervals: what heartbeats (and nothing else) cost.
         pool.ask("mark")
@@ -183,6 +200,8 @@ def run_fanout(
     return {
         "kind": kind,
         "clients": n,
+        "connections": connections,
+        "carriers": carriers,
         "connected": live,
         "connect_failed": status["failed"],
         "connect_s": round(connect_s, 2),

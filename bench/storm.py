@@ -28,14 +28,32 @@ def _wait_torrents(server: Server, n: int, timeout: float = 60.0) -> None:
 
 
 def run_storm(
-    n: int, *, workers: int, log_dir: Path, torrents: int = 100, retry: float = 3.0
+    n: int,
+    *,
+    workers: int,
+    log_dir: Path,
+    torrents: int = 100,
+    retry: float = 3.0,
+    warmup: str | None = None,
+    warmup_reconnects: bool = False,
 ) -> dict[str, Any]:
+    """``warmup``: browser-like clients (a GET of that path before the first stream, on the same
+    connection); ``warmup_reconnects``: before every reconnect too (bench/clients.py)."""
     server = Server("quart-dl", 5.0, log_dir, torrents=torrents)
     port = server.port
     pool: ClientPool | None = None
     try:
         _wait_torrents(server, torrents)
-        pool = ClientPool("127.0.0.1", port, "/api/events", n, workers, reconnect=retry)
+        pool = ClientPool(
+            "127.0.0.1",
+            port,
+            "/api/events",
+            n,
+            workers,
+            reconnect=retry,
+            warmup=warmup,
+            warmup_reconnects=warmup_reconnects,
+        )
         status, _ = pool.wait_live(timeout=120)
         if status["live"] < n:
             raise RuntimeError(f"only {status['live']} of {n} clients connected before the restart")
@@ -55,6 +73,7 @@ def run_storm(
         all_live = time.monotonic()
         probe = server.control.ask("pub").split()[0]
         time.sleep(2.0)
+        carriers = server.control.ask("carriers")
         reports = pool.report()
     finally:
         if pool is not None:
@@ -79,6 +98,8 @@ def run_storm(
     stale = wrong_opening + missed_probe
     return {
         "clients": n,
+        "connections": ("reused, reconnects too" if warmup_reconnects else "reused") if warmup else "fresh",
+        "carriers_after": carriers,
         "retry_s": retry,
         "old_last_id": old_id,
         "server_stop_s": round(stopped - down, 2),

@@ -90,6 +90,12 @@ async def main(args: argparse.Namespace) -> None:
         hub = runtime(app).hub
         return f"{hub.client_count} {len(hub.torrents)} {hub.last_event_id}"
 
+    def carriers() -> str:
+        metrics = runtime(app).metrics
+        socket, quart = (metrics.value("sse_streams", carrier=c) for c in ("socket", "quart"))
+        taken_back = metrics.value("connections_taken_back_total")
+        return f"socket={socket:.0f} quart={quart:.0f} taken_back={taken_back:.0f}"
+
     profiler: Any = None
 
     def profile_start() -> str:
@@ -106,7 +112,7 @@ async def main(args: argparse.Namespace) -> None:
         Path(args.profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=True))
         return "ok"
 
-    handlers = {"pub": pub, "count": count, "ping": lambda: "ok"}
+    handlers = {"pub": pub, "count": count, "carriers": carriers, "ping": lambda: "ok"}
     if args.profile_out:
         handlers |= {"profile-start": profile_start, "profile-stop": profile_stop}
     control = await serve_control(args.control, handlers)

@@ -56,6 +56,16 @@ POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sse_clients": ("gauge", "Open Server-Sent Events streams.", ()),
     "sse_connects_total": ("counter", "SSE streams opened, by how they were opened.", ("opened_with",)),
+    "sse_streams": (
+        "gauge",
+        "Open SSE streams, by carrier: socket (the socket layer's fast path) or quart (Quart's path).",
+        ("carrier",),
+    ),
+    "sse_streams_opened_total": (
+        "counter",
+        "SSE streams opened, by carrier (socket or quart).",
+        ("carrier",),
+    ),
     "sse_disconnects_total": ("counter", "SSE streams closed, by reason.", ("reason",)),
     "heartbeats_sent_total": ("counter", "Heartbeats sent to silent streams.", ()),
     "events_published_total": ("counter", "Events published, by kind.", ("kind",)),
@@ -75,6 +85,9 @@ class Metrics:
         #: name → callable read at every scrape (a ``gauge`` declared in ``SERIES``, or any
         #: other name: it is exposed with its name as its help).
         self.gauges: dict[str, Callable[[], float]] = {}
+        #: name → callable read at every scrape, giving a value per label value (a ``gauge``
+        #: declared in ``SERIES`` with one label name).
+        self.labelled_gauges: dict[str, Callable[[], dict[str, float]]] = {}
         self._counters: dict[str, Counter] = {}
         self._histograms: dict[str, Histogram] = {}
         #: (name, labels) → the labelled child: ``Counter.labels()`` takes a lock and builds a
@@ -87,7 +100,7 @@ class Metrics:
                 self._histograms[name] = Histogram(
                     name, text, namespace=NAMESPACE, buckets=POLL_BUCKETS, registry=self.registry
                 )
-        self.registry.register(_Gauges(self.gauges))
+        self.registry.register(_Gauges(self.gauges, self.labelled_gauges))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)  # registers nothing outside CPython
@@ -118,6 +131,9 @@ class Metrics:
 
         ``value("poll_errors_total", kind="unreachable")``, ``value("poll_duration_seconds_count")``.
         """
+        if name in self.labelled_gauges:
+            (label,) = SERIES[name][2]
+            return float(self.labelled_gauges[name]().get(labels.get(label, ""), 0.0))
         family = self._family(name)
         if family is not None:
             for sample in next(iter(family.collect())).samples:
@@ -141,13 +157,22 @@ class Metrics:
 class _Gauges(Collector):
     """The gauges, each read when scraped."""
 
-    def __init__(self, gauges: dict[str, Callable[[], float]]) -> None:
+    def __init__(
+        self, gauges: dict[str, Callable[[], float]], labelled: dict[str, Callable[[], dict[str, float]]]
+    ) -> None:
         self._gauges = gauges
+        self._labelled = labelled
 
     def collect(self) -> Iterator[Metric]:
         for name, read in list(self._gauges.items()):
             text = SERIES[name][1] if name in SERIES else name
             yield GaugeMetricFamily(f"{NAMESPACE}_{name}", text, value=float(read()))
+        for name, read_all in list(self._labelled.items()):
+            _, text, labels = SERIES[name]
+            family = GaugeMetricFamily(f"{NAMESPACE}_{name}", text, labels=labels)
+            for value, reading in sorted(read_all().items()):
+                family.add_metric([value], float(reading))
+            yield family
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # names come and go with the dict: nothing to check at registration

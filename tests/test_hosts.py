@@ -384,8 +384,8 @@ def test_wire_stream_on_a_fresh_connection(server: ServerProcess, path: str) -> 
 
 
 def test_wire_stream_on_a_keep_alive_connection(server: ServerProcess) -> None:
-    """Hypercorn already serves the connection: the stream takes Quart's path, and the
-    check answers there too."""
+    """Hypercorn already served the connection: the stream is taken back to the socket
+    layer's path (issue #12), and the check answers there too."""
     wire = Wire(server.port)
     try:
         wire.send(head("/healthz"))

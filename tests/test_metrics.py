@@ -27,6 +27,8 @@ NAMES_DASHBOARDS_USE = {
     "quart_dl_poll_duration_seconds_sum",
     "quart_dl_poll_errors_total",
     "quart_dl_actions_total",
+    # added with the stream carriers (issue #12)
+    "quart_dl_sse_streams_opened_total",
 }
 
 
@@ -93,6 +95,20 @@ def test_exposed_names_are_the_ones_dashboards_use() -> None:
     metrics.observe("poll_duration_seconds", 0.01)
     names = {key.partition("{")[0] for key in check_exposition(metrics.render())}
     assert names - {"quart_dl_poll_duration_seconds_bucket"} == NAMES_DASHBOARDS_USE
+
+
+def test_a_labelled_gauge_is_read_when_scraped_one_sample_per_label_value() -> None:
+    metrics = Metrics()
+    counts = {"socket": 2.0, "quart": 1.0}
+    metrics.labelled_gauges["sse_streams"] = lambda: counts
+    samples = check_exposition(metrics.render())
+    assert samples['quart_dl_sse_streams{carrier="socket"}'] == 2
+    assert samples['quart_dl_sse_streams{carrier="quart"}'] == 1
+    assert metrics.value("sse_streams", carrier="socket") == 2
+    counts["socket"] = 5.0
+    assert metrics.value("sse_streams", carrier="socket") == 5
+    assert metrics.value("sse_streams", carrier="other") == 0
+    assert "# TYPE quart_dl_sse_streams gauge" in metrics.render()
 
 
 def test_no_created_series() -> None:

@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from quart import Quart
 
+import quart_dl.server
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT
 from quart_dl.lab.qbittorrent_nox import free_port
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for, wait_for_async
+from quart_dl.qbittorrent.fake import FakeSession
 from quart_dl.qbittorrent.session import QbtSession
+from quart_dl.server import hypercorn_internals
 from quart_dl.server.serve import hypercorn_config, serve
 from quart_dl.settings import Settings
+from quart_dl.torrents import ChangeSet
 from quart_dl.web.app import create_app
 from quart_dl.web.runtime import runtime
 
@@ -258,3 +265,59 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
         stalled.close()
         for task in readers:
             task.cancel()
+
+
+# -- a Hypercorn whose internals changed: one warning, every stream on Quart's path -------------
+
+
+@pytest.mark.parametrize("change", ["signature", "import"])
+async def test_a_hypercorn_whose_internals_changed_serves_every_stream_through_quarts_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, change: str
+) -> None:
+    if change == "signature":
+        monkeypatch.setattr(hypercorn_internals, "contract_problem", lambda: "TCPServer takes ['app']")
+        expected = "TCPServer takes ['app']"
+    else:  # a module or name it imports is gone: importing the fence fails
+        monkeypatch.delattr(quart_dl.server, "hypercorn_internals")
+        monkeypatch.setitem(sys.modules, "quart_dl.server.hypercorn_internals", None)
+        expected = "ImportError"
+    caplog.set_level(logging.INFO, logger="quart_dl")
+    settings = flooding_settings(tmp_path, heartbeat=1.0)
+    app = create_app(settings, session=FakeSession())
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, stop, app))
+    await wait_for_async(lambda: _port_open(settings.port), 10, "the server to listen", interval=0.05)
+    hub = runtime(app).hub
+    metrics = runtime(app).metrics
+    hub.seed({"a" * 40: {"hash": "a" * 40, "progress": 0.1}})
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert expected in warnings[0].getMessage()
+    assert "Quart path" in warnings[0].getMessage()
+    # Fresh and reused connections, a diff, a heartbeat, a client leaving, shutdown.
+    fresh = await asyncio.open_connection("127.0.0.1", settings.port)
+    fresh[1].write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    reused = await asyncio.open_connection("127.0.0.1", settings.port)
+    reused[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(reused[0], b'{"ok":true}')
+    reused[1].write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    for reader, _ in (fresh, reused):
+        await read_until(reader, b"event: snapshot")
+    assert metrics.value("sse_streams", carrier="quart") == 2
+    assert metrics.value("sse_streams", carrier="socket") == 0
+    hub.publish_changes(ChangeSet(changed={"a" * 40: {"progress": 0.5}}))
+    for reader, _ in (fresh, reused):
+        await read_until(reader, b'"progress":0.5')
+        await read_until(reader, b": heartbeat")
+    fresh[1].close()
+    await wait_for_async(lambda: hub.client_count == 1, 5, "the closed stream to be forgotten")
+    stop.set()
+    await asyncio.wait_for(server, 10)
+    rest = await asyncio.wait_for(reused[0].read(), 5)
+    assert rest.endswith(b"0\r\n\r\n")  # the stream ended with its last chunk
+    reused[1].close()
+
+
+async def read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 5.0) -> bytes:
+    """Read until ``marker`` (what was read before it is gone: each call reads on)."""
+    return await asyncio.wait_for(reader.readuntil(marker), timeout)

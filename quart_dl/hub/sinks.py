@@ -7,8 +7,9 @@ Two carriers (docs/streams.md tells every way a stream ends on each):
   wake, no framework between the hub and the socket (the fan-out benchmark's bound,
   BENCHMARKS.md). asyncio "pauses" a transport that stops draining; events written while
   paused count against ``queue_size`` like queued ones.
-- ``QueueSink``: Quart's path (a stream on a connection Hypercorn already serves, or Quart's
-  test client). Events wait in a bounded queue for the stream's handler task (``sse.py``),
+- ``QueueSink``: Quart's path (a stream pipelined behind other requests, Quart's test
+  client, or every stream when Hypercorn's internals are not the checked ones; see
+  docs/streams.md). Events wait in a bounded queue for the stream's handler task (``sse.py``),
   which an ``asyncio.Event`` wakes.
 
 Each sink knows how to shut itself down (as uvicorn's protocols do): ``close(reason)`` ends

@@ -9,7 +9,11 @@ every stream is ended *before* the graceful shutdown starts waiting for connecti
 shutdown takes milliseconds instead of the graceful timeout.
 
 The loop below is Hypercorn's ``worker_serve`` for plain-HTTP sockets, with our accept
-protocol in place of its stream-reader callback (Hypercorn is pinned for that reason).
+protocol in place of its stream-reader callback. What it uses of Hypercorn's internals is in
+``hypercorn_internals.py``, checked at start-up: if a newer Hypercorn changed them, one
+warning is logged and the app is served through Hypercorn's public ``serve`` instead (every
+stream on Quart's path, and none of the socket layer's guards: framing checks, the
+per-address connection cap), rather than failing.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ import asyncio
 import logging
 import signal
 
-from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from quart import Quart
 
@@ -28,7 +31,6 @@ from ..web.app import create_app
 from ..web.auth import open_bind_warning
 from ..web.limits import MAX_HEADER_BYTES, connection_cap
 from ..web.runtime import runtime
-from .socket_layer import FrontDoor
 
 log = logging.getLogger("quart_dl")
 
@@ -66,6 +68,19 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
             pass
 
     config = hypercorn_config(settings)
+    problem = _hypercorn_problem()
+    if problem is not None:
+        log.warning(
+            "this Hypercorn's internals are not the ones quart-dl was built against (%s): serving "
+            "through Hypercorn's public serve, every event stream on the slower Quart path",
+            problem,
+        )
+        await _serve_plainly(app, settings, config, stop)
+        return
+    # Imported here: with a Hypercorn whose internals moved, importing them fails (above).
+    from .hypercorn_internals import ASGIWrapper, WorkerContext
+    from .socket_layer import FrontDoor
+
     await app.startup()
     try:
         sockets = config.create_sockets()
@@ -87,16 +102,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
         await loop.create_server(door.protocol, sock=sock, backlog=config.backlog)
         for sock in sockets.insecure_sockets
     ]
-    log.info(
-        "quart-dl listening on http://%s%s/ (qBittorrent at %s, heartbeat %g s)",
-        settings.bind,
-        settings.root_path,
-        settings.qbt_url,
-        settings.heartbeat,
-    )
-    warning = open_bind_warning(settings)
-    if warning:
-        log.warning(warning)
+    _listening(settings)
     try:
         await stop.wait()
     finally:
@@ -114,4 +120,39 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, app: Quar
             if late:
                 await asyncio.wait(late, timeout=1.0)
         await app.shutdown()
+    log.info("stopped")
+
+
+def _hypercorn_problem() -> str | None:
+    """What keeps the socket layer from using this Hypercorn (``hypercorn_internals``), or None."""
+    try:
+        from . import hypercorn_internals
+    except ImportError as error:  # a module or name it imports is gone
+        return f"ImportError: {error}"
+    return hypercorn_internals.contract_problem()
+
+
+def _listening(settings: Settings) -> None:
+    log.info(
+        "quart-dl listening on http://%s%s/ (qBittorrent at %s, heartbeat %g s)",
+        settings.bind,
+        settings.root_path,
+        settings.qbt_url,
+        settings.heartbeat,
+    )
+    warning = open_bind_warning(settings)
+    if warning:
+        log.warning(warning)
+
+
+async def _serve_plainly(app: Quart, settings: Settings, config: Config, stop: asyncio.Event) -> None:
+    """The fallback: Hypercorn's public ``serve`` (its lifespan runs the app's startup)."""
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        log.info("shutting down: closing %d open streams", runtime(app).hub.client_count)
+        runtime(app).hub.close_all()
+
+    _listening(settings)
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
     log.info("stopped")

@@ -14,46 +14,52 @@ How a connection goes:
    connection over the cap, or a head with ambiguous framing (``framing.py``), gets a JSON
    answer with ``Connection: close``.
 2. Anything but a body-less ``GET .../events`` (and anything odd: pipelined bytes, an
-   upgrade, a head h11 rejects) is handed to Hypercorn with the bytes read so far, and the
-   connection is Hypercorn's from then on: keep-alive, HTTP/2, its own error answers. Its
-   bytes still pass through a ``Relay``: one request at a time, each head checked as the
-   first was (so a smuggled second request never reaches h11), nothing more once the
-   client is gone, and the connection dropped when a send stays blocked.
+   upgrade, a head h11 rejects) is handed to Hypercorn with the bytes read so far, once one
+   of ``HYPERCORN_SLOTS`` is free (``slots.py``): keep-alive, HTTP/2, its own error
+   answers. Its bytes still pass through a ``Relay``: one request at a time, each head
+   checked as the first was (so a smuggled second request never reaches h11), nothing more
+   once the client is gone, and the connection dropped when a send stays blocked.
 3. A stream request is run through the whole Quart app once, as Hypercorn would run it, with
    a ``Takeover`` in the ASGI extensions: auth, CORS, caps and validation answer as for any
-   request. An error answer is written with ``Connection: close``. When the route admitted the
-   stream (``sse.StreamPlan``), this layer writes the app's head and the opening, and the hub
-   holds the transport. asyncio's flow control tells the hub when a client stops reading
-   (``pause_writing``); ``connection_lost`` ends the stream.
+   request. An error answer is written with ``Connection: close`` (on a fresh connection).
+   When the route admitted the stream (``sse.StreamPlan``, through ``takeover.py``), this
+   layer writes the app's head and the opening, and the hub holds the transport. asyncio's
+   flow control tells the hub when a client stops reading (``pause_writing``);
+   ``connection_lost`` ends the stream.
+4. A stream requested later on a keep-alive connection Hypercorn serves (a browser's, Home
+   Assistant's shared session, a proxy's upstream pool) is seen by the ``Relay`` at the
+   request boundary (``relay.py``): it takes the connection back from Hypercorn and gives it
+   to a new ``FrontProtocol`` (``FrontDoor.take_back``), which goes on from step 1's head as
+   for a fresh connection. Every check is the app's, run the same way. An error answer there
+   keeps the connection alive, and it goes back to Hypercorn.
 
-A stream requested on a keep-alive connection Hypercorn already serves takes Quart's path
-(``sse._stream``): same protocol, slower fan-out.
+The modules: ``answers.py`` (what this layer writes itself), ``relay.py`` (connections
+Hypercorn serves), ``slots.py``, ``hypercorn_internals.py`` (all this layer uses of Hypercorn beyond its
+public API, checked at start-up), ``takeover.py`` (the contract with the routes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from email.utils import formatdate
-from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 import h11
-from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.asyncio.worker_context import WorkerContext
-from hypercorn.config import Config
-from hypercorn.events import Event, Updated
 from hypercorn.typing import AppWrapper
 
 from ..hub import CLIENT_CLOSED, TransportSink
 from ..hub.frames import chunk
 from ..metrics import Metrics
-from ..web.limits import MAX_HEADER_BYTES, RETRY_AFTER, client_key
-from ..web.sse import TAKEOVER, StreamPlan, Takeover
+from ..web.limits import MAX_HEADER_BYTES, client_key
 from . import framing
+from .answers import INTERNAL_ERROR, TOO_MANY_CONNECTIONS, address, head, looks_like_stream, refuse
+from .hypercorn_internals import Config, WorkerContext
+from .relay import MAX_HELD, SEND_TIMEOUT_MARGIN, Relay, hand_to_hypercorn
+from .slots import HYPERCORN_SLOTS, Slot, Slots
+from .takeover import TAKEOVER, StreamOffer, Takeover
 
 log = logging.getLogger("quart_dl.server.socket_layer")
 
@@ -67,19 +73,15 @@ OVER_CAP_HELD = 16
 #: high-water mark. Waiting requests hold only their head.
 APP_SLOTS = 32
 
-#: Bytes of pipelined requests a connection may have waiting behind the one Hypercorn is
-#: answering; beyond, the socket layer stops reading it (TCP pushes back on the client).
-#: Four of the largest heads Hypercorn accepts.
-MAX_HELD = 4 * MAX_HEADER_BYTES
-#: A connection whose send stays blocked this long past ``send_timeout`` is dropped. The
-#: margin is the hub's tick: a stream on Quart's path is then ended by the hub first, with
-#: its reason (``send timeout``) in the log and the metrics, not cut here as "client closed".
-SEND_TIMEOUT_MARGIN = 1.0
-
-#: Response headers this layer sets itself (framing is the server's business, not the app's).
-_FRAMING = {b"content-length", b"transfer-encoding", b"connection"}
-#: errors.py's answer to an unexpected exception, for the one the app itself did not catch.
-_INTERNAL_ERROR = b'{"error":"internal_error","message":"the server hit an unexpected error; see its log"}'
+__all__ = [
+    "APP_SLOTS",
+    "MAX_HELD",
+    "OVER_CAP_HELD",
+    "SEND_TIMEOUT_MARGIN",
+    "FrontDoor",
+    "FrontProtocol",
+    "Relay",
+]
 
 
 class FrontDoor:
@@ -113,10 +115,26 @@ class FrontDoor:
         #: Hypercorn connection tasks and app calls, awaited at shutdown.
         self.tasks: set[asyncio.Task[Any]] = set()
         self.app_slots = asyncio.Semaphore(APP_SLOTS)
+        #: Connections starting with Hypercorn at once (``slots.py``).
+        self.hypercorn_slots = Slots(HYPERCORN_SLOTS)
+        #: Whether a stream asked for on a connection Hypercorn serves is taken back for the
+        #: fast path (``relay.py``); off only to test Quart's path on a real server.
+        self.takes_streams = True
 
     def protocol(self) -> FrontProtocol:
         """The protocol factory for ``loop.create_server``."""
         return FrontProtocol(self)
+
+    def take_back(self, transport: asyncio.Transport, key: str, data: bytes) -> None:
+        """A connection Hypercorn served, taken back at a request boundary for a stream.
+
+        ``data`` is the stream request's head; ``key`` the connection's counted place.
+        """
+        self.metrics.inc("connections_taken_back_total")
+        protocol = self.protocol()
+        transport.set_protocol(protocol)
+        protocol.adopt(transport, key)
+        protocol.data_received(data)
 
     def track(self, task: asyncio.Task[Any]) -> None:
         self.tasks.add(task)
@@ -129,8 +147,8 @@ class FrontDoor:
         rather than a reset), but at most ``OVER_CAP_HELD`` of them per address: beyond that
         a connection is cut at once, so the cap bounds the sockets one address holds.
         """
-        address = _address(peer)
-        key = client_key(address[0] if address else None)
+        name = address(peer)
+        key = client_key(name[0] if name else None)
         count = self.connections.get(key, 0)
         if count >= self.max_connections_per_client:
             return key, False
@@ -178,6 +196,8 @@ class FrontProtocol(asyncio.Protocol):
         "_key",
         "_over_cap",
         "_plan",
+        "_reused",
+        "_start",
         "_sub",
         "_timer",
         "_transport",
@@ -190,12 +210,16 @@ class FrontProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._disconnected: asyncio.Future[None] | None = None
-        self._plan: StreamPlan | None = None
+        self._plan: StreamOffer | None = None
         self._sub: TransportSink | None = None
         #: The connection's place in its address's count; None when over the cap (refused).
         self._key: str | None = None
         #: The client key of a connection held over the cap for its 503, else None.
         self._over_cap: str | None = None
+        #: Taken back from Hypercorn (``adopt``): an error answer keeps the connection alive.
+        self._reused = False
+        #: Waiting for a Hypercorn slot: the callback that hands the connection over.
+        self._start: Callable[[Slot], None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -216,27 +240,48 @@ class FrontProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._door.config.keep_alive_timeout, self._head_timeout)
 
+    def adopt(self, transport: asyncio.Transport, key: str) -> None:
+        """Start on a connection taken back from Hypercorn, already counted under ``key``."""
+        self._transport = transport
+        self._key = key
+        self._reused = True
+        self._door.pending.add(self)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._door.config.keep_alive_timeout, self._head_timeout)
+
     def data_received(self, data: bytes) -> None:
+        if self._start is not None:  # waiting for a Hypercorn slot: keep what comes, bounded
+            self._buffer += data
+            if len(self._buffer) > MAX_HELD and self._transport is not None:
+                self._transport.pause_reading()
+            return
         if self._timer is None:
-            return  # the head is in: a stream's client has nothing more to say; ignore it
+            if self._reused and self._plan is None and not self._closed:
+                # The app is deciding on a stream asked for on a keep-alive connection: what
+                # follows is the client's next request, if the answer is an error (kept for
+                # Hypercorn, bounded as the Relay bounds it).
+                self._buffer += data
+                if len(self._buffer) > MAX_HELD and self._transport is not None:
+                    self._transport.pause_reading()
+            return  # a stream's client has nothing more to say; ignore it
         self._buffer += data
         end = framing.head_end(self._buffer)
         if end < 0:
             if len(self._buffer) > MAX_HEADER_BYTES:
                 if self._key is None:
-                    self._refuse(_TOO_MANY_CONNECTIONS, "per_client")
+                    self._refuse(TOO_MANY_CONNECTIONS, "per_client")
                 else:
                     self._hand_off()  # Hypercorn answers an oversized head
             return
         self._stop_timer()
         if self._key is None:
-            self._refuse(_TOO_MANY_CONNECTIONS, "per_client")
+            self._refuse(TOO_MANY_CONNECTIONS, "per_client")
             return
-        head = framing.read_head(self._buffer[:end])
-        if isinstance(head, framing.Refusal):
-            self._refuse(head, "framing")
+        parsed = framing.read_head(self._buffer[:end])
+        if isinstance(parsed, framing.Refusal):
+            self._refuse(parsed, "framing")
             return
-        if end != len(self._buffer) or head.body or not _looks_like_stream(self._buffer):
+        if end != len(self._buffer) or parsed.body or not looks_like_stream(self._buffer):
             self._hand_off()
             return
         scope = self._stream_scope(bytes(self._buffer))
@@ -262,6 +307,9 @@ class FrontProtocol(asyncio.Protocol):
         self._closed = True
         self._stop_timer()
         self._door.pending.discard(self)
+        if self._start is not None:
+            self._door.hypercorn_slots.forget(self._start)
+            self._start = None
         if self._key is not None:
             self._door.release(self._key)
             self._key = None
@@ -296,32 +344,31 @@ class FrontProtocol(asyncio.Protocol):
         self._stop_timer()
         self._door.pending.discard(self)
         self._buffer = bytearray()
-        _refuse(self._door, transport, refusal, reason)
+        refuse(self._door, transport, refusal, reason)
 
     def _hand_off(self) -> None:
-        """Give the connection, and the bytes read so far, to Hypercorn (through a Relay)."""
+        """Give the connection, and the bytes read so far, to Hypercorn (through a Relay),
+        once a Hypercorn slot is free (``slots.py``); until then it stays pending."""
         self._stop_timer()
+        self._start = self._started
+        self._door.hypercorn_slots.take(self._started)
+
+    def _started(self, slot: Slot) -> None:
+        self._start = None
         self._door.pending.discard(self)
         transport = self._transport
         assert transport is not None
         assert self._key is not None
         key, self._key = self._key, None  # the Relay gives the place back
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=2**16)
-        relay = Relay(reader, self._door, key)
-        transport.set_protocol(relay)
-        relay.connection_made(transport)
-        writer = _Writer(transport, relay, reader, loop)
-        door = self._door
-        server = _Server(relay, door.wrapped, loop, door.config, door.context, door.state, reader, writer)
-        door.track(loop.create_task(server.run()))
-        relay.start(self._buffer)
-        self._buffer = bytearray()
+        data, self._buffer = self._buffer, bytearray()
+        if not transport.is_reading():
+            transport.resume_reading()
+        hand_to_hypercorn(self._door, transport, key, data, slot=slot)
 
-    def _stream_scope(self, head: bytes) -> dict[str, Any] | None:
+    def _stream_scope(self, request_head: bytes) -> dict[str, Any] | None:
         """The ASGI scope Hypercorn would build for this head, or None to let Hypercorn judge."""
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
-        conn.receive_data(head)
+        conn.receive_data(request_head)
         try:
             request = conn.next_event()
             end = conn.next_event()
@@ -349,8 +396,8 @@ class FrontProtocol(asyncio.Protocol):
             "query_string": query_string,
             "root_path": self._door.config.root_path,
             "headers": list(request.headers),
-            "client": _address(transport.get_extra_info("peername")),
-            "server": _address(transport.get_extra_info("sockname")),
+            "client": address(transport.get_extra_info("peername")),
+            "server": address(transport.get_extra_info("sockname")),
             "state": dict(self._door.state),
             "extensions": {TAKEOVER: Takeover()},
         }
@@ -394,330 +441,45 @@ class FrontProtocol(asyncio.Protocol):
         self._door.pending.discard(self)
         if self._closed:
             if plan is not None:
-                plan.ticket.release()
+                plan.release()
             return
         transport = self._transport
         assert transport is not None
         http10 = scope["http_version"] == "1.0"
         if plan is not None and start.get("status") == 200:
             self._plan = plan
-            head = _head(200, start.get("headers", ()), b"" if http10 else b"transfer-encoding: chunked\r\n")
+            stream_head = head(
+                200, start.get("headers", ()), b"" if http10 else b"transfer-encoding: chunked\r\n"
+            )
             sub, opening = plan.open_transport(transport, chunked=not http10)
             self._sub = sub
-            transport.write(head + (opening if http10 else chunk(opening)))
+            transport.write(stream_head + (opening if http10 else chunk(opening)))
             return
         if plan is not None:
-            plan.ticket.release()
+            plan.release()
         if not start:
-            status, headers, content = 500, [(b"content-type", b"application/json")], _INTERNAL_ERROR
+            status, headers, content = 500, [(b"content-type", b"application/json")], INTERNAL_ERROR
         else:
             status, headers, content = start["status"], start.get("headers", ()), b"".join(body)
+        if self._reused and _keeps_alive(scope["headers"], headers) and not http10:
+            # Asked for on a keep-alive connection: the client may go on using it, as it could
+            # had Hypercorn answered. The connection goes back to Hypercorn.
+            transport.write(head(status, headers, b"content-length: %d\r\n" % len(content)) + content)
+            key, self._key = self._key, None
+            assert key is not None
+            data, self._buffer = self._buffer, bytearray()
+            if not transport.is_reading():
+                transport.resume_reading()
+            hand_to_hypercorn(self._door, transport, key, data, at_boundary=True)
+            return
         extra = b"content-length: %d\r\nconnection: close\r\n" % len(content)
-        transport.write(_head(status, headers, extra) + content)
+        transport.write(head(status, headers, extra) + content)
         transport.close()
 
 
-class Relay(asyncio.StreamReaderProtocol):
-    """The protocol of a connection handed to Hypercorn: its bytes reach Hypercorn's reader
-    one request at a time.
-
-    Why one at a time: h11 answers pipelined requests one after the other anyway, but
-    everything already in Hypercorn's reader is parsed and answered even after the client
-    left (measured: 100 clients pipelining 300 requests each and leaving cost 20 s of CPU and
-    44,691 ``socket.send() raised exception`` log lines). Here the next request waits in
-    ``_held`` until Hypercorn has answered the current one (``answered``, from its
-    ``Updated(idle=True)``), its head checked by ``framing.read_head`` first: an ambiguous
-    one is answered with a JSON error and the connection closed, so h11 never reads it. At
-    most ``MAX_HELD`` bytes wait; beyond, reading pauses. When the connection is lost, what
-    waits is dropped and Hypercorn sees the disconnect; ``_Writer`` drops anything written
-    after. A send blocked (asyncio's ``pause_writing``) for ``send_timeout`` aborts the
-    connection: a client that pipelines and never reads holds nothing for long. A client's
-    EOF closes the connection as soon as nothing is left to answer (Hypercorn would hold it
-    for its keep-alive timeout, and with it a place under ``max_connections_per_client``).
-
-    After a request that switches protocols (h2c, WebSocket) the bytes pass unchecked.
-    """
-
-    _IDLE, _BODY, _BUSY, _PASS, _STOP = range(5)
-
-    def __init__(self, reader: asyncio.StreamReader, door: FrontDoor, key: str) -> None:
-        super().__init__(reader)
-        self._door = door
-        self._key: str | None = key
-        self._relay_transport: asyncio.Transport | None = None
-        self._held = bytearray()
-        self._mode = self._IDLE
-        self._left = 0  # body bytes of the current request still to pass on (Content-Length)
-        self._chunked: framing.ChunkedBody | None = None
-        self._close_after = False  # close once the current request is answered
-        self._eof = False  # the client sent EOF; Hypercorn's reader gets it once _held is empty
-        self._client_done = False  # that EOF is in Hypercorn's reader: close once it has answered
-        self._reading_paused = False
-        self._send_timer: asyncio.TimerHandle | None = None
-
-    # -- asyncio.Protocol ------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._relay_transport = transport
-        super().connection_made(transport)
-
-    def start(self, data: bytes | bytearray) -> None:
-        """The bytes the socket layer read before the hand-off."""
-        self._held += data
-        self._pump()
-
-    def data_received(self, data: bytes) -> None:
-        if self._mode == self._STOP:
-            return
-        if self._mode == self._PASS:
-            super().data_received(data)
-            return
-        self._held += data
-        self._pump()
-
-    def eof_received(self) -> bool:
-        if self._mode == self._IDLE:
-            # Nothing in flight and no request can follow: close now. (Hypercorn would hold
-            # a half-closed connection for its keep-alive timeout, 5 s, and with it the
-            # address's place under max_connections_per_client.)
-            self._stop()
-            super().eof_received()
+def _keeps_alive(request_headers: Any, response_headers: Any) -> bool:
+    """Neither the request nor the app's answer says ``Connection: close``."""
+    for name, value in (*request_headers, *response_headers):
+        if bytes(name).lower() == b"connection" and b"close" in bytes(value).lower():
             return False
-        self._eof = True
-        if self._held and self._mode != self._STOP:
-            return True  # Hypercorn gets the EOF after the requests still waiting
-        self._eof = False
-        self._client_done = self._mode == self._BUSY
-        return bool(super().eof_received())
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._send_timer is None:
-            delay = self._door.send_timeout + SEND_TIMEOUT_MARGIN
-            self._send_timer = asyncio.get_running_loop().call_later(delay, self._send_timed_out)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._cancel_send_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
-        self._cancel_send_timer()
-        if self._key is not None:
-            self._door.release(self._key)
-            self._key = None
-        super().connection_lost(exc)
-
-    # -- Hypercorn ---------------------------------------------------------------------------
-
-    def answered(self) -> None:
-        """Hypercorn answered the current request and waits for the next one."""
-        if self._mode == self._BUSY:
-            if self._close_after or self._client_done:
-                self._close()
-                return
-            self._mode = self._IDLE
-            self._pump()
-        elif self._mode in (self._IDLE, self._BODY):
-            # h11 saw the request end before this layer did: the framings disagree (a bug in
-            # framing.py), and what h11 has left over was never checked. Cut the connection;
-            # counted rather than logged, since a client could repeat it at will.
-            log.debug("request framing disagreed with h11; connection dropped")
-            self._door.metrics.inc("connections_dropped_total", reason="framing_mismatch")
-            self._abort()
-
-    # -- the requests ------------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Pass on what the current request may: its head once checked, then its body."""
-        held = self._held
-        while held:
-            if self._mode == self._IDLE:
-                end = framing.head_end(held)
-                if end < 0:
-                    if len(held) > MAX_HEADER_BYTES:  # h11 answers 431 to an incomplete head this long
-                        self._forward(len(held))
-                        self._stop()
-                    break
-                head = framing.read_head(held[:end])
-                if isinstance(head, framing.Refusal):
-                    self._refuse(head)
-                    return
-                self._forward(end)
-                if head.switches:
-                    self._mode = self._PASS
-                    self._forward(len(held))
-                    break
-                if head.body == framing.CHUNKED:
-                    self._chunked = framing.ChunkedBody()
-                    self._mode = self._BODY
-                elif head.body:
-                    self._left = head.body
-                    self._mode = self._BODY
-                else:
-                    self._mode = self._BUSY
-            elif self._mode == self._BODY:
-                if self._chunked is not None:
-                    body = self._chunked
-                    taken = body.scan(held, MAX_HEADER_BYTES)
-                    self._forward(taken)
-                    if body.failed:  # h11 refuses these bytes and closes
-                        self._stop()
-                        break
-                    if not body.done:
-                        break
-                    self._close_after = body.close_after
-                    self._chunked = None
-                    self._mode = self._BUSY
-                else:
-                    taken = min(self._left, len(held))
-                    self._forward(taken)
-                    self._left -= taken
-                    if not self._left:
-                        self._mode = self._BUSY
-            else:  # BUSY: the next request waits for the answer; PASS/STOP: nothing held
-                break
-        self._flow()
-
-    def _forward(self, count: int) -> None:
-        if count:
-            data = bytes(self._held[:count])
-            del self._held[:count]
-            super().data_received(data)
-
-    def _flow(self) -> None:
-        """Pause reading while too much waits; the client's EOF once nothing waits."""
-        transport = self._relay_transport
-        if transport is None or transport.is_closing():
-            return
-        # The transport's own state is the truth: the StreamReader underneath pauses and
-        # resumes the same transport for its buffer, and may have resumed it since.
-        if len(self._held) > MAX_HELD:
-            self._reading_paused = True
-            if transport.is_reading():
-                transport.pause_reading()
-        elif self._reading_paused:
-            self._reading_paused = False
-            if not transport.is_reading():
-                transport.resume_reading()
-        if self._eof and self._mode == self._IDLE:
-            self._close()  # the client is done and the rest of what it sent is no request
-            return
-        if self._eof and not self._held:
-            self._eof = False
-            self._client_done = self._mode == self._BUSY
-            if not super().eof_received():
-                transport.close()
-
-    def _refuse(self, refusal: framing.Refusal) -> None:
-        """Hypercorn is idle (the previous request, if any, is answered): answer and close."""
-        transport = self._relay_transport
-        assert transport is not None
-        self._stop()
-        _refuse(self._door, transport, refusal, "framing")
-
-    def _stop(self) -> None:
-        self._mode = self._STOP
-        self._held.clear()
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def _cancel_send_timer(self) -> None:
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
-    def _send_timed_out(self) -> None:
-        self._send_timer = None
-        log.debug("dropped a connection: a send was blocked for %g s", self._door.send_timeout)
-        self._door.metrics.inc("connections_dropped_total", reason="send_timeout")
-        self._abort()
-
-    def _abort(self) -> None:
-        self._stop()
-        if self._relay_transport is not None:
-            self._relay_transport.abort()
-
-    def _close(self) -> None:
-        self._stop()
-        if self._relay_transport is not None:
-            self._relay_transport.close()
-
-
-class _Server(TCPServer):
-    """Hypercorn's connection handler, telling the Relay when a request has been answered."""
-
-    def __init__(self, relay: Relay, *args: Any) -> None:
-        super().__init__(*args)
-        self._relay = relay
-
-    async def protocol_send(self, event: Event) -> None:
-        await super().protocol_send(event)
-        if isinstance(event, Updated) and event.idle:
-            self._relay.answered()
-
-
-class _Writer(asyncio.StreamWriter):
-    """Hypercorn's writer; writes nothing once the connection is closing or lost.
-
-    asyncio counts writes to a lost transport and logs ``socket.send() raised exception.``
-    for each one past the fifth: a line per failed send, which is noise for operators.
-    """
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self.transport.is_closing():
-            super().write(data)
-
-
-#: The answer to a connection over ``max_connections_per_client``.
-_TOO_MANY_CONNECTIONS = framing.Refusal(
-    503, "too_many_connections", "this address has too many open connections; close some first"
-)
-
-
-def _refuse(door: FrontDoor, transport: asyncio.Transport, refusal: framing.Refusal, reason: str) -> None:
-    """Write ``refusal`` as the app's JSON error (``Connection: close``) and close."""
-    log.debug("refused a request (%s): %s", reason, refusal.message)
-    door.metrics.inc("connections_refused_total", reason=reason)
-    body = json.dumps({"error": refusal.code, "message": refusal.message}, separators=(",", ":")).encode()
-    extra = b"content-length: %d\r\nconnection: close\r\n" % len(body)
-    if refusal.status == 503:
-        extra += b"retry-after: %d\r\n" % RETRY_AFTER
-    transport.write(_head(refusal.status, [(b"content-type", b"application/json")], extra) + body)
-    transport.close()
-
-
-def _looks_like_stream(head: bytearray) -> bool:
-    """A cheap look at the request line: ``GET <path ending in /events>[?query] HTTP/1.x``."""
-    line_end = head.find(b"\r\n")
-    parts = bytes(head[:line_end]).split(b" ")
-    return (
-        len(parts) == 3
-        and parts[0] == b"GET"
-        and parts[1].partition(b"?")[0].endswith(b"/events")
-        and parts[2] in (b"HTTP/1.1", b"HTTP/1.0")
-    )
-
-
-def _address(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    return None
-
-
-def _head(status: int, headers: Any, extra: bytes) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase.encode()
-    except ValueError:
-        reason = b""
-    lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-    lines.extend(
-        b"%b: %b\r\n" % (bytes(name), bytes(value))
-        for name, value in headers
-        if bytes(name).lower() not in _FRAMING
-    )
-    lines.append(b"date: %b\r\n" % formatdate(usegmt=True).encode())
-    lines.append(extra)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    return True

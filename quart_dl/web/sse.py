@@ -8,15 +8,19 @@ stream never ends on a timer: ``response.timeout = None`` lifts Quart's 60 s
 Two ways to carry a stream, one set of rules. The routes below decide everything (auth,
 CORS, caps, validation, 404/503: the app's hooks run as for any request). Then:
 
-- on a fresh connection of the real server, the socket layer (``socket_layer.py``) put a
-  ``Takeover`` in the request's ASGI extensions: the route leaves a ``StreamPlan`` there and
+- on the real server, the socket layer put a ``Takeover`` in the request's ASGI extensions
+  (``server/takeover.py``, the contract): on a fresh connection, and on a keep-alive one it
+  took back from Hypercorn at a request boundary. The route leaves a ``StreamPlan`` there and
   answers an empty 200, and the socket layer writes the head and opening itself and hands the
   transport to the hub (a ``TransportSink``), which writes every later event straight to it
-  (the fast path);
-- otherwise (a stream requested on a keep-alive connection Hypercorn already serves, Quart's
-  test client) the response body is the ``_stream`` generator below, fed by a ``QueueSink``.
+  (the fast path, carrier ``socket`` in /metrics);
+- otherwise (Quart's test client, a stream pipelined behind other requests, the fallback when
+  Hypercorn's internals changed) the response body is the ``_stream`` generator below, fed by
+  a ``QueueSink`` (carrier ``quart``).
 
-Both log the same lines and end for the same reasons.
+Both log the same lines and end for the same reasons. ``/metrics`` counts streams by carrier
+(``sse_streams_opened_total`` and the gauge ``sse_streams``), so an operator sees which path
+real clients get.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TypedDict
 
 from quart import Blueprint, Response, request
+from quart.blueprints import BlueprintSetupState
 from quart_schema import document_response, validate_querystring
 
 from ..hub import CLIENT_CLOSED, Hub, QueueSink, Sink, TransportSink
 from ..hub.frames import retry_frame
+from ..server.takeover import TAKEOVER, Takeover
 from ..torrents import HASH_RE
 from .errors import api_error
 from .limits import Ticket, admit_stream
@@ -45,8 +51,12 @@ log = logging.getLogger("quart_dl.web.sse")
 
 bp = Blueprint("sse", __name__)
 
-#: The ASGI extension through which the socket layer offers to carry a stream itself.
-TAKEOVER = "quart_dl.takeover"
+__all__ = ["CARRIER_QUART", "CARRIER_SOCKET", "TAKEOVER", "StreamPlan", "Takeover", "bp"]
+
+#: The ``carrier`` label of the stream series in /metrics: the socket layer's fast path
+#: (a ``TransportSink``), or Quart's path (a ``QueueSink``).
+CARRIER_SOCKET = "socket"
+CARRIER_QUART = "quart"
 
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -79,6 +89,21 @@ async def torrent_events(torrent_hash: str, query_args: StreamQuery) -> Response
     if torrent_hash not in runtime().hub.torrents:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
     return _stream_response(torrent_hash, query_args)
+
+
+@bp.record_once
+def _count_streams_by_carrier(state: BlueprintSetupState) -> None:
+    """The ``sse_streams{carrier}`` gauge, read when scraped (the app's runtime is set up first)."""
+    rt = state.app.extensions["quart_dl"]
+    hub = rt.hub
+
+    def by_carrier() -> dict[str, float]:
+        counts = {CARRIER_SOCKET: 0.0, CARRIER_QUART: 0.0}
+        for sink in hub.subscribers():
+            counts[CARRIER_SOCKET if isinstance(sink, TransportSink) else CARRIER_QUART] += 1
+        return counts
+
+    rt.metrics.labelled_gauges["sse_streams"] = by_carrier
 
 
 def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
@@ -141,11 +166,13 @@ class StreamPlan:
     def open_transport(self, transport: Transport, chunked: bool) -> tuple[TransportSink, bytes]:
         """Subscribe a stream the socket layer holds; the opening to write first."""
         sink, opening, how = self.hub.subscribe(**self._subscription(), transport=transport, chunked=chunked)
+        self.hub.metrics.inc("sse_streams_opened_total", carrier=CARRIER_SOCKET)
         return sink, self._opened(sink, opening, how)
 
     def open_queue(self) -> tuple[QueueSink, bytes]:
         """Subscribe a stream on Quart's path; the opening to send first."""
         sink, opening, how = self.hub.subscribe(**self._subscription())
+        self.hub.metrics.inc("sse_streams_opened_total", carrier=CARRIER_QUART)
         return sink, self._opened(sink, opening, how)
 
     def _subscription(self) -> _Subscription:
@@ -158,8 +185,20 @@ class StreamPlan:
 
     def _opened(self, sink: Sink, opening: list[bytes], how: str) -> bytes:
         scope = f"torrent {self.torrent_hash[:12]}" if self.torrent_hash else "all torrents"
-        log.info("%s connected from %s (%s, opened with %s)", sink.client_id, self.remote, scope, how)
+        carrier = CARRIER_SOCKET if isinstance(sink, TransportSink) else CARRIER_QUART
+        log.info(
+            "%s connected from %s (%s, opened with %s, carried by %s)",
+            sink.client_id,
+            self.remote,
+            scope,
+            how,
+            carrier,
+        )
         return retry_frame(self.retry_ms) + b"".join(opening)
+
+    def release(self) -> None:
+        """The stream was never opened: give its place back."""
+        self.ticket.release()
 
     def close(self, sub: Sink, reason: str) -> None:
         """The stream ended: give its place back, forget it, log why (the hub's reason wins)."""
@@ -167,15 +206,6 @@ class StreamPlan:
         self.ticket.release()
         duration = self.hub.unsubscribe(sub, reason)
         log.info("%s disconnected after %.1f s: %s", sub.client_id, duration, reason)
-
-
-class Takeover:
-    """Where a route leaves its ``StreamPlan`` for the socket layer (``socket_layer.py``)."""
-
-    __slots__ = ("plan",)
-
-    def __init__(self) -> None:
-        self.plan: StreamPlan | None = None
 
 
 async def _stream(plan: StreamPlan) -> AsyncIterator[bytes]:
