@@ -297,6 +297,20 @@ async def test_add_links_as_json(served: RunningApp) -> None:
     assert (status, answer["field"]) == (400, "urls")
 
 
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\x00", "\u2028", "\x85"])
+async def test_a_link_with_a_line_break_cannot_smuggle_a_second_line_to_qbittorrent(
+    served: RunningApp, breaker: str
+) -> None:
+    """Regression: qBittorrent reads the links one per line and takes a line that is no link
+    for a .torrent path on its own disk; a JSON link with a line break inside passed the
+    magnet/http check as one link and reached qBittorrent as two."""
+    smuggled = "magnet:?xt=urn:btih:" + H3 + breaker + "/etc/secret.torrent"
+    status, answer = await post(served, {"urls": [smuggled]}, "/api/torrents/add")
+    assert (status, answer["error"], answer["field"]) == (400, "invalid_parameter", "urls")
+    assert "line break" in answer["message"]
+    assert served.qbt.added == []
+
+
 async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served: RunningApp) -> None:
     big = b"d4:infod" + b"x" * 200_000 + b"ee"  # the fake does not parse it; qBittorrent would
     files = {"torrents": _file("big.torrent", big)}

@@ -124,12 +124,24 @@ class AddRequest(_Body):
         return check_urls(value)
 
 
+#: Control characters and line separators: qBittorrent splits ``urls`` on ``\n`` and reads
+#: a line that is no link as a file path on its own host, so none may hide inside a link.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_urls(value: list[str]) -> list[str]:
-    """Links qBittorrent can add: ``magnet:``, ``http(s)://`` (and ``bc://bt/``)."""
+    """Links qBittorrent can add: ``magnet:``, ``http(s)://`` (and ``bc://bt/``), one each.
+
+    A link with a line break inside would reach qBittorrent as two lines (the library joins
+    the list with ``\n``), the second unchecked: ``/path/x.torrent`` there adds a file from
+    qBittorrent's own disk. So no control character is allowed inside a link.
+    """
     urls = [u.strip() for u in value if u.strip()]
     for url in urls:
         if not url.lower().startswith(("magnet:?", "http://", "https://", "bc://bt/")) or len(url) > 8192:
             raise ValueError(f"{url[:60]!r} is not a magnet: or http(s):// link")
+        if _CONTROL.search(url):
+            raise ValueError(f"{url[:60]!r} holds a line break or control character; give one link per item")
     return urls
 
 
