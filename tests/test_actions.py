@@ -311,6 +311,50 @@ async def test_a_link_with_a_line_break_cannot_smuggle_a_second_line_to_qbittorr
     assert served.qbt.added == []
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("save_path", "/srv/a\x00b"), ("category", "a\nb"), ("tags", ["a,b"]), ("tags", ["a\nb"])],
+)
+async def test_add_options_with_a_nul_line_break_or_comma_are_400_not_sent(
+    served: RunningApp, field: str, value: Any
+) -> None:
+    """Regression: the add route checked its links but not its options: a save path with a
+    NUL reached qBittorrent, and a tag ``a,b`` became two tags (the library joins them with
+    commas). They are now checked as the actions route checks its own."""
+    body = {"urls": ["magnet:?xt=urn:btih:" + H3], field: value}
+    status, answer = await post(served, body, "/api/torrents/add")
+    assert (status, answer["error"], answer["field"]) == (400, "invalid_parameter", field)
+    form = {"urls": body["urls"][0], field: value[0] if isinstance(value, list) else value}
+    files = {"torrents": _file("a.torrent", b"d4:infoe")}
+    response = await served.client.post("/api/torrents/add", form=form, files=files, headers=FULL)
+    if field != "tags" or "," not in form[field]:  # a comma splits multipart tags, by design
+        assert response.status_code == 400, await response.get_data(as_text=True)
+        assert (await response.get_json())["field"] == field
+        assert served.qbt.added == []
+
+
+async def test_a_tag_with_a_line_break_is_400_on_the_actions_route(served: RunningApp) -> None:
+    """Regression: the actions route refused commas in tags but let control characters in."""
+    status, answer = await post(served, {"action": "add_tags", "hashes": [H1], "tags": ["a\nb"]})
+    assert (status, answer["field"]) == (400, "tags")
+    assert served.qbt.acted == []
+
+
+@pytest.mark.parametrize("limit", [2**31, 2**32 + 1024])
+async def test_a_limit_beyond_what_qbittorrent_stores_is_400_not_wrapped(
+    served: RunningApp, limit: int
+) -> None:
+    """Regression: qBittorrent keeps a limit's low 32 bits (measured on 4.5.2 and 5.1), so
+    2**32 + 1024 bytes/s was set as 1 KiB/s and 2**31 as unlimited, and answered accepted."""
+    status, answer = await post(served, {"action": "set_limits", "hashes": [H1], "dl_limit": limit})
+    assert (status, answer["field"]) == (400, "dl_limit")
+    status, answer = await post(served, {"up_limit": limit}, "/api/transfer")
+    assert (status, answer["field"]) == (400, "up_limit")
+    assert served.qbt.acted == []
+    status, answer = await post(served, {"dl_limit": 2**31 - 1}, "/api/transfer")
+    assert status == 200, answer
+
+
 async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served: RunningApp) -> None:
     big = b"d4:infod" + b"x" * 200_000 + b"ee"  # the fake does not parse it; qBittorrent would
     files = {"torrents": _file("big.torrent", big)}
