@@ -378,6 +378,25 @@ async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served
     assert response.status_code == 413
 
 
+async def test_a_torrents_part_without_a_filename_is_400_not_left_out(served: RunningApp) -> None:
+    """Regression: a ``torrents`` part without a filename is a plain field to the form parser;
+    it was dropped silently and the links beside it added, answered as accepted."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="torrents"\r\n\r\nd4:infoe\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="urls"\r\n\r\nmagnet:?xt=urn:btih:{H3}\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    response = await served.client.post(
+        "/api/torrents/add",
+        data=body,
+        headers={**FULL, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    answer = await response.get_json()
+    assert (response.status_code, answer["field"]) == (400, "torrents"), answer
+    assert served.qbt.added == []
+
+
 async def test_a_selection_of_thousands_of_torrents_fits_the_actions_body(served: RunningApp) -> None:
     """64 KiB holds about 1,500 hashes: the actions route takes 1 MiB (20,000 hashes)."""
     many = [f"{n:040x}" for n in range(20_000)]

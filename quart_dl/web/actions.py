@@ -336,6 +336,14 @@ async def _add_body() -> AddRequest:
 async def _files_of() -> dict[str, bytes]:
     if request.mimetype != "multipart/form-data":
         return {}
+    if "torrents" in await request.form:
+        # A part without a filename is a plain field to the form parser: it would be left
+        # out silently and the rest added, half of what was asked.
+        raise _Problem(
+            api_error(
+                400, "invalid_parameter", "a torrents part is not a file (it has no filename)", "torrents"
+            )
+        )
     files = (await request.files).getlist("torrents")
     if len(files) > MAX_FILES:
         raise _Problem(api_error(400, "invalid_parameter", f"at most {MAX_FILES} files at once", "torrents"))
