@@ -420,6 +420,18 @@ async def test_an_upload_over_max_upload_bytes_is_413() -> None:
         assert served.qbt.added == []
 
 
+async def test_a_form_of_too_many_parts_is_413_saying_so(served: RunningApp) -> None:
+    """Regression: a small form with more parts than the form parser takes (1,000) was told
+    it was over max_upload_bytes (16 MiB), which it was not."""
+    form = {f"f{n}": "x" for n in range(1_100)} | {"urls": "magnet:?xt=urn:btih:" + H3}
+    files = {"torrents": _file("a.torrent", b"d4:infoe")}
+    response = await served.client.post("/api/torrents/add", form=form, files=files, headers=FULL)
+    answer = await response.get_json()
+    assert (response.status_code, answer["error"]) == (413, "too_large")
+    assert "more than 1000 parts" in answer["message"]
+    assert served.qbt.added == []
+
+
 async def test_categories_and_tags(served: RunningApp) -> None:
     served.qbt.category_list = [{"name": "linux", "save_path": "/srv/linux"}]
     served.qbt.tag_list = ["a", "b"]

@@ -377,10 +377,15 @@ async def add_torrents() -> Response:
         body = await _add_body()
         files = await _files_of()
     except RequestEntityTooLarge:
+        # The form parser raises the same for its own caps (parts, a field's size) as for
+        # the body's: name them all, or a small form of many parts is told it is too big.
         limit = runtime().settings.max_upload_bytes
-        raise _Problem(
-            api_error(413, "too_large", f"the upload is over max_upload_bytes ({limit} bytes)")
-        ) from None
+        message = (
+            f"the upload is over max_upload_bytes ({limit} bytes), has more than"
+            f" {request.max_form_parts} parts, or has a field (not a file) over"
+            f" {request.max_form_memory_size} bytes"
+        )
+        raise _Problem(api_error(413, "too_large", message)) from None
     try:
         urls = check_urls(body.urls)
     except ValueError as exc:
