@@ -261,6 +261,21 @@ async def test_qbittorrent_down_is_503_and_announced(served: RunningApp, failure
 # -- global limits, add, labels -------------------------------------------------------------------
 
 
+async def test_a_half_done_action_says_what_was_applied_in_answer_and_event(served: RunningApp) -> None:
+    """Regression: when qBittorrent went down between the calls of one action, the answer and
+    the event said "may not have been applied" though part of it had been."""
+    failure = Unreachable("cannot reach qBittorrent at http://127.0.0.1:1 (connection refused)")
+    failure.partly = ("the download limit was set",)
+    served.qbt.action_failure = failure
+    body = {"action": "set_limits", "hashes": [H1], "dl_limit": 1024, "up_limit": 2048}
+    status, answer = await post(served, body)
+    assert (status, answer["error"]) == (503, "qbittorrent_unavailable")
+    assert "half done: the download limit was set" in answer["message"]
+    (event,) = events(served)
+    assert event["result"] == "unavailable"
+    assert event["message"] == answer["message"]
+
+
 async def test_transfer_sets_only_what_is_given(served: RunningApp) -> None:
     status, body = await post(served, {"alt_speed": True, "dl_limit": 5000}, "/api/transfer")
     assert status == 200

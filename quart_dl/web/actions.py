@@ -162,12 +162,21 @@ def _finish(
         instance.poller.follow_up()
 
 
-def _failed(exc: QbtError) -> tuple[str, Response]:
-    """The result and answer of a call qBittorrent refused or could not take."""
+def _failed(exc: QbtError) -> tuple[str, str, Response]:
+    """The result, message and answer of a call qBittorrent refused or could not take.
+
+    An action of several calls that failed after some of them says which were taken:
+    "not applied" would be untrue, and a client retrying it should know.
+    """
+    partly = " and ".join(exc.partly)
     if isinstance(exc, Refused):
-        return "refused", api_error(409, "qbittorrent_refused", str(exc))
-    message = f"{exc}; the action may not have been applied"
-    return "unavailable", api_error(503, "qbittorrent_unavailable", message)
+        message = f"{exc} (before that, {partly})" if partly else str(exc)
+        return "refused", message, api_error(409, "qbittorrent_refused", message)
+    if partly:
+        message = f"{exc}; the action was half done: {partly}, the rest may not have been applied"
+    else:
+        message = f"{exc}; the action may not have been applied"
+    return "unavailable", message, api_error(503, "qbittorrent_unavailable", message)
 
 
 def _problems(handler: Any) -> Any:
@@ -234,7 +243,7 @@ async def torrent_action() -> Response:
         answer.status_code = 404
         return answer
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
@@ -242,7 +251,7 @@ async def torrent_action() -> Response:
             hashes=hashes or [],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=body.hashes,
         )
         return response
@@ -282,7 +291,7 @@ async def set_transfer() -> Response:
     try:
         state = await instance.session.set_transfer(body.alt_speed, body.dl_limit, body.up_limit)
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
@@ -290,7 +299,7 @@ async def set_transfer() -> Response:
             hashes=[],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=[],
         )
         return response
@@ -405,7 +414,7 @@ async def add_torrents() -> Response:
     try:
         added = await instance.session.add(urls, files, options)
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
@@ -413,7 +422,7 @@ async def add_torrents() -> Response:
             hashes=[],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=[],
         )
         return response
