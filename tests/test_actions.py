@@ -227,6 +227,20 @@ async def test_unknown_hashes_are_404_naming_them_and_nothing_is_applied(served:
     assert events(served) == []
 
 
+async def test_an_action_on_unknown_torrents_is_logged_with_who_asked(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the log line of an action refused for unknown hashes named the verb and
+    the hashes but not who asked (client id, address, token kind), as every other one does."""
+    caplog.set_level(logging.INFO, logger="quart_dl.web.actions")
+    status, _ = await post(served, {"action": "delete", "hashes": [H1, UNKNOWN_HASH], "client": "script-9"})
+    assert status == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    for part in ("delete", "script-9", "full token", "unknown torrents", UNKNOWN_HASH[:8]):
+        assert part in line, line
+    assert TOKEN not in caplog.text
+
+
 async def test_an_unknown_instance_is_404(served: RunningApp) -> None:
     status, body = await post(served, {"action": "pause", "hashes": [H1], "instance": "other"})
     assert (status, body["error"], body["field"]) == (404, "unknown_instance", "instance")

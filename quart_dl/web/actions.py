@@ -231,7 +231,15 @@ async def torrent_action() -> Response:
         applied = await instance.session.act(action, hashes, params_of(body))
     except UnknownTorrents as exc:
         runtime().metrics.inc("actions_total", action=action, result="unknown_torrents")
-        log.info("action %s refused: unknown torrents %s", action, _abbreviated(exc.hashes))
+        log.info(
+            "action %s on %s by %s from %s (%s token): refused, unknown torrents %s",
+            action,
+            _abbreviated(body.hashes),
+            body.client or "-",
+            client_key(request.remote_addr),
+            token_kind(),
+            _abbreviated(exc.hashes),
+        )
         answer = jsonify(
             {
                 "error": "unknown_torrents",
