@@ -564,6 +564,27 @@ async def test_other_pages_are_403_cross_site_even_with_the_full_token(
     assert served.qbt.added == []
 
 
+async def test_a_page_posting_in_a_loop_is_logged_once_at_warning(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: every refused cross-site request was a WARNING line, so a hostile page
+    posting in a loop flooded the operator's log; repeats within a minute are DEBUG now."""
+    caplog.set_level(logging.DEBUG, logger="quart_dl.web.access")
+    headers = {**FULL, "Origin": "http://localhost:8123", "Sec-Fetch-Site": "same-site"}
+    for _ in range(20):
+        status, body = await post(served, {"action": "pause", "hashes": "all"}, headers=headers)
+        assert (status, body["error"]) == (403, "cross_site")
+    refused = [r for r in caplog.records if r.name == "quart_dl.web.access"]
+    assert [r.levelname for r in refused].count("WARNING") == 1
+    assert len(refused) == 20
+    status, _ = await post(
+        served, {"action": "pause", "hashes": "all"}, headers={**FULL, "Origin": "http://evil.example"}
+    )
+    assert status == 403
+    assert [r.levelname for r in caplog.records if r.name == "quart_dl.web.access"].count("WARNING") == 2
+    assert served.qbt.acted == []
+
+
 async def test_own_pages_may_act(served: RunningApp) -> None:
     for headers in (
         {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},

@@ -26,6 +26,8 @@ Then the token: the full token acts; the read-only token (``read_token``) gets 4
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from quart import Quart, Response, request
@@ -33,6 +35,7 @@ from quart import Quart, Response, request
 from ..settings import Settings
 from .auth import FULL, NONE, token_kind
 from .errors import api_error
+from .limits import client_key
 
 log = logging.getLogger("quart_dl.web.access")
 
@@ -41,6 +44,33 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: state-changing route.
 ACTION_BLUEPRINT = "actions"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+#: A refusal is logged at WARNING once per address and origin in this many seconds, then at
+#: DEBUG: a hostile page can post in a loop, and must not flood the operator's log.
+WARN_EVERY = 60.0
+#: Address-and-origin pairs remembered for that (oldest forgotten first).
+MAX_WARNED = 1024
+
+
+class RefusalLog:
+    """Log a cross-site refusal once a while per address and origin, the repeats at DEBUG."""
+
+    def __init__(self, every: float = WARN_EVERY, max_keys: int = MAX_WARNED) -> None:
+        self.every = every
+        self.max_keys = max_keys
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def level(self, address: str, origin: str) -> int:
+        """The level for this refusal: WARNING if the pair was not warned of lately."""
+        now = time.monotonic()
+        key = (address, origin)
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return logging.DEBUG
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return logging.WARNING
 
 
 def _host_port(scheme: str, netloc: str) -> str:
@@ -103,6 +133,7 @@ def install_access(app: Quart, settings: Settings) -> None:
     Installed after ``install_auth``: a request without a valid token got its 401 there.
     """
     trusted = frozenset(o.lower() for o in settings.cors_origins)
+    refusals = RefusalLog()
 
     @app.before_request
     async def guard_changes() -> Response | None:
@@ -111,13 +142,16 @@ def install_access(app: Quart, settings: Settings) -> None:
             return None
         reason = cross_site_reason(trusted)
         if reason is not None:
-            log.warning(
+            origin = (request.headers.get("Origin") or "-")[:100]
+            address = client_key(request.remote_addr)
+            log.log(
+                refusals.level(address, origin),
                 "refused %s %s from %s: %s (Origin %s)",
                 request.method,
                 request.path,
-                request.remote_addr,
+                address,
                 reason,
-                (request.headers.get("Origin") or "-")[:100],
+                origin,
             )
             return api_error(
                 403, "cross_site", reason + "; actions are only taken from this server's own pages"
