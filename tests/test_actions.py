@@ -241,6 +241,19 @@ async def test_an_action_on_unknown_torrents_is_logged_with_who_asked(
     assert TOKEN not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("hashes", "field"), [(5, "hashes"), ("ALL", "hashes"), ({"a": 1}, "hashes"), ([5], "hashes.0")]
+)
+async def test_a_bad_hashes_value_names_the_field_hashes_not_a_union_branch(
+    served: RunningApp, hashes: Any, field: str
+) -> None:
+    """Regression: a wrong type for ``hashes`` (a list or "all") was answered with the field
+    ``hashes.list[str]``, pydantic's name for a branch of the union, not what was sent."""
+    status, answer = await post(served, {"action": "pause", "hashes": hashes})
+    assert (status, answer["field"]) == (400, field)
+    assert "[" not in answer["message"].split(":")[0]
+
+
 async def test_an_unknown_instance_is_404(served: RunningApp) -> None:
     status, body = await post(served, {"action": "pause", "hashes": [H1], "instance": "other"})
     assert (status, body["error"], body["field"]) == (404, "unknown_instance", "instance")

@@ -101,6 +101,12 @@ def _validated(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         field, message = _first_problem(exc)
+        if field is not None:
+            # A union's branch tags (``hashes.list[str].0``, ``literal['all']``) name no field
+            # a client sent: keep only the field's own path (``hashes.0``).
+            named = ".".join(part for part in field.split(".") if "[" not in part)
+            message = message.replace(field, named, 1) if message.startswith(field) else message
+            field = named or None
         raise _Problem(api_error(400, "invalid_parameter", message, field)) from None
 
 
