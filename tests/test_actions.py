@@ -622,6 +622,38 @@ async def test_listed_origins_may_act_and_get_post_preflights() -> None:
         assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
 
 
+async def test_a_listed_same_site_origin_cannot_act_with_the_cookie_alone() -> None:
+    """Regression: an origin in ``cors_origins`` passed the same-origin check whatever the
+    credential, so with Home Assistant's ``http://localhost:8123`` listed (the README's
+    example), any script on Home Assistant's pages acted with the full cookie the browser
+    adds to same-site requests by itself. It must present the token."""
+    from quart_dl.web.auth import SESSION_COOKIE, Gate
+
+    ha = "http://localhost:8123"
+    async with running_app(fake(), access_token=TOKEN, cors_origins=ha) as other:
+        await wait_for_async(lambda: H1 in other.runtime.hub.torrents, what="the torrents")
+        other.client.cookie_jar = None
+        cookie = {"Cookie": f"{SESSION_COOKIE}={Gate(TOKEN).session}"}
+        same_site = {"Origin": ha, "Sec-Fetch-Site": "same-site"}
+        for path, body in POSTS:
+            status, answer = await post(other, body, path, headers={**cookie, **same_site})
+            assert (status, answer["error"]) == (403, "cross_site"), path
+        assert other.qbt.acted == []
+        assert other.qbt.added == []
+        # A wrong Bearer beside the cookie proves nothing either (the cookie admitted it).
+        status, _ = await post(
+            other, POSTS[0][1], headers={**cookie, **same_site, "Authorization": "Bearer x"}
+        )
+        assert status == 403
+        # With the token it presents, the listed origin acts; and quart-dl's own pages with
+        # the cookie still do.
+        status, _ = await post(other, POSTS[0][1], headers={**FULL, **same_site})
+        assert status == 200
+        own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+        status, _ = await post(other, POSTS[0][1], headers={**cookie, **own})
+        assert status == 200
+
+
 # -- settings ---------------------------------------------------------------------------------------
 
 

@@ -12,10 +12,14 @@ that is not ``GET``/``HEAD``/``OPTIONS`` is refused (403 ``cross_site``) when:
 - ``Origin`` is present and is neither this server's own origin (scheme, host and port as
   this request addressed them) nor listed in ``cors_origins``.
 
-Listed ``cors_origins`` pass both: they are trusted to read, and with the token to act. A
-program sends neither header and passes (with ``Authorization: Bearer``). Browsers send
-``Origin`` on every cross-origin POST, and Fetch Metadata to https and loopback, so a page
-cannot hide where it is from; the ``Host`` check (``hosts.py``) runs before this, so a
+Listed ``cors_origins`` pass both: they are trusted to read, and with the token to act, but
+only with a token they present (``Authorization: Bearer``, ``?token=``), never with the
+session cookie alone: a listed origin on the same host (Home Assistant's ``:8123``, the
+example in the README) is same-site, so the browser adds the cookie to the requests of any
+script on it (a custom card, a compromised add-on) by itself. A program sends neither
+header and passes (with ``Authorization: Bearer``). Browsers send ``Origin`` on every
+cross-origin POST, and Fetch Metadata to https and loopback, so a page cannot hide where it
+is from; the ``Host`` check (``hosts.py``) runs before this, so a
 DNS-rebinding page never has a matching "own" origin.
 
 Then the token: the full token acts; the read-only token (``read_token``) gets 403
@@ -33,7 +37,7 @@ from urllib.parse import urlsplit
 from quart import Quart, Response, request
 
 from ..settings import Settings
-from .auth import FULL, NONE, token_kind
+from .auth import FULL, NONE, by_cookie, token_kind
 from .errors import api_error
 from .limits import client_key
 
@@ -105,6 +109,8 @@ def cross_site_reason(trusted_origins: frozenset[str]) -> str | None:
     """Why the current request looks made by another site's page, or ``None``."""
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() in trusted_origins:
+        if by_cookie() and not is_own_origin(origin):
+            return "a listed origin acts with the token it presents (Authorization: Bearer), not the cookie"
         return None
     site = request.headers.get("Sec-Fetch-Site", "").lower()
     if site in ("cross-site", "same-site"):
