@@ -649,6 +649,8 @@ async def test_a_listed_same_site_origin_cannot_act_with_the_cookie_alone() -> N
         # the cookie still do.
         status, _ = await post(other, POSTS[0][1], headers={**FULL, **same_site})
         assert status == 200
+        status, _ = await post(other, POSTS[0][1], headers={**cookie, **FULL, **same_site})
+        assert status == 200  # a browser sends the cookie beside the Bearer it was given
         own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
         status, _ = await post(other, POSTS[0][1], headers={**cookie, **own})
         assert status == 200

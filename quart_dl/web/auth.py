@@ -169,7 +169,15 @@ def install_auth(app: Quart, settings: Settings) -> None:
                     # read-only in a browser that also holds the full cookie.
                     kind = next(k for other, k in gates if other.token_ok(query))
                 else:
-                    g.quart_dl_by_cookie = True  # access.py: the browser added it by itself
+                    # A valid Bearer beside the cookie was presented by the caller itself;
+                    # the cookie alone the browser added by itself (access.py tells them apart).
+                    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+                    bearer = value.strip() if scheme.lower() == "bearer" else None
+                    by_header = next((k for other, k in gates if bearer and other.token_ok(bearer)), None)
+                    if by_header is not None:
+                        kind = by_header
+                    else:
+                        g.quart_dl_by_cookie = True
                 g.quart_dl_token_kind = kind
                 return None
         api = is_api(request.path)
