@@ -303,6 +303,23 @@ async def test_a_half_done_action_says_what_was_applied_in_answer_and_event(serv
     assert event["message"] == answer["message"]
 
 
+async def test_a_failed_action_on_all_is_announced_with_its_torrents(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a refused action on "all" was announced with ``hashes: []`` and logged
+    as "on all (0)", though the client had resolved "all" to the torrents it sent it for."""
+    caplog.set_level(logging.INFO, logger="quart_dl.web.actions")
+    failure = Refused("Torrent queueing must be enabled")
+    failure.targets = (H1, H2)
+    served.qbt.action_failure = failure
+    status, answer = await post(served, {"action": "queue_top", "hashes": "all"})
+    assert (status, answer["error"]) == (409, "qbittorrent_refused")
+    (event,) = events(served)
+    assert event["hashes"] == [H1, H2]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    assert "on all (2)" in line
+
+
 async def test_transfer_sets_only_what_is_given(served: RunningApp) -> None:
     status, body = await post(served, {"alt_speed": True, "dl_limit": 5000}, "/api/transfer")
     assert status == 200

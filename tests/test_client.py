@@ -249,3 +249,13 @@ def test_an_action_half_done_when_qbittorrent_went_down_says_what_was_applied() 
     with pytest.raises(Unreachable) as info:
         client.act("set_limits", ["ab" * 20], {"up_limit": 2048})
     assert info.value.partly == ()
+
+
+def test_an_action_on_all_that_failed_names_the_torrents_it_was_sent_for() -> None:
+    """Regression: an action on "all" that qBittorrent refused or could not take was
+    announced and logged with no hashes ("on all (0)"): the resolved list was dropped."""
+    client = QbtClient(f"http://127.0.0.1:{free_port()}", "admin", "secret-pass")
+    client._client = _SecondCallFails("ab" * 20)  # type: ignore[assignment]
+    with pytest.raises(Unreachable) as info:
+        client.act("set_limits", None, {"up_limit": 2048})
+    assert info.value.targets == ("ab" * 20,)

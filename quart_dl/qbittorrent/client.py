@@ -34,6 +34,8 @@ class QbtError(Exception):
 
     kind = "unreachable"
     partly: tuple[str, ...] = ()
+    #: The torrents an action that failed was sent for (``"all"`` resolved to its hashes).
+    targets: tuple[str, ...] = ()
 
 
 class Unreachable(QbtError):
@@ -292,7 +294,11 @@ class QbtClient:
             else:
                 raise ValueError(f"unknown action {action!r}")
 
-        self._act(action, go, done)
+        try:
+            self._act(action, go, done)
+        except QbtError as exc:
+            exc.targets = tuple(applied)
+            raise
         return applied
 
     def set_transfer(

@@ -262,7 +262,7 @@ async def torrent_action() -> Response:
             instance,
             action_id=action_id,
             action=action,
-            hashes=hashes or [],
+            hashes=list(exc.targets) or hashes or [],
             client=body.client,
             result=result,
             message=message,
