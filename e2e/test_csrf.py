@@ -185,7 +185,9 @@ def test_pages_of_other_origins_change_nothing_with_the_cookie_present(
         20,
         "the torrent seeding",
     )
-    server = make_server(heartbeat=15, env={"QUART_DL_ACCESS_TOKEN": TOKEN})
+    # DEBUG: a refusal repeated within a minute is logged at DEBUG (access.py), and the
+    # count below is of every refusal.
+    server = make_server(heartbeat=15, env={"QUART_DL_ACCESS_TOKEN": TOKEN, "QUART_DL_LOG_LEVEL": "DEBUG"})
     magnet = "magnet:?xt=urn:btih:" + "c" * 40
     requests = bodies(info_hash, magnet)
 
@@ -227,3 +229,28 @@ def test_pages_of_other_origins_change_nothing_with_the_cookie_present(
     request = urllib.request.Request(server.url + "api/access", headers=BEARER)
     with urllib.request.urlopen(request, timeout=10) as reply:
         assert json.loads(reply.read())["act"] is True
+
+
+def test_a_listed_origin_on_the_same_host_cannot_act_with_the_cookie(
+    page: Page, make_server: Callable[..., ServerProcess], site: Site, pair: TransferPair
+) -> None:
+    """Regression: with Home Assistant's origin (same host, another port) in
+    ``cors_origins``, a script on its pages sent a JSON action with ``credentials:
+    "include"``: the preflight passed, the browser added the session cookie (same-site),
+    and the action was taken. A listed origin must present the token itself."""
+    listed = f"http://127.0.0.1:{site.port}"
+    server = make_server(heartbeat=15, env={"QUART_DL_ACCESS_TOKEN": TOKEN, "QUART_DL_CORS_ORIGINS": listed})
+    page.goto(f"{server.url}?token={TOKEN}")
+    assert any(c["name"] == "quart_dl_session" for c in page.context.cookies())
+    before = str(pair.leecher_client.transfer_speed_limits_mode())
+    page.goto(site.page("127.0.0.1", "/listed.html", "<!doctype html><title>listed origin</title>"))
+    send = """async ([url, headers]) => (await fetch(url, { method: "POST", mode: "cors",
+        credentials: "include", headers: { "Content-Type": "application/json", ...headers },
+        body: JSON.stringify({ alt_speed: true }) })).status"""
+    assert page.evaluate(send, [server.url + "api/transfer", {}]) == 403
+    assert str(pair.leecher_client.transfer_speed_limits_mode()) == before
+    # Positive control: the listed origin with the token it presents acts.
+    assert page.evaluate(send, [server.url + "api/transfer", BEARER]) == 200
+    wait_for(
+        lambda: str(pair.leecher_client.transfer_speed_limits_mode()) == "1", 10, "alt speed on by Bearer"
+    )

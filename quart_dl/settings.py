@@ -222,7 +222,10 @@ def _parse_token(name: str, raw: Any) -> Secret:
 
     The message never repeats the value: it is a secret even when it is a bad one.
     """
-    text = _parse_str(name, raw).strip()
+    if not isinstance(raw, str):
+        # Not ``_parse_str``: its message repeats the value (a number in the TOML file).
+        raise SettingsError(f"{name}: expected text (quote it in the TOML file)")
+    text = raw.strip()
     if text and (len(text) < 16 or not all("!" <= c <= "~" for c in text)):
         raise SettingsError(
             f"{name}: expected at least 16 printable ASCII characters without spaces"

@@ -227,6 +227,33 @@ async def test_unknown_hashes_are_404_naming_them_and_nothing_is_applied(served:
     assert events(served) == []
 
 
+async def test_an_action_on_unknown_torrents_is_logged_with_who_asked(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the log line of an action refused for unknown hashes named the verb and
+    the hashes but not who asked (client id, address, token kind), as every other one does."""
+    caplog.set_level(logging.INFO, logger="quart_dl.web.actions")
+    status, _ = await post(served, {"action": "delete", "hashes": [H1, UNKNOWN_HASH], "client": "script-9"})
+    assert status == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    for part in ("delete", "script-9", "full token", "unknown torrents", UNKNOWN_HASH[:8]):
+        assert part in line, line
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("hashes", "field"), [(5, "hashes"), ("ALL", "hashes"), ({"a": 1}, "hashes"), ([5], "hashes.0")]
+)
+async def test_a_bad_hashes_value_names_the_field_hashes_not_a_union_branch(
+    served: RunningApp, hashes: Any, field: str
+) -> None:
+    """Regression: a wrong type for ``hashes`` (a list or "all") was answered with the field
+    ``hashes.list[str]``, pydantic's name for a branch of the union, not what was sent."""
+    status, answer = await post(served, {"action": "pause", "hashes": hashes})
+    assert (status, answer["field"]) == (400, field)
+    assert "[" not in answer["message"].split(":")[0]
+
+
 async def test_an_unknown_instance_is_404(served: RunningApp) -> None:
     status, body = await post(served, {"action": "pause", "hashes": [H1], "instance": "other"})
     assert (status, body["error"], body["field"]) == (404, "unknown_instance", "instance")
@@ -259,6 +286,38 @@ async def test_qbittorrent_down_is_503_and_announced(served: RunningApp, failure
 
 
 # -- global limits, add, labels -------------------------------------------------------------------
+
+
+async def test_a_half_done_action_says_what_was_applied_in_answer_and_event(served: RunningApp) -> None:
+    """Regression: when qBittorrent went down between the calls of one action, the answer and
+    the event said "may not have been applied" though part of it had been."""
+    failure = Unreachable("cannot reach qBittorrent at http://127.0.0.1:1 (connection refused)")
+    failure.partly = ("the download limit was set",)
+    served.qbt.action_failure = failure
+    body = {"action": "set_limits", "hashes": [H1], "dl_limit": 1024, "up_limit": 2048}
+    status, answer = await post(served, body)
+    assert (status, answer["error"]) == (503, "qbittorrent_unavailable")
+    assert "half done: the download limit was set" in answer["message"]
+    (event,) = events(served)
+    assert event["result"] == "unavailable"
+    assert event["message"] == answer["message"]
+
+
+async def test_a_failed_action_on_all_is_announced_with_its_torrents(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a refused action on "all" was announced with ``hashes: []`` and logged
+    as "on all (0)", though the client had resolved "all" to the torrents it sent it for."""
+    caplog.set_level(logging.INFO, logger="quart_dl.web.actions")
+    failure = Refused("Torrent queueing must be enabled")
+    failure.targets = (H1, H2)
+    served.qbt.action_failure = failure
+    status, answer = await post(served, {"action": "queue_top", "hashes": "all"})
+    assert (status, answer["error"]) == (409, "qbittorrent_refused")
+    (event,) = events(served)
+    assert event["hashes"] == [H1, H2]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    assert "on all (2)" in line
 
 
 async def test_transfer_sets_only_what_is_given(served: RunningApp) -> None:
@@ -297,6 +356,64 @@ async def test_add_links_as_json(served: RunningApp) -> None:
     assert (status, answer["field"]) == (400, "urls")
 
 
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\x00", "\u2028", "\x85"])
+async def test_a_link_with_a_line_break_cannot_smuggle_a_second_line_to_qbittorrent(
+    served: RunningApp, breaker: str
+) -> None:
+    """Regression: qBittorrent reads the links one per line and takes a line that is no link
+    for a .torrent path on its own disk; a JSON link with a line break inside passed the
+    magnet/http check as one link and reached qBittorrent as two."""
+    smuggled = "magnet:?xt=urn:btih:" + H3 + breaker + "/etc/secret.torrent"
+    status, answer = await post(served, {"urls": [smuggled]}, "/api/torrents/add")
+    assert (status, answer["error"], answer["field"]) == (400, "invalid_parameter", "urls")
+    assert "line break" in answer["message"]
+    assert served.qbt.added == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("save_path", "/srv/a\x00b"), ("category", "a\nb"), ("tags", ["a,b"]), ("tags", ["a\nb"])],
+)
+async def test_add_options_with_a_nul_line_break_or_comma_are_400_not_sent(
+    served: RunningApp, field: str, value: Any
+) -> None:
+    """Regression: the add route checked its links but not its options: a save path with a
+    NUL reached qBittorrent, and a tag ``a,b`` became two tags (the library joins them with
+    commas). They are now checked as the actions route checks its own."""
+    body = {"urls": ["magnet:?xt=urn:btih:" + H3], field: value}
+    status, answer = await post(served, body, "/api/torrents/add")
+    assert (status, answer["error"], answer["field"]) == (400, "invalid_parameter", field)
+    form = {"urls": body["urls"][0], field: value[0] if isinstance(value, list) else value}
+    files = {"torrents": _file("a.torrent", b"d4:infoe")}
+    response = await served.client.post("/api/torrents/add", form=form, files=files, headers=FULL)
+    if field != "tags" or "," not in form[field]:  # a comma splits multipart tags, by design
+        assert response.status_code == 400, await response.get_data(as_text=True)
+        assert (await response.get_json())["field"] == field
+        assert served.qbt.added == []
+
+
+async def test_a_tag_with_a_line_break_is_400_on_the_actions_route(served: RunningApp) -> None:
+    """Regression: the actions route refused commas in tags but let control characters in."""
+    status, answer = await post(served, {"action": "add_tags", "hashes": [H1], "tags": ["a\nb"]})
+    assert (status, answer["field"]) == (400, "tags")
+    assert served.qbt.acted == []
+
+
+@pytest.mark.parametrize("limit", [2**31, 2**32 + 1024])
+async def test_a_limit_beyond_what_qbittorrent_stores_is_400_not_wrapped(
+    served: RunningApp, limit: int
+) -> None:
+    """Regression: qBittorrent keeps a limit's low 32 bits (measured on 4.5.2 and 5.1), so
+    2**32 + 1024 bytes/s was set as 1 KiB/s and 2**31 as unlimited, and answered accepted."""
+    status, answer = await post(served, {"action": "set_limits", "hashes": [H1], "dl_limit": limit})
+    assert (status, answer["field"]) == (400, "dl_limit")
+    status, answer = await post(served, {"up_limit": limit}, "/api/transfer")
+    assert (status, answer["field"]) == (400, "up_limit")
+    assert served.qbt.acted == []
+    status, answer = await post(served, {"dl_limit": 2**31 - 1}, "/api/transfer")
+    assert status == 200, answer
+
+
 async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served: RunningApp) -> None:
     big = b"d4:infod" + b"x" * 200_000 + b"ee"  # the fake does not parse it; qBittorrent would
     files = {"torrents": _file("big.torrent", big)}
@@ -320,6 +437,25 @@ async def test_add_files_as_multipart_beyond_the_64_kib_of_other_requests(served
     assert response.status_code == 413
 
 
+async def test_a_torrents_part_without_a_filename_is_400_not_left_out(served: RunningApp) -> None:
+    """Regression: a ``torrents`` part without a filename is a plain field to the form parser;
+    it was dropped silently and the links beside it added, answered as accepted."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="torrents"\r\n\r\nd4:infoe\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="urls"\r\n\r\nmagnet:?xt=urn:btih:{H3}\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    response = await served.client.post(
+        "/api/torrents/add",
+        data=body,
+        headers={**FULL, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    answer = await response.get_json()
+    assert (response.status_code, answer["field"]) == (400, "torrents"), answer
+    assert served.qbt.added == []
+
+
 async def test_a_selection_of_thousands_of_torrents_fits_the_actions_body(served: RunningApp) -> None:
     """64 KiB holds about 1,500 hashes: the actions route takes 1 MiB (20,000 hashes)."""
     many = [f"{n:040x}" for n in range(20_000)]
@@ -341,6 +477,18 @@ async def test_an_upload_over_max_upload_bytes_is_413() -> None:
         assert answer["error"] == "too_large"
         assert "max_upload_bytes (100000 bytes)" in answer["message"]
         assert served.qbt.added == []
+
+
+async def test_a_form_of_too_many_parts_is_413_saying_so(served: RunningApp) -> None:
+    """Regression: a small form with more parts than the form parser takes (1,000) was told
+    it was over max_upload_bytes (16 MiB), which it was not."""
+    form = {f"f{n}": "x" for n in range(1_100)} | {"urls": "magnet:?xt=urn:btih:" + H3}
+    files = {"torrents": _file("a.torrent", b"d4:infoe")}
+    response = await served.client.post("/api/torrents/add", form=form, files=files, headers=FULL)
+    answer = await response.get_json()
+    assert (response.status_code, answer["error"]) == (413, "too_large")
+    assert "more than 1000 parts" in answer["message"]
+    assert served.qbt.added == []
 
 
 async def test_categories_and_tags(served: RunningApp) -> None:
@@ -446,6 +594,27 @@ async def test_other_pages_are_403_cross_site_even_with_the_full_token(
     assert served.qbt.added == []
 
 
+async def test_a_page_posting_in_a_loop_is_logged_once_at_warning(
+    served: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: every refused cross-site request was a WARNING line, so a hostile page
+    posting in a loop flooded the operator's log; repeats within a minute are DEBUG now."""
+    caplog.set_level(logging.DEBUG, logger="quart_dl.web.access")
+    headers = {**FULL, "Origin": "http://localhost:8123", "Sec-Fetch-Site": "same-site"}
+    for _ in range(20):
+        status, body = await post(served, {"action": "pause", "hashes": "all"}, headers=headers)
+        assert (status, body["error"]) == (403, "cross_site")
+    refused = [r for r in caplog.records if r.name == "quart_dl.web.access"]
+    assert [r.levelname for r in refused].count("WARNING") == 1
+    assert len(refused) == 20
+    status, _ = await post(
+        served, {"action": "pause", "hashes": "all"}, headers={**FULL, "Origin": "http://evil.example"}
+    )
+    assert status == 403
+    assert [r.levelname for r in caplog.records if r.name == "quart_dl.web.access"].count("WARNING") == 2
+    assert served.qbt.acted == []
+
+
 async def test_own_pages_may_act(served: RunningApp) -> None:
     for headers in (
         {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
@@ -468,6 +637,40 @@ async def test_listed_origins_may_act_and_get_post_preflights() -> None:
         )
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
         assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+
+
+async def test_a_listed_same_site_origin_cannot_act_with_the_cookie_alone() -> None:
+    """Regression: an origin in ``cors_origins`` passed the same-origin check whatever the
+    credential, so with Home Assistant's ``http://localhost:8123`` listed (the README's
+    example), any script on Home Assistant's pages acted with the full cookie the browser
+    adds to same-site requests by itself. It must present the token."""
+    from quart_dl.web.auth import SESSION_COOKIE, Gate
+
+    ha = "http://localhost:8123"
+    async with running_app(fake(), access_token=TOKEN, cors_origins=ha) as other:
+        await wait_for_async(lambda: H1 in other.runtime.hub.torrents, what="the torrents")
+        other.client.cookie_jar = None
+        cookie = {"Cookie": f"{SESSION_COOKIE}={Gate(TOKEN).session}"}
+        same_site = {"Origin": ha, "Sec-Fetch-Site": "same-site"}
+        for path, body in POSTS:
+            status, answer = await post(other, body, path, headers={**cookie, **same_site})
+            assert (status, answer["error"]) == (403, "cross_site"), path
+        assert other.qbt.acted == []
+        assert other.qbt.added == []
+        # A wrong Bearer beside the cookie proves nothing either (the cookie admitted it).
+        status, _ = await post(
+            other, POSTS[0][1], headers={**cookie, **same_site, "Authorization": "Bearer x"}
+        )
+        assert status == 403
+        # With the token it presents, the listed origin acts; and quart-dl's own pages with
+        # the cookie still do.
+        status, _ = await post(other, POSTS[0][1], headers={**FULL, **same_site})
+        assert status == 200
+        status, _ = await post(other, POSTS[0][1], headers={**cookie, **FULL, **same_site})
+        assert status == 200  # a browser sends the cookie beside the Bearer it was given
+        own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+        status, _ = await post(other, POSTS[0][1], headers={**cookie, **own})
+        assert status == 200
 
 
 # -- settings ---------------------------------------------------------------------------------------

@@ -487,6 +487,23 @@ def test_add_a_magnet_link(lab: Lab) -> None:
 # -- access, on the real server -------------------------------------------------------------------
 
 
+def test_a_link_with_a_line_break_adds_no_file_from_qbittorrents_disk(lab: Lab) -> None:
+    """Regression: qBittorrent (4.5.2 and 5.1) splits ``urls`` on newlines and adds a line
+    that is no link as a .torrent path on its own disk; a JSON link with ``\n/path`` inside
+    passed the magnet/http check and added that file."""
+    name = f"local-{uuid.uuid4().hex[:10]}.bin"
+    payload = make_payload(lab.root / "local", name, 16 * 1024)
+    local = lab.root / "local" / f"{name}.torrent"
+    local.write_bytes(make_torrent(payload))
+    local_hash = torf.Torrent.read(str(local)).infohash.lower()
+    magnet = f"magnet:?xt=urn:btih:{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
+    status, answer = lab.post("api/torrents/add", {"urls": [f"{magnet}\n{local}"], "stopped": True})
+    assert (status, answer["field"]) == (400, "urls"), answer
+    # The answer came after anything qBittorrent would have done with it: it adds a local
+    # file before it answers torrents/add.
+    assert lab.info(local_hash) is None
+
+
 def test_cross_site_requests_change_nothing(lab: Lab) -> None:
     info_hash, _ = lab.torrent()
     for headers in (

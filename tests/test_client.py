@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import qbittorrentapi
 
 from quart_dl.lab.qbittorrent_nox import QbtInstance, free_port
 from quart_dl.qbittorrent.client import AuthFailed, QbtClient, Unreachable, WorkerThread
@@ -205,3 +206,56 @@ def test_a_path_given_as_url_keeps_its_prefix(tmp_path: Path) -> None:
     client = QbtClient(f"http://127.0.0.1:{free_port()}/qbt", "admin", "pw")
     with pytest.raises(Unreachable, match=r"/qbt"):
         client.login()
+
+
+class _SecondCallFails:
+    """A qbittorrentapi client whose first limit call works and whose second cannot reach
+    qBittorrent (it went down between the two)."""
+
+    def __init__(self, torrent_hash: str) -> None:
+        self.torrent_hash = torrent_hash
+        self.calls: list[str] = []
+
+    def torrents_info(self, **_: object) -> list[dict[str, str]]:
+        return [{"hash": self.torrent_hash}]
+
+    def torrents_set_download_limit(self, **_: object) -> None:
+        self.calls.append("download")
+
+    def torrents_set_upload_limit(self, **_: object) -> None:
+        raise qbittorrentapi.APIConnectionError("Connection refused")
+
+    def transfer_set_speed_limits_mode(self, **_: object) -> None:
+        self.calls.append("alt")
+
+    def transfer_set_download_limit(self, **_: object) -> None:
+        raise qbittorrentapi.APIConnectionError("Read timed out")
+
+
+def test_an_action_half_done_when_qbittorrent_went_down_says_what_was_applied() -> None:
+    """Regression: set_limits with both limits (and the global limits) are several calls; when
+    qBittorrent went down after the first, the error said only "may not have been applied"
+    while the download limit (or alternative speeds) had been set."""
+    client = QbtClient(f"http://127.0.0.1:{free_port()}", "admin", "secret-pass")
+    fake = _SecondCallFails("ab" * 20)
+    client._client = fake  # type: ignore[assignment]
+    with pytest.raises(Unreachable) as info:
+        client.act("set_limits", ["ab" * 20], {"dl_limit": 1024, "up_limit": 2048})
+    assert fake.calls == ["download"]
+    assert info.value.partly == ("the download limit was set",)
+    with pytest.raises(Unreachable) as info:
+        client.set_transfer(True, 4096, None)
+    assert info.value.partly == ("alternative speeds were switched on",)
+    with pytest.raises(Unreachable) as info:
+        client.act("set_limits", ["ab" * 20], {"up_limit": 2048})
+    assert info.value.partly == ()
+
+
+def test_an_action_on_all_that_failed_names_the_torrents_it_was_sent_for() -> None:
+    """Regression: an action on "all" that qBittorrent refused or could not take was
+    announced and logged with no hashes ("on all (0)"): the resolved list was dropped."""
+    client = QbtClient(f"http://127.0.0.1:{free_port()}", "admin", "secret-pass")
+    client._client = _SecondCallFails("ab" * 20)  # type: ignore[assignment]
+    with pytest.raises(Unreachable) as info:
+        client.act("set_limits", None, {"up_limit": 2048})
+    assert info.value.targets == ("ab" * 20,)

@@ -256,3 +256,16 @@ def test_empty_password_shows_empty() -> None:
     assert not settings.qbt_password
     assert repr(settings.qbt_password) == "Secret('')"
     assert repr(Secret("x")) == "Secret('********')"
+
+
+@pytest.mark.parametrize("name", ["access_token", "read_token"])
+def test_a_token_given_as_a_number_in_toml_is_refused_without_repeating_it(tmp_path: Path, name: str) -> None:
+    """Regression: a token written unquoted in the TOML file (a number) was refused with
+    "expected text, got 123456…", the secret in the error (and the log or terminal)."""
+    secret = "98765432109876543210"
+    extra = 'access_token = "a-full-token-of-sixteen-chars"\n' if name == "read_token" else ""
+    config = write(tmp_path / "q.toml", f"{extra}{name} = {secret}\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={}, config_file=config)
+    assert name in str(info.value)
+    assert secret not in str(info.value)

@@ -25,9 +25,17 @@ log = logging.getLogger("quart_dl.qbittorrent.client")
 
 
 class QbtError(Exception):
-    """qBittorrent could not be used; ``kind`` is ``unreachable`` or ``auth_failed``."""
+    """qBittorrent could not be used; ``kind`` is ``unreachable`` or ``auth_failed``.
+
+    ``partly`` names the steps of a several-call action (``set_limits`` with both limits, a
+    category created then set, the global limits) that qBittorrent had already taken when
+    a later one failed: the caller must say it was half done, not "not applied".
+    """
 
     kind = "unreachable"
+    partly: tuple[str, ...] = ()
+    #: The torrents an action that failed was sent for (``"all"`` resolved to its hashes).
+    targets: tuple[str, ...] = ()
 
 
 class Unreachable(QbtError):
@@ -191,7 +199,10 @@ class QbtClient:
     # action is a refusal too when the login still works (qBittorrent answers 403 to a
     # location it cannot write), which ``_act`` tells apart by the library's re-login.
 
-    def _act(self, what: str, fn: Callable[[], T]) -> T:
+    def _act(self, what: str, fn: Callable[[], T], done: Sequence[str] = ()) -> T:
+        """Run ``fn`` as an action; ``done`` is the list ``fn`` appends each step it took to
+        (copied into the error's ``partly`` when a later step fails)."""
+
         def guarded() -> T:
             try:
                 return fn()
@@ -209,7 +220,11 @@ class QbtClient:
             ) as exc:
                 raise _refusal(exc, what) from None
 
-        return self._call(guarded)
+        try:
+            return self._call(guarded)
+        except QbtError as exc:
+            exc.partly = tuple(done)
+            raise
 
     def act(self, action: str, hashes: Sequence[str] | None, params: Mapping[str, Any]) -> list[str]:
         """Apply ``action`` to ``hashes`` (``None``: every torrent); the hashes applied to.
@@ -236,6 +251,7 @@ class QbtClient:
         if not applied:
             return []
         target: Any = "all" if hashes is None else applied
+        done: list[str] = []
 
         def go() -> None:
             if action == "pause":
@@ -254,6 +270,7 @@ class QbtClient:
                 category = str(params.get("category", ""))
                 if category and params.get("create") and category not in c.torrents_categories():
                     c.torrents_create_category(name=category)
+                    done.append(f"the category {category!r} was created")
                 c.torrents_set_category(category=category, torrent_hashes=target)
             elif action == "add_tags":
                 c.torrents_add_tags(tags=list(params["tags"]), torrent_hashes=target)
@@ -263,6 +280,7 @@ class QbtClient:
                 # qBittorrent reads 0 (and -1) as "unlimited"; only given keys change.
                 if "dl_limit" in params:
                     c.torrents_set_download_limit(limit=int(params["dl_limit"] or 0), torrent_hashes=target)
+                    done.append("the download limit was set")
                 if "up_limit" in params:
                     c.torrents_set_upload_limit(limit=int(params["up_limit"] or 0), torrent_hashes=target)
             elif action == "move":
@@ -276,7 +294,11 @@ class QbtClient:
             else:
                 raise ValueError(f"unknown action {action!r}")
 
-        self._act(action, go)
+        try:
+            self._act(action, go, done)
+        except QbtError as exc:
+            exc.targets = tuple(applied)
+            raise
         return applied
 
     def set_transfer(
@@ -289,14 +311,18 @@ class QbtClient:
         writes the alternative limits through the same calls.
         """
         c = self._client
+        done: list[str] = []
 
         def go() -> dict[str, Any]:
             if alt_speed is not None:
                 c.transfer_set_speed_limits_mode(intended_state=alt_speed)
+                done.append("alternative speeds were switched " + ("on" if alt_speed else "off"))
             if dl_limit is not None:
                 c.transfer_set_download_limit(limit=dl_limit)
+                done.append("the download limit was set")
             if up_limit is not None:
                 c.transfer_set_upload_limit(limit=up_limit)
+                done.append("the upload limit was set")
             info: Any = c.transfer_info(SIMPLE_RESPONSES=True)
             mode = str(c.transfer_speed_limits_mode()).strip()
             return {
@@ -305,7 +331,7 @@ class QbtClient:
                 "up_limit": max(0, int(info.get("up_rate_limit") or 0)),
             }
 
-        return self._act("the transfer limits", go)
+        return self._act("the transfer limits", go, done)
 
     def add(self, urls: Sequence[str], files: Mapping[str, bytes], options: Mapping[str, Any]) -> int:
         """Add torrents by URL and .torrent contents; how many were sent (all or none added).

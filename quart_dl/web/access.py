@@ -12,10 +12,14 @@ that is not ``GET``/``HEAD``/``OPTIONS`` is refused (403 ``cross_site``) when:
 - ``Origin`` is present and is neither this server's own origin (scheme, host and port as
   this request addressed them) nor listed in ``cors_origins``.
 
-Listed ``cors_origins`` pass both: they are trusted to read, and with the token to act. A
-program sends neither header and passes (with ``Authorization: Bearer``). Browsers send
-``Origin`` on every cross-origin POST, and Fetch Metadata to https and loopback, so a page
-cannot hide where it is from; the ``Host`` check (``hosts.py``) runs before this, so a
+Listed ``cors_origins`` pass both: they are trusted to read, and with the token to act, but
+only with a token they present (``Authorization: Bearer``, ``?token=``), never with the
+session cookie alone: a listed origin on the same host (Home Assistant's ``:8123``, the
+example in the README) is same-site, so the browser adds the cookie to the requests of any
+script on it (a custom card, a compromised add-on) by itself. A program sends neither
+header and passes (with ``Authorization: Bearer``). Browsers send ``Origin`` on every
+cross-origin POST, and Fetch Metadata to https and loopback, so a page cannot hide where it
+is from; the ``Host`` check (``hosts.py``) runs before this, so a
 DNS-rebinding page never has a matching "own" origin.
 
 Then the token: the full token acts; the read-only token (``read_token``) gets 403
@@ -26,13 +30,16 @@ Then the token: the full token acts; the read-only token (``read_token``) gets 4
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from quart import Quart, Response, request
 
 from ..settings import Settings
-from .auth import FULL, NONE, token_kind
+from .auth import FULL, NONE, by_cookie, token_kind
 from .errors import api_error
+from .limits import client_key
 
 log = logging.getLogger("quart_dl.web.access")
 
@@ -41,6 +48,33 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: state-changing route.
 ACTION_BLUEPRINT = "actions"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+#: A refusal is logged at WARNING once per address and origin in this many seconds, then at
+#: DEBUG: a hostile page can post in a loop, and must not flood the operator's log.
+WARN_EVERY = 60.0
+#: Address-and-origin pairs remembered for that (oldest forgotten first).
+MAX_WARNED = 1024
+
+
+class RefusalLog:
+    """Log a cross-site refusal once a while per address and origin, the repeats at DEBUG."""
+
+    def __init__(self, every: float = WARN_EVERY, max_keys: int = MAX_WARNED) -> None:
+        self.every = every
+        self.max_keys = max_keys
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def level(self, address: str, origin: str) -> int:
+        """The level for this refusal: WARNING if the pair was not warned of lately."""
+        now = time.monotonic()
+        key = (address, origin)
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return logging.DEBUG
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return logging.WARNING
 
 
 def _host_port(scheme: str, netloc: str) -> str:
@@ -75,6 +109,8 @@ def cross_site_reason(trusted_origins: frozenset[str]) -> str | None:
     """Why the current request looks made by another site's page, or ``None``."""
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() in trusted_origins:
+        if by_cookie() and not is_own_origin(origin):
+            return "a listed origin acts with the token it presents (Authorization: Bearer), not the cookie"
         return None
     site = request.headers.get("Sec-Fetch-Site", "").lower()
     if site in ("cross-site", "same-site"):
@@ -103,6 +139,7 @@ def install_access(app: Quart, settings: Settings) -> None:
     Installed after ``install_auth``: a request without a valid token got its 401 there.
     """
     trusted = frozenset(o.lower() for o in settings.cors_origins)
+    refusals = RefusalLog()
 
     @app.before_request
     async def guard_changes() -> Response | None:
@@ -111,13 +148,16 @@ def install_access(app: Quart, settings: Settings) -> None:
             return None
         reason = cross_site_reason(trusted)
         if reason is not None:
-            log.warning(
+            origin = (request.headers.get("Origin") or "-")[:100]
+            address = client_key(request.remote_addr)
+            log.log(
+                refusals.level(address, origin),
                 "refused %s %s from %s: %s (Origin %s)",
                 request.method,
                 request.path,
-                request.remote_addr,
+                address,
                 reason,
-                (request.headers.get("Origin") or "-")[:100],
+                origin,
             )
             return api_error(
                 403, "cross_site", reason + "; actions are only taken from this server's own pages"

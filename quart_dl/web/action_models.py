@@ -22,7 +22,33 @@ CLIENT_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_HASHES = 20_000
 MAX_TEXT = 4096
 
+#: Control characters and line separators: never part of a link, a path, a name or a tag
+#: (and qBittorrent splits ``urls`` on ``\n``, reading a line that is no link as a path).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 VERBS = (*ACTIONS, *ACTION_ALIASES)
+#: The largest limit qBittorrent stores (a C ``int`` of bytes/s). Beyond it qBittorrent
+#: (4.5.2 and 5.1, measured) keeps only the low 32 bits: 2**32 + 1024 sets 1 KiB/s, 2**31
+#: sets "unlimited", neither what was asked.
+MAX_LIMIT = 2**31 - 1
+
+
+def one_line(value: str | None) -> str | None:
+    """A name or path for qBittorrent: at most ``MAX_TEXT`` characters, no control character
+    (a NUL or a line break is never part of a path, a category or a name)."""
+    if value is not None and (len(value) > MAX_TEXT or _CONTROL.search(value)):
+        raise ValueError(f"at most {MAX_TEXT} characters, on one line, without control characters")
+    return value
+
+
+def tag_list(value: list[str] | None) -> list[str] | None:
+    """Tags for qBittorrent, which sends them joined by commas: none may hold one."""
+    if value is None:
+        return None
+    tags = [t.strip() for t in value]
+    if not tags or any(not t or "," in t or len(t) > 200 or _CONTROL.search(t) for t in tags):
+        raise ValueError("tags must be a non-empty list of non-empty names without commas")
+    return tags
 
 
 class _Body(BaseModel):
@@ -52,8 +78,12 @@ class ActionRequest(_Body):
     category: str | None = Field(None, description='`set_category`: the category (`""`: none).')
     create: bool = Field(False, description="`set_category`: create the category if it does not exist.")
     tags: list[str] | None = Field(None, description="`add_tags`, `remove_tags`.")
-    dl_limit: int | None = Field(None, ge=0, description="`set_limits`: bytes/s, 0 or null = unlimited.")
-    up_limit: int | None = Field(None, ge=0, description="`set_limits`: bytes/s, 0 or null = unlimited.")
+    dl_limit: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="`set_limits`: bytes/s, 0 or null = unlimited."
+    )
+    up_limit: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="`set_limits`: bytes/s, 0 or null = unlimited."
+    )
     save_path: str | None = Field(None, description="`move`: the new save path.")
     name: str | None = Field(None, description="`rename`: the new name (exactly one hash).")
 
@@ -84,27 +114,24 @@ class ActionRequest(_Body):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        tags = [t.strip() for t in value]
-        if not tags or any(not t or "," in t or len(t) > 200 for t in tags):
-            raise ValueError("tags must be a non-empty list of non-empty names without commas")
-        return tags
+        return tag_list(value)
 
     @field_validator("category", "save_path", "name")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > MAX_TEXT or any(c in value for c in "\r\n\x00")):
-            raise ValueError(f"at most {MAX_TEXT} characters, on one line")
-        return value
+        return one_line(value)
 
 
 class TransferRequest(_Body):
     """``POST /api/transfer``: the global limits; only the keys given change."""
 
     alt_speed: bool | None = Field(None, description="Alternative speed limits on or off.")
-    dl_limit: int | None = Field(None, ge=0, description="Global download limit, bytes/s (0 = unlimited).")
-    up_limit: int | None = Field(None, ge=0, description="Global upload limit, bytes/s (0 = unlimited).")
+    dl_limit: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="Global download limit, bytes/s (0 = unlimited)."
+    )
+    up_limit: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="Global upload limit, bytes/s (0 = unlimited)."
+    )
 
 
 class AddRequest(_Body):
@@ -123,13 +150,30 @@ class AddRequest(_Body):
     def _urls(cls, value: list[str]) -> list[str]:
         return check_urls(value)
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return tag_list(value)
+
+    @field_validator("category", "save_path")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return one_line(value)
+
 
 def check_urls(value: list[str]) -> list[str]:
-    """Links qBittorrent can add: ``magnet:``, ``http(s)://`` (and ``bc://bt/``)."""
+    """Links qBittorrent can add: ``magnet:``, ``http(s)://`` (and ``bc://bt/``), one each.
+
+    A link with a line break inside would reach qBittorrent as two lines (the library joins
+    the list with ``\n``), the second unchecked: ``/path/x.torrent`` there adds a file from
+    qBittorrent's own disk. So no control character is allowed inside a link.
+    """
     urls = [u.strip() for u in value if u.strip()]
     for url in urls:
         if not url.lower().startswith(("magnet:?", "http://", "https://", "bc://bt/")) or len(url) > 8192:
             raise ValueError(f"{url[:60]!r} is not a magnet: or http(s):// link")
+        if _CONTROL.search(url):
+            raise ValueError(f"{url[:60]!r} holds a line break or control character; give one link per item")
     return urls
 
 

@@ -101,6 +101,12 @@ def _validated(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         field, message = _first_problem(exc)
+        if field is not None:
+            # A union's branch tags (``hashes.list[str].0``, ``literal['all']``) name no field
+            # a client sent: keep only the field's own path (``hashes.0``).
+            named = ".".join(part for part in field.split(".") if "[" not in part)
+            message = message.replace(field, named, 1) if message.startswith(field) else message
+            field = named or None
         raise _Problem(api_error(400, "invalid_parameter", message, field)) from None
 
 
@@ -162,12 +168,21 @@ def _finish(
         instance.poller.follow_up()
 
 
-def _failed(exc: QbtError) -> tuple[str, Response]:
-    """The result and answer of a call qBittorrent refused or could not take."""
+def _failed(exc: QbtError) -> tuple[str, str, Response]:
+    """The result, message and answer of a call qBittorrent refused or could not take.
+
+    An action of several calls that failed after some of them says which were taken:
+    "not applied" would be untrue, and a client retrying it should know.
+    """
+    partly = " and ".join(exc.partly)
     if isinstance(exc, Refused):
-        return "refused", api_error(409, "qbittorrent_refused", str(exc))
-    message = f"{exc}; the action may not have been applied"
-    return "unavailable", api_error(503, "qbittorrent_unavailable", message)
+        message = f"{exc} (before that, {partly})" if partly else str(exc)
+        return "refused", message, api_error(409, "qbittorrent_refused", message)
+    if partly:
+        message = f"{exc}; the action was half done: {partly}, the rest may not have been applied"
+    else:
+        message = f"{exc}; the action may not have been applied"
+    return "unavailable", message, api_error(503, "qbittorrent_unavailable", message)
 
 
 def _problems(handler: Any) -> Any:
@@ -222,7 +237,15 @@ async def torrent_action() -> Response:
         applied = await instance.session.act(action, hashes, params_of(body))
     except UnknownTorrents as exc:
         runtime().metrics.inc("actions_total", action=action, result="unknown_torrents")
-        log.info("action %s refused: unknown torrents %s", action, _abbreviated(exc.hashes))
+        log.info(
+            "action %s on %s by %s from %s (%s token): refused, unknown torrents %s",
+            action,
+            _abbreviated(body.hashes),
+            body.client or "-",
+            client_key(request.remote_addr),
+            token_kind(),
+            _abbreviated(exc.hashes),
+        )
         answer = jsonify(
             {
                 "error": "unknown_torrents",
@@ -234,15 +257,15 @@ async def torrent_action() -> Response:
         answer.status_code = 404
         return answer
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
             action=action,
-            hashes=hashes or [],
+            hashes=list(exc.targets) or hashes or [],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=body.hashes,
         )
         return response
@@ -282,7 +305,7 @@ async def set_transfer() -> Response:
     try:
         state = await instance.session.set_transfer(body.alt_speed, body.dl_limit, body.up_limit)
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
@@ -290,7 +313,7 @@ async def set_transfer() -> Response:
             hashes=[],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=[],
         )
         return response
@@ -336,6 +359,14 @@ async def _add_body() -> AddRequest:
 async def _files_of() -> dict[str, bytes]:
     if request.mimetype != "multipart/form-data":
         return {}
+    if "torrents" in await request.form:
+        # A part without a filename is a plain field to the form parser: it would be left
+        # out silently and the rest added, half of what was asked.
+        raise _Problem(
+            api_error(
+                400, "invalid_parameter", "a torrents part is not a file (it has no filename)", "torrents"
+            )
+        )
     files = (await request.files).getlist("torrents")
     if len(files) > MAX_FILES:
         raise _Problem(api_error(400, "invalid_parameter", f"at most {MAX_FILES} files at once", "torrents"))
@@ -369,10 +400,15 @@ async def add_torrents() -> Response:
         body = await _add_body()
         files = await _files_of()
     except RequestEntityTooLarge:
+        # The form parser raises the same for its own caps (parts, a field's size) as for
+        # the body's: name them all, or a small form of many parts is told it is too big.
         limit = runtime().settings.max_upload_bytes
-        raise _Problem(
-            api_error(413, "too_large", f"the upload is over max_upload_bytes ({limit} bytes)")
-        ) from None
+        message = (
+            f"the upload is over max_upload_bytes ({limit} bytes), has more than"
+            f" {request.max_form_parts} parts, or has a field (not a file) over"
+            f" {request.max_form_memory_size} bytes"
+        )
+        raise _Problem(api_error(413, "too_large", message)) from None
     try:
         urls = check_urls(body.urls)
     except ValueError as exc:
@@ -392,7 +428,7 @@ async def add_torrents() -> Response:
     try:
         added = await instance.session.add(urls, files, options)
     except QbtError as exc:
-        result, response = _failed(exc)
+        result, message, response = _failed(exc)
         _finish(
             instance,
             action_id=action_id,
@@ -400,7 +436,7 @@ async def add_torrents() -> Response:
             hashes=[],
             client=body.client,
             result=result,
-            message=str(exc),
+            message=message,
             asked=[],
         )
         return response

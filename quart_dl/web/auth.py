@@ -168,6 +168,16 @@ def install_auth(app: Quart, settings: Settings) -> None:
                     # The token in the address wins over the cookie: a read-only frame stays
                     # read-only in a browser that also holds the full cookie.
                     kind = next(k for other, k in gates if other.token_ok(query))
+                else:
+                    # A valid Bearer beside the cookie was presented by the caller itself;
+                    # the cookie alone the browser added by itself (access.py tells them apart).
+                    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+                    bearer = value.strip() if scheme.lower() == "bearer" else None
+                    by_header = next((k for other, k in gates if bearer and other.token_ok(bearer)), None)
+                    if by_header is not None:
+                        kind = by_header
+                    else:
+                        g.quart_dl_by_cookie = True
                 g.quart_dl_token_kind = kind
                 return None
         api = is_api(request.path)
@@ -210,6 +220,12 @@ NONE = "none"
 def token_kind() -> str:
     """The token the current request was admitted with: ``full``, ``read`` or ``none``."""
     return str(g.get("quart_dl_token_kind", NONE))
+
+
+def by_cookie() -> bool:
+    """The current request was admitted by the session cookie alone, which a browser sends
+    by itself with any same-site page's request (no token in its header or address)."""
+    return bool(g.get("quart_dl_by_cookie", False))
 
 
 #: Where a presented token came from; also the name of its failure allowance (see ``_presented``).
