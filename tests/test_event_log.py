@@ -283,3 +283,26 @@ async def test_an_unreadable_log_resumes_from_memory(database: Database, log: Du
     )
     again._buffer.clear()
     assert await again.resume(event.id) is None
+
+
+async def test_a_kill_between_commit_and_publish_loses_nothing(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    store = Store("default", QBT_URL)
+    await store.open_instance()
+    store.journal = log
+    hub = Hub(log=log)
+    before = hub.last_event_id
+    record = project(H1, seeding_torrent("done.iso"))
+    changes = ChangeSet(changed={H1: dict(record)}, added=[H1], completed=[H1])
+    event = hub.prepare_changes(changes, {H1: record})
+    assert event is not None
+    assert await store.commit(changes, {H1: record})
+    # killed here: never published
+    again = await restart(database.url, None)
+    assert await Store("default", QBT_URL).open_instance() == {H1: record}  # no re-announcement
+    resume = await again.resume(before)
+    assert resume is not None
+    assert resume.events is not None
+    assert [(e.id, e.data) for e in resume.events] == [(event.id, event.data)]  # the next start delivers it
