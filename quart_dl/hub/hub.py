@@ -137,7 +137,14 @@ class Hub:
         """
         if not changes:
             return None
-        return self.log.reserve("diff", changes.as_event(), self._lifecycle(changes, records or {}))
+        payload = changes.as_event()
+        lifecycle = self._lifecycle(changes, records or {})
+        if lifecycle is not None:
+            # When it happened, for a client that gets it replayed after a restart (and
+            # marks it late): only on diffs that add, complete or remove, so steady
+            # progress diffs cost nothing more.
+            payload["t"] = round(time.time(), 3)
+        return self.log.reserve("diff", payload, lifecycle)
 
     def publish_prepared(self, event: Event, changes: ChangeSet) -> None:
         """Apply the committed change set to the view and deliver its event (in id order)."""
