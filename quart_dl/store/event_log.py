@@ -129,7 +129,11 @@ class DurableEventLog(MemoryEventLog):
         self._last_id = f"{self._epoch}-0"
         if last is not None:
             self._last_id = last_id_of(self.database_id, last.run, last.seq)
-        tail = await EventRow.filter(seq__gt=newest - (self._buffer.maxlen or 0)).order_by("seq")
+        tail = (
+            await EventRow.filter(seq__gt=newest - (self._buffer.maxlen or 0))
+            .order_by("seq")
+            .values_list(*_READ)
+        )
         self._buffer.extend(_stored(self.database_id, row) for row in tail)
         log.info("event log: database %s, run %d, continuing after event %d", self.database_id, run, newest)
 
@@ -283,13 +287,13 @@ class DurableEventLog(MemoryEventLog):
         persisted = self.persisted
         try:
             if seq >= self.diff_floor:
-                rows = await EventRow.filter(seq__gt=seq).order_by("seq")
+                rows = await EventRow.filter(seq__gt=seq).order_by("seq").values_list(*_READ)
                 events = [_stored(self.database_id, row) for row in rows]
                 if all(e.seq == seq + 1 + i for i, e in enumerate(events)):
                     upto = max(persisted, events[-1].seq) if events else max(persisted, seq)
                     return Resume(events=events, upto=upto)
             if seq >= self.lifecycle_floor:
-                rows = await EventRow.filter(seq__gt=seq, lifecycle=True).order_by("seq")
+                rows = await EventRow.filter(seq__gt=seq, lifecycle=True).order_by("seq").values_list(*_READ)
                 late = [_stored(self.database_id, row) for row in rows]
                 upto = max(persisted, late[-1].seq) if late else persisted
                 return Resume(late=late, upto=upto, late_complete=True)
@@ -333,8 +337,10 @@ class DurableEventLog(MemoryEventLog):
                         # A replay needs every event after the id: none is left before this.
                         diff_floor = max(diff_floor, old)
                     if (diff_floor, lifecycle_floor) != (self.diff_floor, self.lifecycle_floor):
-                        await EventLogMeta.filter(id=1).using_db(conn).update(
-                            diff_floor=diff_floor, lifecycle_floor=lifecycle_floor
+                        await (
+                            EventLogMeta.filter(id=1)
+                            .using_db(conn)
+                            .update(diff_floor=diff_floor, lifecycle_floor=lifecycle_floor)
                         )
             except DB_ERRORS as exc:
                 log.debug("could not prune the event log: %s", _describe(exc))
@@ -359,8 +365,12 @@ def last_id_of(database_id: str, run: int, seq: int) -> str:
     return f"{database_id}.{run}-{seq}"
 
 
-def _stored(database_id: str, row: EventRow) -> Event:
-    lifecycle: dict[str, Any] | None = json.loads(row.late) if row.late else None
-    return Event.stored(
-        row.seq, last_id_of(database_id, row.run, row.seq), row.kind, row.frame.encode(), row.t, lifecycle
-    )
+#: The columns an event is read back with (plain tuples: no model object per row, which
+#: cost most of a replay's time).
+_READ = ("seq", "run", "kind", "t", "frame", "late")
+
+
+def _stored(database_id: str, row: tuple[Any, ...]) -> Event:
+    seq, run, kind, t, frame_text, late = row
+    lifecycle: dict[str, Any] | None = json.loads(late) if late else None
+    return Event.stored(seq, f"{database_id}.{run}-{seq}", kind, frame_text.encode(), t, lifecycle)
