@@ -4,12 +4,15 @@ Why it is shaped this way (each part has its own module):
 
 - ``view.py``: the published view. Snapshots are taken from it, never from a poller's
   working table, so a snapshot and the diffs that follow it always line up.
-- ``log.py``: event ids and replay, behind the ``EventLog`` interface (in memory today).
+- ``log.py``: event ids, delivery order and replay, behind the ``EventLog`` interface (in
+  memory there; the server uses the durable one, quart_dl/store/event_log.py).
 - ``fanout.py`` and ``sinks.py``: one sink per open stream, each event's bytes delivered to
   all of them in one loop, one shared heartbeat tick.
 
 ``subscribe`` registers the sink and takes its snapshot in one synchronous step (no
-``await`` in between). ``publish_*`` is synchronous too, so no event can fall between the
+``await`` in between); what the durable log must read from the database for an old
+``Last-Event-ID`` is read before, by ``resume``, and completed from memory in that step.
+``publish_*`` is synchronous too, so no event can fall between the
 two: a change landing while a client connects is neither lost nor applied twice. A queued
 stream still drops events whose ``seq`` the snapshot already covers, as a guard.
 """

@@ -255,6 +255,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             last_event_id=self.parser.last_event_id,
             read_timeout=self._read_timeout(),
             parser=self.parser,
+            on_open=self._stream_opened,
         )
         # aclosing: a bad event raises out of the loop; the response must be closed now,
         # not whenever the abandoned generator is garbage-collected.
@@ -279,9 +280,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self._schedule_refresh()
 
     @callback
-    def _handle_event(self, event: SseEvent) -> None:
-        """Apply one stream event and publish the result."""
-        payload = decode_event(event)
+    def _stream_opened(self) -> None:
+        """The server accepted the stream (a resumed one may stay silent until news)."""
+        self._mark_connected()
+
+    @callback
+    def _mark_connected(self) -> None:
         if not self.stream.connected:
             self.stream.connected = True
             self.stream.connects += 1
@@ -291,6 +295,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             # The stream pushes: no polling while it is up.
             self.update_interval = None
             LOGGER.debug("Event stream from %s is up", self.client.base_url)
+
+    @callback
+    def _handle_event(self, event: SseEvent) -> None:
+        """Apply one stream event and publish the result."""
+        payload = decode_event(event)
+        self._mark_connected()
         self.stream.events += 1
         self.stream.last_event_id = event.id
         state = self.data if self.data is not None else ServerState()
