@@ -80,6 +80,9 @@ class Settings:
     queue_size: int = 256
     send_timeout: float = 30.0
     replay_size: int = 2048
+    event_window_minutes: int = 60
+    event_window_events: int = 10_000
+    lifecycle_days: int = 30
     history_minutes: int = 24 * 60
     sample_interval: float = 5.0
     backlog: int = 4096
@@ -314,6 +317,18 @@ SETTING_SPECS: dict[str, tuple[Parser, str]] = {
     "replay_size": (
         lambda n, v: _parse_int(n, v, 16, 1_000_000),
         "events kept for Last-Event-ID replay (default 2048)",
+    ),
+    "event_window_minutes": (
+        lambda n, v: _parse_int(n, v, 1, 10_080),
+        "minutes of diffs kept in the database for replay after a restart (default 60)",
+    ),
+    "event_window_events": (
+        lambda n, v: _parse_int(n, v, 16, 10_000_000),
+        "at most this many diffs and statuses kept for replay (default 10000)",
+    ),
+    "lifecycle_days": (
+        lambda n, v: _parse_int(n, v, 1, 3650),
+        "days added/completed/removed and action events are kept for late clients (default 30)",
     ),
     "history_minutes": (
         lambda n, v: _parse_int(n, v, 1, 525_600),

@@ -160,6 +160,7 @@ async def test_completion_while_quart_dl_was_down_is_recorded_once(
         first.stop()
         await stream.close()
         assert not completions(stream.messages, h)
+        last_id = stream.last_id
     finally:
         first.stop()
     await asyncio.to_thread(pair.set_rate, h, 0)
@@ -172,14 +173,16 @@ async def test_completion_while_quart_dl_was_down_is_recorded_once(
         try:
             wait_for(functools.partial(qbt_connected, server), 10, "connected")
             await more_polls(server)
-            epoch = server.status()["epoch"]
-            # "<epoch>-0" replays this run's every event from the first one.
-            replay = AsyncStream(server.port, last_event_id=f"{epoch}-0")
+            # A follower resuming where it left off (ids survive restarts: the durable log)
+            # gets every event since, the completion among them exactly once.
+            replay = AsyncStream(server.port, last_event_id=last_id)
             await replay.open()
             newest = server.status()["event_id"]
             await replay.wait(functools.partial(ends_with, newest), 5, "the whole replay")
             await replay.close()
+            assert all(m.event != "snapshot" for m in replay.messages if m.data), "not a replay"
             seen.append(list(replay.messages))
+            last_id = replay.last_id
             db = faultkit.sqlite_rows(root / "data" / "quart-dl.sqlite3")
             assert db[h]["complete"] is True
             assert db[h]["completed_at"] == done.completion_on
@@ -262,6 +265,21 @@ async def database_fault(
         assert stream.ended_at is None
     finally:
         await stream.close()
+    # The event log caught up too, without a gap or a duplicate: after a restart, a stream
+    # resumed from the first id this one saw gets exactly the events it carried, same ids,
+    # same frames (the fault's events were numbered in memory and written later as numbered).
+    carried = [(m.id, m.event, m.data) for m in stream.messages if m.id and m.data]
+    server.stop()
+    server.start()
+    resumed = AsyncStream(server.port, last_event_id=carried[0][0])
+    await resumed.open()
+    try:
+        expected = carried[1:]
+        await resumed.wait(lambda m: len([x for x in m if x.data]) >= len(expected), 10, "the replay")
+        replayed = [(m.id, m.event, m.data) for m in resumed.messages if m.id and m.data]
+        assert replayed[: len(expected)] == expected
+    finally:
+        await resumed.close()
 
 
 async def test_sqlite_locked_streams_from_memory_and_catches_up(
@@ -395,6 +413,7 @@ async def test_sigterm_with_1000_open_streams_exits_fast_and_clients_resume(
             await asyncio.wait_for(c._task, 2)  # type: ignore[arg-type]
             assert c.ended_at is not None
         last_ids = [c.last_id for c in clients]
+        before = [list(c.messages) for c in clients]
         new = ServerProcess(root, port=old.port, **args)  # type: ignore[arg-type]
         new.start()
         try:
@@ -403,13 +422,17 @@ async def test_sigterm_with_1000_open_streams_exits_fast_and_clients_resume(
                 await asyncio.gather(*(c.open() for c in clients[i : i + 100]))
             for c in clients:
                 first = await c.wait(lambda m: m[:1], 20, "the opening event")
-                assert first[0].event == "snapshot", "an id from the old process must get a snapshot"
+                # The event log is durable: an id from the old process is resumed, not snapshotted.
+                assert all(m.event != "snapshot" for m in first), (
+                    "an id from before the restart got a snapshot"
+                )
 
             def same_view() -> bool:
                 answer = get_json(new.url + "api/torrents")
                 current = {t["hash"]: t for t in answer["torrents"]}
                 return all(
-                    c.last_id == answer["event_id"] and apply_events(c.messages) == current for c in clients
+                    (c.last_id or last) == answer["event_id"] and apply_events(old + c.messages) == current
+                    for c, old, last in zip(clients, before, last_ids, strict=True)
                 )
 
             await asyncio.to_thread(wait_for, same_view, 20, "every client's view to equal /api/torrents")

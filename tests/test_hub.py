@@ -573,3 +573,26 @@ def test_close_all_ends_held_streams_with_the_last_chunk_or_aborts_a_stuck_one()
 
 
 HEARTBEAT = b": heartbeat\n\n"
+
+
+def test_an_old_id_opens_with_the_late_lifecycle_events_then_the_snapshot() -> None:
+    from quart_dl.hub.log import Resume
+
+    hub = Hub(epoch="feed0001", replay_size=1)  # memory keeps only the newest event
+    record = project(H1, raw_torrent("debian.iso"))
+    completed = hub.publish_changes(ChangeSet(changed={H1: dict(record)}, added=[H1], completed=[H1]))
+    assert completed is not None
+    assert completed.lifecycle is not None
+    hub.publish_changes(progress(H1, 0.9))
+    # As the durable log answers for an id older than its diff window: its lifecycle events
+    # up to what it held (upto), memory adds any after.
+    resume = Resume(late=[completed], upto=1, late_complete=True)
+    _, opening, how = hub.subscribe(last_event_id="feed0001-0", resume=resume)
+    assert how == "late"
+    frames = parse_frames(b"".join(opening))
+    assert [(f["event"], f["id"]) for f in frames] == [("late", "feed0001-1"), ("snapshot", "feed0001-2")]
+    late = json.loads(frames[0]["data"])
+    assert late["completed"] == [H1]
+    assert late["torrents"][H1]["name"] == "debian.iso"
+    assert late["kind"] == "diff"
+    assert late["t"] == pytest.approx(completed.t, abs=0.001)

@@ -65,3 +65,23 @@ def test_foreign_or_garbled_ids_get_no_replay(event_id: str | None) -> None:
     log = filled(3)
     assert log.parse(event_id) is None
     assert log.replay(event_id) is None
+
+
+def test_an_event_appended_while_one_is_reserved_waits_behind_it() -> None:
+    log = MemoryEventLog(epoch="feed0001")
+    diff = log.reserve("diff", {"changed": {}})
+    status = log.append("status", {"qbittorrent": "connected"})
+    assert (diff.seq, status.seq) == (1, 2)
+    assert log.seq == 0
+    assert log.take_ready() == []
+    log.publish(diff)
+    assert [e.seq for e in log.take_ready()] == [1, 2]
+    assert (log.seq, log.last_id) == (2, "feed0001-2")
+    assert log.take_ready() == []  # each handed out once
+
+
+def test_actions_are_lifecycle_events() -> None:
+    log = MemoryEventLog(epoch="feed0001")
+    action = log.append("action", {"action": "pause", "ok": True})
+    assert action.lifecycle == {"data": {"action": "pause", "ok": True}}
+    assert log.append("status", {}).lifecycle is None

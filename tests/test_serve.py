@@ -223,7 +223,7 @@ async def test_client_that_stops_reading_is_dropped_while_100_others_keep_up(tmp
         async def read_ids(seen: dict[str, float]) -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
-            pattern = re.compile(rb"id: ([0-9a-f]+-[0-9]+)\n")
+            pattern = re.compile(rb"id: ([0-9a-f.]+-[0-9]+)\n")
             buffer = b""
             try:
                 while chunk := await reader.read(262144):

@@ -10,6 +10,7 @@ import time
 import uuid
 from functools import partial
 
+import pytest
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -17,6 +18,7 @@ from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for, wait_for_async
 
+from custom_components.quart_dl import coordinator as coordinator_module
 from custom_components.quart_dl.const import EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
 
 from .conftest import setup_entry, wait_for_sync_connected
@@ -232,8 +234,9 @@ async def test_stream_recovers_after_server_restart(
     qbt_pair: TransferPair,
     seeding_hash: str,
 ) -> None:
-    """Server down: entities unavailable. Server back (new epoch): the stream reconnects,
-    takes a fresh snapshot without replaying old completions, and pushes again."""
+    """Server down: entities unavailable. Server back (a new run of the same event log):
+    the stream reconnects and resumes with a replay (no second snapshot), fires no old
+    completion, and pushes again."""
     coordinator = entry.runtime_data.coordinator
     completed = EventRecorder(hass, EVENT_DOWNLOAD_COMPLETED)
     paused = entity_id(hass, entry.entry_id, "sensor", "paused")
@@ -254,7 +257,7 @@ async def test_stream_recovers_after_server_restart(
         "the stream to reconnect to the restarted server",
     )
     assert hass.states.get(paused).state != STATE_UNAVAILABLE
-    assert coordinator.stream.snapshots == 2
+    assert coordinator.stream.snapshots == 1, "the durable log's ids must survive the restart"
 
     before = int(hass.states.get(paused).state)
     client = qbt_pair.leecher_client
@@ -273,4 +276,86 @@ async def test_stream_recovers_after_server_restart(
         )
     await wait_for_async(lambda: hass.states.get(paused).state == str(before), 5, "the resume")
     assert not completed.for_hash(seeding_hash), "a snapshot fired a completion event"
+    completed.stop()
+
+
+async def _completed_on_server(hass: HomeAssistant, server: ServerProcess, info_hash: str) -> None:
+    from quart_dl.lab.server_process import get_json
+
+    def complete() -> bool:
+        answer = get_json(server.url + "api/torrents")
+        return any(r["hash"] == info_hash and r["complete"] for r in answer["torrents"])
+
+    await hass.async_add_executor_job(wait_for, complete, 40, "the download complete on the server", 0.1)
+
+
+async def test_completion_while_the_server_was_killed_fires_once_marked_late(
+    hass: HomeAssistant,
+    server: ServerProcess,
+    entry: MockConfigEntry,
+    qbt_pair: TransferPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server is SIGKILLed mid-download and the download completes meanwhile: once the
+    server is back, the completion fires once, late, with the time it happened; a second
+    restart of the server fires nothing again."""
+    monkeypatch.setattr(coordinator_module, "LATE_AFTER", 0.0)
+    completed = EventRecorder(hass, EVENT_DOWNLOAD_COMPLETED)
+    coordinator = entry.runtime_data.coordinator
+    info_hash = await hass.async_add_executor_job(
+        partial(qbt_pair.add_transfer, f"killed-{uuid.uuid4().hex[:8]}.bin", 1 * MIB, 256 * KIB)
+    )
+    await hass.async_add_executor_job(server.kill)
+    await hass.async_add_executor_job(partial(qbt_pair.wait_complete, info_hash))
+    await hass.async_add_executor_job(server.start)
+    await wait_for_async(lambda: completed.for_hash(info_hash), 30, "the completion after the restart")
+    await wait_caught_up(hass, server, entry)
+    assert len(completed.for_hash(info_hash)) == 1
+    event = completed.for_hash(info_hash)[0]
+    assert event["late"] is True
+    assert event["happened_at"].endswith("+00:00")
+    connects = coordinator.stream.connects
+    await hass.async_add_executor_job(server.stop)
+    await hass.async_add_executor_job(server.start)
+    await wait_for_async(lambda: coordinator.stream.connects > connects, 30, "the reconnect")
+    await wait_caught_up(hass, server, entry)
+    assert len(completed.for_hash(info_hash)) == 1, "fired again after a second restart"
+    completed.stop()
+
+
+async def test_completion_while_home_assistant_was_down_fires_once_after_it_restarts(
+    hass: HomeAssistant,
+    server: ServerProcess,
+    entry: MockConfigEntry,
+    qbt_pair: TransferPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The entry is unloaded (as when Home Assistant stops), a download is added and
+    completes, the entry is set up again: it resumes from the stored event id and fires the
+    missed added and completed events once each, marked late; a reload fires nothing again."""
+    monkeypatch.setattr(coordinator_module, "LATE_AFTER", 0.0)
+    added = EventRecorder(hass, EVENT_DOWNLOAD_ADDED)
+    completed = EventRecorder(hass, EVENT_DOWNLOAD_COMPLETED)
+    await wait_caught_up(hass, server, entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    info_hash = await hass.async_add_executor_job(
+        partial(qbt_pair.add_transfer, f"ha-down-{uuid.uuid4().hex[:8]}.bin", 1 * MIB, 512 * KIB)
+    )
+    await _completed_on_server(hass, server, info_hash)
+    assert not completed.for_hash(info_hash)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for_async(lambda: completed.for_hash(info_hash), 30, "the missed completion")
+    await wait_caught_up(hass, server, entry)
+    assert len(added.for_hash(info_hash)) == 1
+    assert len(completed.for_hash(info_hash)) == 1
+    assert completed.for_hash(info_hash)[0]["late"] is True
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for_async(lambda: entry.runtime_data.coordinator.stream.connected, 10, "the stream")
+    await wait_caught_up(hass, server, entry)
+    assert len(completed.for_hash(info_hash)) == 1, "fired again after a reload"
+    assert len(added.for_hash(info_hash)) == 1
+    added.stop()
     completed.stop()

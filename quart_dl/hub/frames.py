@@ -8,6 +8,7 @@ on the event, so a thousand viewers of one torrent still cost one encoding.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -47,18 +48,68 @@ def heartbeat_event(now: float) -> bytes:
 
 
 class Event:
-    """One published event: sequence number, id, kind, payload and its encoded frame."""
+    """One published event: sequence number, id, kind, payload and its encoded frame.
 
-    __slots__ = ("_by_hash", "_chunk", "data", "id", "kind", "payload", "seq")
+    ``t`` is when it happened (unix seconds) and ``lifecycle`` what a late client must still
+    be told of it (added, completed, removed, an action's result) once the diff itself is
+    pruned; both are kept by the durable log. An event read back from the database carries
+    only its frame: its payload is decoded from it on first use (a replay to a whole-library
+    stream never needs it).
+    """
 
-    def __init__(self, seq: int, epoch: str, kind: str, payload: dict[str, Any]) -> None:
+    __slots__ = ("_by_hash", "_chunk", "_payload", "data", "id", "kind", "lifecycle", "seq", "t")
+
+    def __init__(
+        self,
+        seq: int,
+        epoch: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        t: float | None = None,
+        lifecycle: dict[str, Any] | None = None,
+    ) -> None:
         self.seq = seq
         self.id = f"{epoch}-{seq}"
         self.kind = kind
-        self.payload = payload
+        self._payload: dict[str, Any] | None = payload
         self.data = frame(kind, payload, self.id)
+        self.t = time.time() if t is None else t
+        self.lifecycle = lifecycle
         self._by_hash: dict[str, bytes | None] | None = None
         self._chunk: bytes | None = None
+
+    @classmethod
+    def stored(
+        cls, seq: int, event_id: str, kind: str, data: bytes, t: float, lifecycle: dict[str, Any] | None
+    ) -> Event:
+        """An event as the durable log kept it: its frame as written, not encoded again."""
+        event = cls.__new__(cls)
+        event.seq = seq
+        event.id = event_id
+        event.kind = kind
+        event._payload = None
+        event.data = data
+        event.t = t
+        event.lifecycle = lifecycle
+        event._by_hash = None
+        event._chunk = None
+        return event
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The event's data (decoded from the frame for an event read back from the log)."""
+        if self._payload is None:
+            line = next(part for part in self.data.split(b"\n") if part.startswith(b"data: "))
+            self._payload = json.loads(line[6:])
+        return self._payload
+
+    def late_frame(self) -> bytes:
+        """The ``late`` event that tells a client resuming after the diff window what it
+        missed of this event: its id, when it happened, and its lifecycle part."""
+        body: dict[str, Any] = {"id": self.id, "t": round(self.t, 3), "kind": self.kind}
+        body.update(self.lifecycle or {})
+        return frame("late", body, self.id)
 
     @property
     def chunk(self) -> bytes:

@@ -4,12 +4,15 @@ Why it is shaped this way (each part has its own module):
 
 - ``view.py``: the published view. Snapshots are taken from it, never from a poller's
   working table, so a snapshot and the diffs that follow it always line up.
-- ``log.py``: event ids and replay, behind the ``EventLog`` interface (in memory today).
+- ``log.py``: event ids, delivery order and replay, behind the ``EventLog`` interface (in
+  memory there; the server uses the durable one, quart_dl/store/event_log.py).
 - ``fanout.py`` and ``sinks.py``: one sink per open stream, each event's bytes delivered to
   all of them in one loop, one shared heartbeat tick.
 
 ``subscribe`` registers the sink and takes its snapshot in one synchronous step (no
-``await`` in between). ``publish_*`` is synchronous too, so no event can fall between the
+``await`` in between); what the durable log must read from the database for an old
+``Last-Event-ID`` is read before, by ``resume``, and completed from memory in that step.
+``publish_*`` is synchronous too, so no event can fall between the
 two: a change landing while a client connects is neither lost nor applied twice. A queued
 stream still drops events whose ``seq`` the snapshot already covers, as a guard.
 """
@@ -25,12 +28,16 @@ from ..metrics import Metrics
 from ..torrents import ChangeSet, Record
 from .fanout import Demand, FanOut
 from .frames import Event
-from .log import EventLog, MemoryEventLog
+from .log import EventLog, MemoryEventLog, Resume
 from .sinks import SERVER_SHUTDOWN, QueueSink, Sink, TransportSink
 from .view import PublishedView
 
 if TYPE_CHECKING:
     from asyncio import Transport
+
+
+#: What a ``late`` event says of each torrent it names (enough for an automation to act).
+LATE_FIELDS = ("hash", "name", "size", "save_path", "category", "added_at", "completed_at")
 
 
 class Hub:
@@ -119,10 +126,53 @@ class Hub:
 
     def publish_changes(self, changes: ChangeSet) -> Event | None:
         """Apply a change set to the view and publish it as a ``diff`` event."""
+        event = self.prepare_changes(changes)
+        if event is not None:
+            self.publish_prepared(event, changes)
+        return event
+
+    def prepare_changes(self, changes: ChangeSet, records: dict[str, Record] | None = None) -> Event | None:
+        """Reserve the ``diff`` event of a change set about to be committed (the durable log
+        writes it in the same transaction); ``publish_prepared`` delivers it afterwards.
+
+        ``records`` (the poller's table) names the torrents of its lifecycle part, so that a
+        client told of it late, after the diff is pruned, still learns what it was.
+        """
         if not changes:
             return None
+        payload = changes.as_event()
+        lifecycle = self._lifecycle(changes, records or {})
+        if lifecycle is not None:
+            # When it happened, for a client that gets it replayed after a restart (and
+            # marks it late): only on diffs that add, complete or remove, so steady
+            # progress diffs cost nothing more.
+            payload["t"] = round(time.time(), 3)
+        return self.log.reserve("diff", payload, lifecycle)
+
+    def publish_prepared(self, event: Event, changes: ChangeSet) -> None:
+        """Apply the committed change set to the view and deliver its event (in id order)."""
         self.view.apply(changes)
-        return self._publish("diff", changes.as_event())
+        self.log.publish(event)
+        self._deliver_ready()
+
+    def _lifecycle(self, changes: ChangeSet, records: dict[str, Record]) -> dict[str, Any] | None:
+        if not (changes.added or changes.completed or changes.removed):
+            return None
+        torrents: dict[str, Record] = {}
+        for torrent_hash in (*changes.added, *changes.completed, *changes.removed):
+            record = (
+                records.get(torrent_hash)
+                or self.view.torrents.get(torrent_hash)
+                or changes.changed.get(torrent_hash)  # an added torrent's full record
+            )
+            if record is not None:
+                torrents[torrent_hash] = {k: record.get(k) for k in LATE_FIELDS}
+        return {
+            "added": list(changes.added),
+            "completed": list(changes.completed),
+            "removed": list(changes.removed),
+            "torrents": torrents,
+        }
 
     def publish_status(self, record: Record) -> Event:
         """Announce a visible change of the status (the instance decided it is one)."""
@@ -133,15 +183,20 @@ class Hub:
         """Tell every stream what was asked of qBittorrent and how it answered (``action``).
 
         An event like the others: it has an id, it is replayed, and it goes through the same
-        log and fan-out, so a viewer sees it in order with the diffs that confirm it.
+        log and fan-out, so a viewer sees it in order with the diffs that confirm it (after any
+        diff reserved before it). ``action`` is a lifecycle kind: kept for the long retention.
         """
         return self._publish("action", payload)
 
     def _publish(self, kind: str, payload: dict[str, Any]) -> Event:
         event = self.log.append(kind, payload)
-        self.metrics.inc("events_published_total", kind=kind)
-        self.fanout.deliver(event)
+        self._deliver_ready()
         return event
+
+    def _deliver_ready(self) -> None:
+        for event in self.log.take_ready():
+            self.metrics.inc("events_published_total", kind=event.kind)
+            self.fanout.deliver(event)
 
     # -- subscribing ---------------------------------------------------------------------
 
@@ -153,6 +208,7 @@ class Hub:
         torrent_hash: str | None = None,
         last_event_id: str | None = None,
         heartbeat_as_event: bool = False,
+        resume: Resume | None = None,
         transport: None = None,
         chunked: bool = True,
     ) -> tuple[QueueSink, list[bytes], str]: ...
@@ -165,6 +221,7 @@ class Hub:
         torrent_hash: str | None = None,
         last_event_id: str | None = None,
         heartbeat_as_event: bool = False,
+        resume: Resume | None = None,
         transport: Transport,
         chunked: bool = True,
     ) -> tuple[TransportSink, list[bytes], str]: ...
@@ -176,6 +233,7 @@ class Hub:
         torrent_hash: str | None = None,
         last_event_id: str | None = None,
         heartbeat_as_event: bool = False,
+        resume: Resume | None = None,
         transport: Transport | None = None,
         chunked: bool = True,
     ) -> tuple[Sink, list[bytes], str]:
@@ -196,11 +254,7 @@ class Hub:
             )
         else:
             sink = QueueSink(client_id, remote, torrent_hash, heartbeat_as_event, now, self.queue_size)
-        replay = self._replay(last_event_id, torrent_hash)
-        if replay is not None:
-            opening, how = replay, "replay"
-        else:
-            opening, how = [self.snapshot_frame(torrent_hash)], "snapshot"
+        opening, how = self._opening(last_event_id, torrent_hash, resume)
         sink.since_seq = self.seq
         self.fanout.add(sink)
         self.metrics.inc("sse_connects_total", opened_with=how)
@@ -214,10 +268,39 @@ class Hub:
         """The sequence number of an id from this log, or None (other epoch, garbage)."""
         return self.log.parse(value)
 
-    def _replay(self, last_event_id: str | None, torrent_hash: str | None) -> list[bytes] | None:
-        events = self.log.replay(last_event_id)
-        if events is None:
+    async def resume(self, last_event_id: str | None) -> Resume | None:
+        """Read what the durable log holds for ``last_event_id`` beyond memory, before
+        ``subscribe`` (which must not await: see the module docstring). None when memory
+        answers alone, or there is no id."""
+        if not last_event_id or self.log.replay(last_event_id) is not None:
             return None
+        return await self.log.resume(last_event_id)
+
+    def _opening(
+        self, last_event_id: str | None, torrent_hash: str | None, resume: Resume | None
+    ) -> tuple[list[bytes], str]:
+        """Replay, or snapshot with the ``late`` lifecycle events before it, or snapshot.
+
+        ``resume`` was read from the database a moment ago: what was delivered since (its
+        ``upto``) is in memory, and is added here, in this synchronous step.
+        """
+        events = self.log.replay(last_event_id)
+        if events is None and resume is not None and resume.events is not None:
+            tail = self.log.buffered_after(resume.upto)
+            if not tail or tail[0].seq == resume.upto + 1:
+                events = resume.events + tail
+        if events is not None:
+            return self._frames(events, torrent_hash), "replay"
+        snapshot = self.snapshot_frame(torrent_hash)
+        if resume is None or not resume.late_complete:
+            return [snapshot], "snapshot"
+        late = resume.late + [e for e in self.log.buffered_after(resume.upto) if e.lifecycle]
+        if torrent_hash is not None:
+            late = [e for e in late if _names(e, torrent_hash)]
+        return [*(e.late_frame() for e in late), snapshot], "late"
+
+    @staticmethod
+    def _frames(events: list[Event], torrent_hash: str | None) -> list[bytes]:
         if torrent_hash is None:
             return [event.data for event in events]
         frames = (event.for_torrent(torrent_hash) for event in events)
@@ -252,3 +335,11 @@ class Hub:
     def subscribers(self) -> Iterable[Sink]:
         """The open streams (for status and tests)."""
         return self.fanout.sinks()
+
+
+def _names(event: Event, torrent_hash: str) -> bool:
+    """Whether a lifecycle event concerns ``torrent_hash`` (an action's result: always)."""
+    lifecycle = event.lifecycle or {}
+    if "torrents" not in lifecycle:
+        return True
+    return torrent_hash in lifecycle["torrents"]

@@ -1,21 +1,35 @@
-"""The event log: event ids, and the events a reconnecting stream may have missed.
+"""The event log: event ids, the order events are delivered in, and what a reconnecting
+stream missed.
 
-Behind a small interface (``EventLog``: append, replay after an id, the last id), as Mercure's
-hub talks to a ``Transport``: ``MemoryEventLog`` is today's implementation, a per-process
-epoch and sequence with a bounded buffer; a durable one in the database can take its place
-without the fan-out or the routes knowing.
+Behind a small interface (``EventLog``), as Mercure's hub talks to a ``Transport``:
+``MemoryEventLog`` (here) keeps a per-process epoch and the last events in memory;
+``DurableEventLog`` (quart_dl/store/event_log.py) keeps them in the database, so a
+``Last-Event-ID`` survives a restart of the server. The fan-out and the routes know neither.
 
-Ids are ``<epoch>-<seq>``. The epoch is random per process, so an id from an earlier run (or
-another server) is never taken for a current one: it gets a snapshot, never a wrong replay.
+Ids are ``<epoch>-<seq>``. In memory the epoch is random per process, so an id from an earlier
+run (or another server) is never taken for a current one: it gets a snapshot, never a wrong
+replay. The durable log's epoch names the database and the run (docs/protocol.md, "Event
+ids, resume and retention").
+
+Reserving, then publishing. A change set's event gets its id *before* the change set is
+committed (the durable log writes it in the same transaction) and is delivered only after
+the commit. An event appended meanwhile (a status, an action's result) gets the next id and
+is held until the reserved one is published: streams always see ids in order, so a client's
+``Last-Event-ID`` never skips an event it has not seen. ``take_ready`` hands out what may be
+delivered now, in id order.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .frames import Event
+
+#: Kinds whose every event is a lifecycle event (kept for the long retention).
+LIFECYCLE_KINDS = frozenset({"action"})
 
 
 def new_epoch() -> str:
@@ -23,26 +37,68 @@ def new_epoch() -> str:
     return secrets.token_hex(4)
 
 
+def lifecycle_of(
+    kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What of an event must outlive the diff window: the caller's summary, or the whole
+    payload of a lifecycle kind (an action's result)."""
+    if lifecycle is not None:
+        return lifecycle
+    if kind in LIFECYCLE_KINDS:
+        return {"data": payload}
+    return None
+
+
+@dataclass
+class Resume:
+    """How a stream with a ``Last-Event-ID`` opens, as far as the database could tell.
+
+    ``events``: every event after the id that the database holds (up to ``upto``), for a
+    replay; None when only a snapshot is honest. ``late``: with a snapshot, the lifecycle
+    events after the id (sent as ``late`` frames before it). The hub adds what was
+    published in memory after ``upto`` when it subscribes the stream.
+    """
+
+    events: list[Event] | None = None
+    late: list[Event] = field(default_factory=list)
+    upto: int = 0
+    #: False when the id is too old for even the lifecycle retention (or foreign).
+    late_complete: bool = False
+
+
 class EventLog(Protocol):
     """Where published events get their ids and from where missed ones are replayed."""
 
     @property
     def epoch(self) -> str:
-        """What names this log's ids (``<epoch>-<seq>``)."""
+        """What names this log's new ids (``<epoch>-<seq>``)."""
         ...
 
     @property
     def seq(self) -> int:
-        """The newest event's sequence number (0 before the first)."""
+        """The newest delivered event's sequence number (0 before the first)."""
         ...
 
     @property
     def last_id(self) -> str:
-        """The newest event's id (``<epoch>-0`` before the first)."""
+        """The newest delivered event's id (``<epoch>-0`` before the first)."""
         ...
 
-    def append(self, kind: str, payload: dict[str, Any]) -> Event:
-        """Give the event the next id, encode it once, keep it for replay."""
+    def append(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+        """Give the event the next id and encode it once; it is ready once every earlier
+        reserved event is published (``take_ready``)."""
+        ...
+
+    def reserve(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+        """Give the event the next id; it is delivered after ``publish``."""
+        ...
+
+    def publish(self, event: Event) -> None:
+        """A reserved event may be delivered now (its change set is committed, or failed to be)."""
+        ...
+
+    def take_ready(self) -> list[Event]:
+        """The events that may be delivered now, in id order (each handed out once)."""
         ...
 
     def parse(self, event_id: str | None) -> int | None:
@@ -50,8 +106,16 @@ class EventLog(Protocol):
         ...
 
     def replay(self, event_id: str | None) -> list[Event] | None:
-        """The events after ``event_id``, oldest first; None when only a snapshot is honest
-        (an id from elsewhere, or some of the events after it are gone)."""
+        """The events after ``event_id`` that memory holds, oldest first; None when memory
+        cannot tell (an id from elsewhere, or some of the events after it are gone)."""
+        ...
+
+    def buffered_after(self, seq: int) -> list[Event]:
+        """Whatever memory holds after ``seq`` (merged with a database read)."""
+        ...
+
+    async def resume(self, event_id: str | None) -> Resume | None:
+        """What the database knows beyond memory for ``event_id`` (None: nothing more)."""
         ...
 
 
@@ -61,7 +125,12 @@ class MemoryEventLog:
     def __init__(self, size: int = 2048, epoch: str | None = None) -> None:
         self._epoch = epoch or new_epoch()
         self._seq = 0
+        self._last_id = f"{self._epoch}-0"
+        self._next = 0
         self._buffer: deque[Event] = deque(maxlen=size)
+        #: Reserved or appended events not yet delivered, by seq; True once published.
+        self._held: dict[int, tuple[Event, bool]] = {}
+        self._ready: list[Event] = []
 
     @property
     def epoch(self) -> str:
@@ -73,32 +142,84 @@ class MemoryEventLog:
 
     @property
     def last_id(self) -> str:
-        return f"{self._epoch}-{self._seq}"
+        return self._last_id
 
-    def append(self, kind: str, payload: dict[str, Any]) -> Event:
-        self._seq += 1
-        event = Event(self._seq, self._epoch, kind, payload)
-        self._buffer.append(event)
+    def _new(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None) -> Event:
+        self._next += 1
+        summary = lifecycle_of(kind, payload, lifecycle)
+        event = Event(self._next, self._epoch, kind, payload, lifecycle=summary)
+        self._created(event)
         return event
 
+    def _created(self, event: Event) -> None:
+        """Hook: a new event got its id (the durable log queues it for writing)."""
+
+    def reserve(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+        event = self._new(kind, payload, lifecycle)
+        self._held[event.seq] = (event, False)
+        return event
+
+    def append(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+        event = self._new(kind, payload, lifecycle)
+        self._held[event.seq] = (event, True)
+        self._advance()
+        return event
+
+    def publish(self, event: Event) -> None:
+        if event.seq in self._held:
+            self._held[event.seq] = (event, True)
+            self._advance()
+
+    def _advance(self) -> None:
+        while True:
+            entry = self._held.get(self._seq + 1)
+            if entry is None or not entry[1]:
+                return
+            del self._held[self._seq + 1]
+            event = entry[0]
+            self._seq = event.seq
+            self._last_id = event.id
+            self._buffer.append(event)
+            self._ready.append(event)
+
+    def take_ready(self) -> list[Event]:
+        ready, self._ready = self._ready, []
+        return ready
+
     def parse(self, event_id: str | None) -> int | None:
-        if not event_id or len(event_id) > 64:
+        parsed = split_id(event_id)
+        if parsed is None or parsed[0] != self._epoch:
             return None
-        epoch, sep, seq_text = event_id.strip().rpartition("-")
-        # isascii(): "²".isdigit() is True, and int("²") raises.
-        if not sep or epoch != self._epoch or not (seq_text.isascii() and seq_text.isdigit()):
-            return None
-        if len(seq_text) > 18:
-            return None
-        seq = int(seq_text)
-        return seq if seq <= self._seq else None
+        return parsed[1] if parsed[1] <= self._seq else None
 
     def replay(self, event_id: str | None) -> list[Event] | None:
         seq = self.parse(event_id)
         if seq is None:
             return None
+        return self._after(seq)
+
+    def _after(self, seq: int) -> list[Event] | None:
+        """The buffered events after ``seq``, or None if some of them are gone."""
         if seq == self._seq:
             return []
         if not self._buffer or self._buffer[0].seq > seq + 1:
             return None  # some of the missed events are gone: only a snapshot is honest
         return [event for event in self._buffer if event.seq > seq]
+
+    def buffered_after(self, seq: int) -> list[Event]:
+        """Whatever the buffer holds after ``seq`` (for merging with a database read)."""
+        return [event for event in self._buffer if event.seq > seq]
+
+    async def resume(self, event_id: str | None) -> Resume | None:
+        return None
+
+
+def split_id(event_id: str | None) -> tuple[str, int] | None:
+    """``<epoch>-<seq>`` as (epoch, seq), or None for anything else (bounded, ASCII digits)."""
+    if not event_id or len(event_id) > 64:
+        return None
+    epoch, sep, seq_text = event_id.strip().rpartition("-")
+    # isascii(): "²".isdigit() is True, and int("²") raises.
+    if not sep or not epoch or not (seq_text.isascii() and seq_text.isdigit()) or len(seq_text) > 18:
+        return None
+    return epoch, int(seq_text)

@@ -1,9 +1,12 @@
 """The poller: follows qBittorrent, commits what changed, then publishes it.
 
 One loop, one direction: ``sync/maindata`` (through the instance's session) → ``TorrentTable.apply``
-→ ``Store.commit`` (one transaction) → ``Hub.publish_changes``. Publishing after the commit
-means the REST API and the stream never disagree; when the database is failing, the change is
-still published (the stream serves from memory) and the store catches up later.
+→ ``Hub.prepare_changes`` (the ``diff`` gets its id) → ``Store.commit`` (one transaction: the
+change set and, with the durable log, its event) → ``Hub.publish_prepared``. Publishing after
+the commit means the REST API and the stream never disagree, and a process killed between the
+two loses nothing: the event is in the table, and the next start replays it to whoever missed
+it. When the database is failing, the change is still published (the stream serves from
+memory) and the store and the log catch up later, together.
 
 Cadence: fast while anyone watches, slow with nobody; a first subscriber wakes the poller at
 once so a newly opened panel never waits a slow interval for fresh data.
@@ -205,10 +208,15 @@ class Poller:
         # A store that fell behind retries on every poll, not only when something changed:
         # otherwise a table that went quiet during a database fault (a download that
         # completed meanwhile) would never reach the database (test_faults, "catches up").
-        if changes or self.store.behind:
-            await self.store.commit(changes, self.table.records)
-        if changes:
-            self.hub.publish_changes(changes)
+        event = self.hub.prepare_changes(changes, self.table.records)
+        try:
+            if changes or self.store.behind:
+                await self.store.commit(changes, self.table.records)
+        finally:
+            # Published whatever the commit did: a reserved event that is never published
+            # would hold back every later one.
+            if event is not None:
+                self.hub.publish_prepared(event, changes)
         visible, newly = self.status.connected(
             version=self._version,
             database={"ok": not self.store.behind, "last_error": self.store.last_error},

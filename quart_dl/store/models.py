@@ -96,3 +96,52 @@ class TorrentSample(Model):
     class Meta:
         table = "torrent_sample"
         indexes = (("hash", "t"),)
+
+
+class EventLogMeta(Model):
+    """The event log's identity (one row): the database's id, and how far pruning went.
+
+    ``diff_floor``: the newest non-lifecycle event ever pruned (a replay from an id at or
+    after it is complete); ``lifecycle_floor``: the same for lifecycle events.
+    """
+
+    id = fields.IntField(primary_key=True)
+    database_id = fields.CharField(max_length=16)
+    diff_floor = fields.BigIntField(default=0)
+    lifecycle_floor = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "event_log_meta"
+
+
+class EventLogRun(Model):
+    """One start of the server against this database, and the first id it gave out.
+
+    Events published from memory while the database was failing are lost if the process
+    dies before they are written, and the next run gives their numbers out again: the run
+    in every id tells a lost id (``first_seq`` of the next run or later) from a kept one.
+    """
+
+    run = fields.IntField(primary_key=True, generated=False)
+    first_seq = fields.BigIntField()
+    started_at = fields.FloatField()
+
+    class Meta:
+        table = "event_log_run"
+
+
+class EventRow(Model):
+    """One published event, as sent (its SSE frame), kept for replay after a restart."""
+
+    seq = fields.BigIntField(primary_key=True, generated=False)
+    run = fields.IntField()
+    kind = fields.CharField(max_length=16)
+    t = fields.FloatField(db_index=True)
+    #: True for events with a lifecycle part (added, completed, removed, actions): the long retention.
+    lifecycle = fields.BooleanField(default=False)
+    frame = fields.TextField()
+    #: The lifecycle part (JSON text), what a ``late`` frame tells; null for plain diffs.
+    late = fields.TextField(null=True)
+
+    class Meta:
+        table = "event_log"

@@ -16,7 +16,7 @@ import logging
 import operator
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -27,7 +27,26 @@ from ..record import FIELDS, fields_of_type
 from ..torrents import ChangeSet, Record
 from .models import InstanceRow, Torrent, TorrentSample, TransferSample
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..hub.frames import Event
+
 log = logging.getLogger("quart_dl.store.store")
+
+
+class Journal(Protocol):
+    """The durable event log as the store sees it: events written in the commit's transaction."""
+
+    lock: asyncio.Lock
+
+    def unwritten(self, diffs: bool = True) -> list[Event]: ...
+
+    async def write(self, conn: BaseDBAsyncClient, events: list[Event]) -> int: ...
+
+    def written(self, upto: int) -> None: ...
+
+    def failed(self, exc: BaseException) -> None: ...
 
 #: The record's fields beside its key, in record order: the torrent row's columns.
 _RECORD_FIELDS = tuple(f for f in FIELDS if f != "hash")
@@ -90,6 +109,9 @@ class Store:
         self.created = False
         self.behind = False
         self.last_error: str | None = None
+        #: The durable event log, when there is one: its unwritten events (this change set's
+        #: ``diff`` among them) are written in the commit's transaction.
+        self.journal: Journal | None = None
 
     async def open_instance(self) -> dict[str, Record]:
         """Get or create the instance row; return the torrents last committed for it."""
@@ -110,6 +132,18 @@ class Store:
         writes all of it, so the database catches up with the present, not the past.
         """
         assert self.instance_id is not None, "open_instance() first"
+        journal = self.journal
+        if journal is None:
+            return self._done(await self._commit(changes, records, None))
+        async with journal.lock:
+            failure = await self._commit(changes, records, journal)
+        return self._done(failure)
+
+    async def _commit(
+        self, changes: ChangeSet, records: Mapping[str, Record], journal: Journal | None
+    ) -> BaseException | None:
+        """One transaction: the change set (or the whole table), and the unwritten events."""
+        upto = 0
         try:
             async with in_transaction() as conn:
                 if self.behind:
@@ -125,14 +159,25 @@ class Store:
                     touched = [records[h] for h in changes.changed if h in records]
                     if touched:
                         await self._upsert(touched, conn)
+                if journal is not None:
+                    upto = await journal.write(conn, journal.unwritten())
         except DB_ERRORS as exc:
+            if journal is not None:
+                journal.failed(exc)
+            return exc
+        if journal is not None:
+            journal.written(upto)
+        return None
+
+    def _done(self, exc: BaseException | None) -> bool:
+        if exc is not None:
             if not self.behind:
                 log.warning("database write failed, serving from memory: %s", _describe(exc))
             self.behind = True
             self.last_error = exc.__class__.__name__
             return False
         if self.behind:
-            log.info("database reachable again; caught up with %d torrents", len(records))
+            log.info("database reachable again; caught up")
         self.behind = False
         self.last_error = None
         return True

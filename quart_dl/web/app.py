@@ -1,7 +1,8 @@
 """The app factory: wires settings, the hub and the qBittorrent instances into a Quart app.
 
-Start-up (``before_serving``): open the database and create its schema, load what it knew,
-start the heartbeat tick and each instance's poller. Shutdown (``after_serving``): end every
+Start-up (``before_serving``): open the database and create its schema, open the durable
+event log (a new run: quart_dl/store/event_log.py), load what it knew, start the heartbeat
+tick and each instance's poller. Shutdown (``after_serving``): end every
 stream, stop the instances (poller and session) and the tick, close the database; nothing is left running.
 """
 
@@ -16,6 +17,7 @@ from ..metrics import Metrics
 from ..qbittorrent.instance import Instance, InstanceSettings
 from ..qbittorrent.session import Session
 from ..settings import Settings
+from ..store.event_log import DurableEventLog
 from ..store.store import close_database, open_database
 from .access import install_access
 from .actions import install_actions
@@ -47,12 +49,20 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     metrics = Metrics()
+    event_log = DurableEventLog(
+        settings.replay_size,
+        diff_events=settings.event_window_events,
+        diff_seconds=settings.event_window_minutes * 60.0,
+        lifecycle_seconds=settings.lifecycle_days * 86400.0,
+        max_pending=settings.event_window_events,
+    )
     hub = Hub(
         heartbeat=settings.heartbeat,
         queue_size=settings.queue_size,
         send_timeout=settings.send_timeout,
         replay_size=settings.replay_size,
         metrics=metrics,
+        log=event_log,
     )
     metrics.gauges["sse_clients"] = lambda: hub.client_count
     instance = Instance(
@@ -63,6 +73,7 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
         sample_interval=settings.sample_interval,
         history_seconds=settings.history_minutes * 60.0,
     )
+    instance.store.journal = event_log
     app.extensions["quart_dl"] = Runtime(settings, hub, {instance.id: instance}, metrics)
 
     app.register_blueprint(api_bp)
@@ -82,6 +93,8 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
         if settings.database_url == "":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         await open_database(settings.resolved_database_url())
+        await event_log.open()
+        event_log.start()
         rt = runtime(app)
         rt.hub.start()
         for instance in rt.instances.values():
@@ -94,6 +107,7 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
         for instance in rt.instances.values():
             await instance.stop()
         await rt.hub.stop()
+        await event_log.stop()
         await close_database()
 
     return app

@@ -37,6 +37,7 @@ from quart_schema import document_response, validate_querystring
 
 from ..hub import CLIENT_CLOSED, Hub, QueueSink, Sink, TransportSink
 from ..hub.frames import retry_frame
+from ..hub.log import Resume
 from ..server.takeover import TAKEOVER, Takeover
 from ..torrents import HASH_RE
 from .errors import api_error
@@ -73,7 +74,7 @@ STREAM_HEADERS = {
 @document_response(ErrorBody, 503)
 async def all_events(query_args: StreamQuery) -> Response:
     """Every torrent, status and transfer: the panel's dashboard and Home Assistant."""
-    return _stream_response(None, query_args)
+    return await _stream_response(None, query_args)
 
 
 @bp.get("/api/torrents/<torrent_hash>/events")
@@ -88,7 +89,7 @@ async def torrent_events(torrent_hash: str, query_args: StreamQuery) -> Response
         return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
     if torrent_hash not in runtime().hub.torrents:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
-    return _stream_response(torrent_hash, query_args)
+    return await _stream_response(torrent_hash, query_args)
 
 
 @bp.record_once
@@ -106,7 +107,7 @@ def _count_streams_by_carrier(state: BlueprintSetupState) -> None:
     rt.metrics.labelled_gauges["sse_streams"] = by_carrier
 
 
-def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
+async def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
     rt = runtime()
     if rt.hub.closing:
         response = api_error(503, "shutting_down", "the server is restarting; retry shortly")
@@ -114,12 +115,16 @@ def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
         return response
     last_event_id = request.headers.get("Last-Event-ID") or query.lastEventId
     remote = request.remote_addr or "-"
+    # Read from the durable log what memory no longer holds (an id from before a restart),
+    # here, before subscribing: ``subscribe`` itself must not await (hub.py).
+    resume = await rt.hub.resume(last_event_id)
     ticket = admit_stream(remote)
     if isinstance(ticket, Response):
         return ticket
     plan = StreamPlan(
         rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, query.heartbeat == "event", ticket
     )
+    plan.resume = resume
     takeover = request.scope.get("extensions", {}).get(TAKEOVER)
     if isinstance(takeover, Takeover):
         takeover.plan = plan
@@ -138,12 +143,22 @@ class _Subscription(TypedDict):
     torrent_hash: str | None
     last_event_id: str | None
     heartbeat_as_event: bool
+    resume: Resume | None
 
 
 class StreamPlan:
     """An admitted stream, as the route decided it: what ``open`` subscribes with."""
 
-    __slots__ = ("heartbeat_as_event", "hub", "last_event_id", "remote", "retry_ms", "ticket", "torrent_hash")
+    __slots__ = (
+        "heartbeat_as_event",
+        "hub",
+        "last_event_id",
+        "remote",
+        "resume",
+        "retry_ms",
+        "ticket",
+        "torrent_hash",
+    )
 
     def __init__(
         self,
@@ -162,6 +177,8 @@ class StreamPlan:
         self.remote = remote
         self.heartbeat_as_event = heartbeat_as_event
         self.ticket = ticket
+        #: What the durable log read for ``last_event_id`` (``Hub.resume``), if anything.
+        self.resume: Resume | None = None
 
     def open_transport(self, transport: Transport, chunked: bool) -> tuple[TransportSink, bytes]:
         """Subscribe a stream the socket layer holds; the opening to write first."""
@@ -181,6 +198,7 @@ class StreamPlan:
             "torrent_hash": self.torrent_hash,
             "last_event_id": self.last_event_id,
             "heartbeat_as_event": self.heartbeat_as_event,
+            "resume": self.resume,
         }
 
     def _opened(self, sink: Sink, opening: list[bytes], how: str) -> bytes:

@@ -70,8 +70,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
-    # Entities exist now, so the very first pushed event reaches them.
+    # Entities exist now, so the very first pushed event reaches them. The stream resumes
+    # from the event id stored before Home Assistant (or this entry) last stopped.
+    await coordinator.async_load_resume_point()
     coordinator.async_start_stream()
+    entry.async_on_unload(coordinator.async_save_resume_point)
 
     if async_register_panel(hass, entry, client.base_url, entry.data.get(CONF_ACCESS_TOKEN)):
         entry.async_on_unload(lambda: async_remove_panel(hass, entry))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -235,6 +235,7 @@ class QuartDlClient:
         last_event_id: str | None,
         read_timeout: float,
         parser: SseParser,
+        on_open: Callable[[], None] | None = None,
     ) -> AsyncGenerator[SseEvent]:
         """Yield the events of ``GET /api/events`` until the stream ends or fails.
 
@@ -243,7 +244,8 @@ class QuartDlClient:
         timeout. The caller owns ``parser`` so that the last event id and the ``retry``
         hint survive the end of this generator. A normal end (the server closed the
         stream) is just the end of iteration; everything else raises a
-        :class:`QuartDlError`.
+        :class:`QuartDlError`. ``on_open`` is called once the stream is accepted: a stream
+        resumed with nothing missed sends no event until something happens.
         """
         parser.reset()
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
@@ -266,6 +268,8 @@ class QuartDlClient:
                     raise QuartDlResponseError(
                         f"/api/events: unexpected content type {content_type!r}"
                     )
+                if on_open is not None:
+                    on_open()
                 async for chunk in response.content.iter_any():
                     for event in parser.feed(chunk):
                         yield event

@@ -32,6 +32,15 @@ PANEL_PATH: Final = "/"
 EVENT_DOWNLOAD_ADDED: Final = f"{DOMAIN}_download_added"
 EVENT_DOWNLOAD_COMPLETED: Final = f"{DOMAIN}_download_completed"
 
+#: Where each entry keeps the id of the last event it applied (Home Assistant's ``Store``).
+STORAGE_VERSION: Final = 1
+STORAGE_KEY: Final = f"{DOMAIN}.stream"
+#: How long after the last event its id is written (any pending write is flushed when
+#: Home Assistant stops); an event that fired a bus event is written at once.
+STORAGE_DELAY: Final = 5.0
+#: A download event that happened this long (seconds) before it is fired is marked late.
+LATE_AFTER: Final = 10.0
+
 #: How often the REST API is polled while the event stream is down. While the stream is
 #: up nothing is polled: the stream is the single source of truth.
 FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=10)

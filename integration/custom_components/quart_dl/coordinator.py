@@ -11,12 +11,19 @@ interval plus a few milliseconds. Polling (``_async_update_data``) is used only
   off again when it delivers its first event. A failed poll is what marks the entities
   unavailable.
 
-Automation events are fired from ``diff`` events only (their ``added`` and ``completed``
-lists), never from a snapshot or a poll: a snapshot shows state, not what just happened,
-so a reconnect must not announce every finished download again. A reconnect carries
-``Last-Event-ID``, so missed diffs are replayed by the server exactly once; when the
-server can no longer replay them it sends a snapshot and those events are gone (the
-protocol's trade-off, which we accept rather than guess).
+Automation events are fired from ``diff`` events (their ``added`` and ``completed``
+lists) and from ``late`` events, never from a snapshot or a poll: a snapshot shows state,
+not what just happened, so a reconnect must not announce every finished download again.
+
+Exactly once across restarts. The id of the last applied event is kept with Home
+Assistant's ``Store`` and sent as ``Last-Event-ID`` after a restart of Home Assistant or of
+the server: the server's event log is durable, so it replays the missed diffs, or, past its
+diff window, sends the missed ``late`` lifecycle events (each with its id and the time it
+happened) and a snapshot. An event that happened more than ``LATE_AFTER`` seconds before it
+is fired carries ``late: true`` and ``happened_at``. Ids are monotonic per server database
+(``<database>.<run>-<seq>``): an event at or below the last one that fired anything is never
+fired again, whatever replays overlap. An id is written after its bus events are fired (at
+once): a crash in between could fire one event twice; never one lost.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .api import (
     QuartDlAuthError,
@@ -47,11 +56,15 @@ from .const import (
     EVENT_DOWNLOAD_ADDED,
     EVENT_DOWNLOAD_COMPLETED,
     FALLBACK_POLL_INTERVAL,
+    LATE_AFTER,
     LOGGER,
     MAX_RETRY_DELAY,
     MIN_RETRY_DELAY,
     PROTOCOL_VERSION,
     RETRY_JITTER,
+    STORAGE_DELAY,
+    STORAGE_KEY,
+    STORAGE_VERSION,
     STREAM_READ_MARGIN,
 )
 from .models import ServerState, TorrentRecord
@@ -102,6 +115,37 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         # running when the stream came back does not overwrite newer pushed data.
         self._generation = 0
         self._stream_task: asyncio.Task[None] | None = None
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
+        )
+        #: (database, seq) of the newest event that fired bus events: nothing at or
+        #: before it fires again.
+        self._fired: tuple[str, int] | None = None
+
+    async def async_load_resume_point(self) -> None:
+        """Resume from the event id stored before Home Assistant last stopped."""
+        stored = await self._store.async_load()
+        if not isinstance(stored, dict):
+            return
+        last = stored.get("last_event_id")
+        if isinstance(last, str) and last:
+            self.parser.last_event_id = last
+            self.parser.reset()
+            self.stream.last_event_id = last
+        fired = stored.get("fired")
+        if isinstance(fired, list) and len(fired) == 2:
+            self._fired = (str(fired[0]), int(fired[1]))
+        LOGGER.debug("Resuming %s from event %s", self.client.base_url, last)
+
+    async def async_save_resume_point(self) -> None:
+        """Write the last event id now (the entry unloads: its stream task is gone)."""
+        await self._store.async_save(self._stored())
+
+    def _stored(self) -> dict[str, Any]:
+        return {
+            "last_event_id": self.parser.last_event_id,
+            "fired": list(self._fired) if self._fired else None,
+        }
 
     # ------------------------------------------------------------------ polling
 
@@ -211,6 +255,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             last_event_id=self.parser.last_event_id,
             read_timeout=self._read_timeout(),
             parser=self.parser,
+            on_open=self._stream_opened,
         )
         # aclosing: a bad event raises out of the loop; the response must be closed now,
         # not whenever the abandoned generator is garbage-collected.
@@ -235,9 +280,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self._schedule_refresh()
 
     @callback
-    def _handle_event(self, event: SseEvent) -> None:
-        """Apply one stream event and publish the result."""
-        payload = decode_event(event)
+    def _stream_opened(self) -> None:
+        """The server accepted the stream (a resumed one may stay silent until news)."""
+        self._mark_connected()
+
+    @callback
+    def _mark_connected(self) -> None:
         if not self.stream.connected:
             self.stream.connected = True
             self.stream.connects += 1
@@ -247,6 +295,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             # The stream pushes: no polling while it is up.
             self.update_interval = None
             LOGGER.debug("Event stream from %s is up", self.client.base_url)
+
+    @callback
+    def _handle_event(self, event: SseEvent) -> None:
+        """Apply one stream event and publish the result."""
+        payload = decode_event(event)
+        self._mark_connected()
         self.stream.events += 1
         self.stream.last_event_id = event.id
         state = self.data if self.data is not None else ServerState()
@@ -265,19 +319,55 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             diff = state.apply_diff(payload)
         elif event.event == "status":
             state.apply_status(payload)
+        elif event.event == "late":
+            self._late(event, payload)
+            return
         else:
             LOGGER.debug("Ignoring unknown event %r", event.event)
             return
         self._generation += 1
         self.async_set_updated_data(state)
-        if diff is not None:
+        if diff is not None and (diff.added or diff.completed) and self._first_time(event.id):
+            happened = payload.get("t")
             for record in diff.added:
-                self._fire(EVENT_DOWNLOAD_ADDED, record)
+                self._fire(EVENT_DOWNLOAD_ADDED, record, happened)
             for record in diff.completed:
-                self._fire(EVENT_DOWNLOAD_COMPLETED, record)
+                self._fire(EVENT_DOWNLOAD_COMPLETED, record, happened)
+            self._store.async_delay_save(self._stored, 0)
+        else:
+            self._store.async_delay_save(self._stored, STORAGE_DELAY)
 
     @callback
-    def _fire(self, event_type: str, record: TorrentRecord) -> None:
+    def _late(self, event: SseEvent, payload: dict[str, Any]) -> None:
+        """A lifecycle event the server kept past its diff window: fire what it says.
+
+        The snapshot that follows brings the state; this only announces.
+        """
+        if self._first_time(event.id):
+            torrents = payload.get("torrents") or {}
+            happened = payload.get("t")
+            for key, event_type in (
+                ("added", EVENT_DOWNLOAD_ADDED),
+                ("completed", EVENT_DOWNLOAD_COMPLETED),
+            ):
+                for torrent_hash in payload.get(key) or ():
+                    record = torrents.get(torrent_hash) or {"hash": torrent_hash}
+                    self._fire(event_type, record, happened)
+        self._store.async_delay_save(self._stored, 0)
+
+    def _first_time(self, event_id: str | None) -> bool:
+        """True (and remembered) unless an event at or after this id already fired."""
+        key = _event_key(event_id)
+        if key is None:
+            return True
+        if self._fired is not None and self._fired[0] == key[0] and key[1] <= self._fired[1]:
+            LOGGER.debug("Not firing event %s again", event_id)
+            return False
+        self._fired = key
+        return True
+
+    @callback
+    def _fire(self, event_type: str, record: TorrentRecord, happened: Any = None) -> None:
         """Put a download event on the bus, with what an automation needs to act."""
         data: dict[str, Any] = {
             "config_entry_id": self.config_entry.entry_id,
@@ -286,5 +376,21 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             "size": record.get("size"),
             "save_path": record.get("save_path"),
         }
+        if isinstance(happened, int | float) and time.time() - happened > LATE_AFTER:
+            data["late"] = True
+            data["happened_at"] = dt_util.utc_from_timestamp(happened).isoformat()
         LOGGER.debug("Firing %s for %s", event_type, data["hash"])
         self.hass.bus.async_fire(event_type, data)
+
+
+def _event_key(event_id: str | None) -> tuple[str, int] | None:
+    """``<database>.<run>-<seq>`` as (database, seq): ids compare within one database.
+
+    An id of an older server (``<epoch>-<seq>``, per process) compares within its epoch.
+    """
+    if not event_id:
+        return None
+    epoch, sep, seq = event_id.rpartition("-")
+    if not sep or not seq.isdigit():
+        return None
+    return epoch.split(".", 1)[0], int(seq)
