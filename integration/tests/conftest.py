@@ -17,8 +17,8 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-import pytest_socket
-import qbittorrentapi  # type: ignore[import-untyped]
+import pytest_socket  # type: ignore[import-untyped]
+import qbittorrentapi
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant

@@ -7,7 +7,7 @@ from functools import partial
 import qbittorrentapi
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 
 from .actions_helpers import in_qbittorrent, new_magnet, paused
 from .helpers import entity_id

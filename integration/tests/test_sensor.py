@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import async_fire_time_changed  # type: ignore[import-untyped]
 from quart_dl.lab.server_process import ServerProcess
 
 from custom_components.quart_dl.api import normalize_url

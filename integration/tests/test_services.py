@@ -16,7 +16,7 @@ import pytest
 import qbittorrentapi
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.server_process import ServerProcess
 
 from custom_components.quart_dl.const import DOMAIN
@@ -166,7 +166,7 @@ async def test_errors_are_translated(
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "stop_torrent", entry, hashes=[unknown])
     assert caught.value.translation_key == "unknown_torrents"
-    assert caught.value.translation_placeholders["hashes"] == unknown
+    assert (caught.value.translation_placeholders or {}).get("hashes") == unknown
 
     with pytest.raises(ServiceValidationError) as caught:
         await hass.services.async_call(
@@ -177,9 +177,9 @@ async def test_errors_are_translated(
     info_hash = await add(hass, qbt, entry)
     # A second entry for the same server, with the read-only token.
     read_only = await setup_actions_entry(hass, actions_server, token=READ_TOKEN)
-    with pytest.raises(HomeAssistantError) as caught:
+    with pytest.raises(HomeAssistantError) as refused:
         await call(hass, "stop_torrent", read_only, hashes=[info_hash])
-    assert caught.value.translation_key == "read_only"
+    assert refused.value.translation_key == "read_only"
     # Read-only still reads, and qBittorrent was not touched.
     answer = await call(hass, "get_torrents", read_only)
     assert info_hash in [t["hash"] for t in answer["torrents"]]

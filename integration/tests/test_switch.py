@@ -5,7 +5,7 @@ from __future__ import annotations
 import qbittorrentapi
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.wait import wait_for_async
 
 from .actions_helpers import until
