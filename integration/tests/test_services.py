@@ -8,20 +8,24 @@ see each other's torrents.
 
 from __future__ import annotations
 
+import io
 import uuid
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 import qbittorrentapi
+import torf  # type: ignore[import-untyped]
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.transfer import make_payload, make_torrent
 
 from custom_components.quart_dl.const import DOMAIN
 
-from .actions_helpers import in_qbittorrent, new_magnet, paused
+from .actions_helpers import in_qbittorrent, new_magnet, paused, until
 from .conftest import READ_TOKEN, setup_actions_entry
 
 
@@ -55,7 +59,7 @@ async def add(
 
 
 async def test_add_torrent_with_options_and_get_torrents(
-    hass: HomeAssistant, entry: MockConfigEntry, qbt: qbittorrentapi.Client, tmp_path: Any
+    hass: HomeAssistant, entry: MockConfigEntry, qbt: qbittorrentapi.Client, tmp_path: Path
 ) -> None:
     """add_torrent takes save path, category, tags and stopped; get_torrents filters."""
     save_path = str(tmp_path / "films")
@@ -139,16 +143,35 @@ async def test_set_category_and_set_tags(
     )
 
 
+async def seeded(
+    hass: HomeAssistant, qbt: qbittorrentapi.Client, folder: Path, name: str
+) -> tuple[str, Path]:
+    """A real torrent with its file on disk, added to qBittorrent and checked complete."""
+    payload = await hass.async_add_executor_job(make_payload, folder, name, 64 * 1024)
+    data = await hass.async_add_executor_job(make_torrent, payload)
+    info_hash = str(torf.Torrent.read_stream(io.BytesIO(data)).infohash)
+    await hass.async_add_executor_job(
+        partial(qbt.torrents_add, torrent_files=data, save_path=str(folder))
+    )
+    await in_qbittorrent(
+        hass, qbt, info_hash, lambda r: r is not None and r["progress"] == 1, "checked complete"
+    )
+    return info_hash, payload
+
+
 async def test_remove_torrent(
-    hass: HomeAssistant, entry: MockConfigEntry, qbt: qbittorrentapi.Client
+    hass: HomeAssistant, entry: MockConfigEntry, qbt: qbittorrentapi.Client, tmp_path: Path
 ) -> None:
-    """remove_torrent removes the torrent from qBittorrent (files kept by default)."""
-    kept = await add(hass, qbt, entry, stopped=True)
-    gone = await add(hass, qbt, entry, stopped=True)
+    """remove_torrent removes the torrent from qBittorrent; its files stay unless
+    delete_files is set, and then they are gone from the disk."""
+    kept, kept_file = await seeded(hass, qbt, tmp_path / "kept", "kept.bin")
+    gone, gone_file = await seeded(hass, qbt, tmp_path / "gone", "gone.bin")
     await call(hass, "remove_torrent", entry, hashes=[kept])
     await call(hass, "remove_torrent", entry, hashes=[gone], delete_files=True)
     await in_qbittorrent(hass, qbt, kept, lambda r: r is None, "the first torrent removed")
     await in_qbittorrent(hass, qbt, gone, lambda r: r is None, "the second torrent removed")
+    await until(hass, gone_file.exists, lambda exists: not exists, "the deleted file gone")
+    assert kept_file.exists()
 
 
 async def test_errors_are_translated(
