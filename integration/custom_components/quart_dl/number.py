@@ -2,7 +2,9 @@
 
 Shown in KiB/s because qBittorrent keeps global limits in whole KiB/s anyway (2,000,000
 bytes/s reads back as 1,999,872); 0 means unlimited. While the alternative speed limits
-are on, qBittorrent reports (and the server sets) the alternative ones.
+are on, qBittorrent's ``server_state`` reports the alternative limits, so the numbers show
+those; which limit a change made then lands on is qBittorrent's business and is not
+tested here (the tests set limits with the alternative limits off).
 """
 
 from __future__ import annotations
