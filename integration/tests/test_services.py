@@ -208,3 +208,24 @@ async def test_errors_are_translated(
     assert info_hash in [t["hash"] for t in answer["torrents"]]
     record = await hass.async_add_executor_job(partial(qbt.torrents_info, torrent_hashes=info_hash))
     assert not paused(dict(record[0]))
+
+
+async def test_descriptions_load_with_every_field(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """services.yaml loads as Home Assistant reads it for the action editor (anchors and
+    all), with each field and its selector, and the English names from strings.json."""
+    from homeassistant.helpers.service import async_get_all_descriptions
+
+    descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
+    assert set(descriptions) == {
+        "add_torrent", "remove_torrent", "start_torrent", "stop_torrent",
+        "set_category", "set_tags", "get_torrents",
+    }
+    for service, description in descriptions.items():
+        assert description["fields"]["entry_id"]["selector"] == {
+            "config_entry": {"integration": DOMAIN}
+        }, service
+        assert description["name"], service
+    assert descriptions["remove_torrent"]["fields"]["hashes"]["required"] is True
+    assert descriptions["get_torrents"]["response"] == {"optional": False}
