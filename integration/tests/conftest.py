@@ -8,18 +8,23 @@ with an empty data directory, so no test sees another's events.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
 import pytest_socket  # type: ignore[import-untyped]
+import qbittorrentapi
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_URL
+from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import DATA_CONNECTOR
 from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
+from quart_dl.lab.qbittorrent_nox import QbtInstance
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
@@ -30,7 +35,7 @@ from quart_dl.lab.wait import wait_for_async
 import custom_components.quart_dl  # noqa: F401
 from custom_components.quart_dl.api import normalize_url
 from custom_components.quart_dl.config_flow import entry_title
-from custom_components.quart_dl.const import DOMAIN
+from custom_components.quart_dl.const import CONF_SPEED_INTERVAL, DOMAIN
 
 from .helpers import FakeHostsResolver, TcpProxy
 
@@ -151,12 +156,23 @@ def named_host(hass: HomeAssistant) -> Iterator[str]:
         yield TEST_HOST
 
 
-def wait_for_sync_connected(process: ServerProcess, timeout: float = 20.0) -> None:
-    """Block until the server reports qBittorrent as connected."""
+def wait_for_sync_connected(
+    process: ServerProcess, timeout: float = 20.0, token: str | None = None
+) -> None:
+    """Block until the server reports qBittorrent as connected (``token``: its token)."""
     from quart_dl.lab.wait import wait_for as wait_sync
 
+    def status() -> Any:
+        if token is None:
+            return process.status()
+        request = urllib.request.Request(
+            process.url + "api/status", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
     wait_sync(
-        lambda: process.status()["status"]["qbittorrent"] == "connected",
+        lambda: status()["status"]["qbittorrent"] == "connected",
         timeout,
         "the server to connect to qBittorrent",
     )
@@ -176,18 +192,21 @@ async def proxy(server: ServerProcess) -> AsyncIterator[TcpProxy]:
 def mock_entry(url: str, **kwargs: object) -> MockConfigEntry:
     """A config entry as the config flow would create it for ``url``."""
     base_url = normalize_url(url)
+    # Unthrottled speed sensors: the push tests compare every published speed with the
+    # sensor's states. test_sensor.py checks the throttle with the real default.
+    kwargs.setdefault("options", {CONF_SPEED_INTERVAL: 0})
+    kwargs.setdefault("data", {CONF_URL: base_url})
     return MockConfigEntry(
         domain=DOMAIN,
         title=entry_title(base_url),
         unique_id=base_url,
-        data={CONF_URL: base_url},
         **kwargs,
     )
 
 
-async def setup_entry(hass: HomeAssistant, url: str) -> MockConfigEntry:
+async def setup_entry(hass: HomeAssistant, url: str, **kwargs: object) -> MockConfigEntry:
     """Add and set up an entry for ``url``; wait until its event stream is up."""
-    entry = mock_entry(url)
+    entry = mock_entry(url, **kwargs)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -201,3 +220,78 @@ async def setup_entry(hass: HomeAssistant, url: str) -> MockConfigEntry:
 async def entry(hass: HomeAssistant, server: ServerProcess) -> MockConfigEntry:
     """Our config entry, loaded, with its stream connected straight to the server."""
     return await setup_entry(hass, server.url)
+
+
+#: The tokens of the ``actions_server`` fixture: the full one acts, the read one only reads.
+ACTIONS_TOKEN = "integration-actions-token-0123456789"
+READ_TOKEN = "integration-read-only-token-0123456789"
+
+
+@pytest.fixture(scope="session")
+def actions_qbt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QbtInstance]:
+    """One ``qbittorrent-nox`` of its own for the action tests.
+
+    Actions stop, delete and relabel torrents and switch global limits: on the shared
+    transfer pair they would disturb the other tests' downloads. Torrents here are magnet
+    links nobody serves (no DHT, no peers), which qBittorrent keeps as torrents waiting
+    for metadata: enough to start, stop, label and remove them.
+    """
+    pytest_socket.enable_socket()  # see qbt_pair
+    daemon = QbtInstance(tmp_path_factory.mktemp("actions-qbt"), name="actions")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def actions_server(
+    actions_qbt: QbtInstance, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A quart-dl server on :func:`actions_qbt` with a full and a read-only token."""
+    pytest_socket.enable_socket()  # see qbt_pair
+    process = ServerProcess(
+        tmp_path_factory.mktemp("actions-server"),
+        qbt_url=actions_qbt.url,
+        qbt_username=actions_qbt.username,
+        qbt_password=actions_qbt.password,
+        heartbeat=1.0,
+        poll_interval=0.5,
+        extra_args=SERVER_ARGS,
+        env={"QUART_DL_ACCESS_TOKEN": ACTIONS_TOKEN, "QUART_DL_READ_TOKEN": READ_TOKEN},
+    )
+    process.start()
+    try:
+        wait_for_sync_connected(process, token=ACTIONS_TOKEN)
+        yield process
+    finally:
+        process.stop()
+
+
+async def setup_actions_entry(
+    hass: HomeAssistant, server: ServerProcess, token: str = ACTIONS_TOKEN
+) -> MockConfigEntry:
+    """An entry for :func:`actions_server` with ``token``, loaded, its stream up."""
+    base_url = normalize_url(server.url)
+    return await setup_entry(
+        hass,
+        server.url,
+        data={CONF_URL: base_url, CONF_ACCESS_TOKEN: token},
+    )
+
+
+@pytest.fixture
+def qbt(actions_qbt: QbtInstance) -> qbittorrentapi.Client:
+    """A client of the actions daemon, to see the actions' effects in qBittorrent."""
+    client = qbittorrentapi.Client(
+        host=actions_qbt.url, username=actions_qbt.username, password=actions_qbt.password
+    )
+    client.auth_log_in()
+    return client
+
+
+@pytest.fixture
+async def actions_entry(hass: HomeAssistant, actions_server: ServerProcess) -> MockConfigEntry:
+    """An entry for :func:`actions_server` with its full access token."""
+    return await setup_actions_entry(hass, actions_server)

@@ -296,3 +296,33 @@ async def test_reauth_on_a_refused_host_name(
         "url": named.data[CONF_URL],
         "host": named_host,
     }
+
+
+async def test_options_speed_interval_defaults_to_ten_and_is_kept_whole(
+    hass: HomeAssistant, server: ServerProcess
+) -> None:
+    """The options form offers 10 s for the speed sensors; a chosen value is stored in
+    whole seconds (the number selector hands back a float)."""
+    from custom_components.quart_dl.const import CONF_SPEED_INTERVAL
+
+    from .conftest import setup_entry
+
+    entry = await setup_entry(hass, server.url, options={})
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    defaults = {
+        str(key): key.default() for key in result["data_schema"].schema if hasattr(key, "default")
+    }
+    assert defaults[CONF_SPEED_INTERVAL] == 10
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_SHOW_PANEL: True,
+            CONF_PANEL_TITLE: "Downloads",
+            CONF_PANEL_ICON: "mdi:download",
+            CONF_SPEED_INTERVAL: 5.0,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options[CONF_SPEED_INTERVAL] == 5
+    assert isinstance(entry.options[CONF_SPEED_INTERVAL], int)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import homeassistant
+from homeassistant.helpers.entity import EntityDescription
 
 COMPONENT = Path(__file__).parents[1] / "custom_components" / "quart_dl"
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
@@ -68,23 +70,106 @@ def test_flow_errors_and_aborts_have_text() -> None:
     assert errors >= {"cannot_connect", "invalid_auth", "invalid_url", "not_quart_dl"}
     assert errors <= set(strings["config"]["error"])
     assert aborts <= set(strings["config"]["abort"])
-    coordinator = (COMPONENT / "coordinator.py").read_text("utf-8")
-    exceptions = set(re.findall(r'translation_key="([a-z_]+)"', coordinator))
-    assert exceptions
+    exceptions: set[str] = set()
+    # The modules that raise (the platforms' translation keys are entity names).
+    for module in ("__init__.py", "coordinator.py", "services.py", "errors.py"):
+        text = (COMPONENT / module).read_text("utf-8")
+        exceptions |= set(re.findall(r'translation_key="([a-z_]+)"', text))
+    assert {"cannot_connect", "entry_not_found", "invalid_hash"} <= exceptions
     assert exceptions <= set(strings["exceptions"])
 
 
 def test_every_entity_has_a_name_and_an_icon() -> None:
-    """Entity descriptions, strings.json and icons.json agree."""
+    """Entity descriptions, strings.json and icons.json agree, on every platform."""
+    from custom_components.quart_dl import PLATFORMS
     from custom_components.quart_dl.binary_sensor import BINARY_SENSORS
+    from custom_components.quart_dl.button import BUTTONS
+    from custom_components.quart_dl.number import NUMBERS
     from custom_components.quart_dl.sensor import SENSORS
+    from custom_components.quart_dl.switch import SWITCHES
 
     strings = resolve_strings()["entity"]
     icons = json.loads((COMPONENT / "icons.json").read_text("utf-8"))["entity"]
-    for platform, descriptions in (("sensor", SENSORS), ("binary_sensor", BINARY_SENSORS)):
+    platforms: dict[str, Sequence[EntityDescription]] = {
+        "sensor": SENSORS,
+        "binary_sensor": BINARY_SENSORS,
+        "switch": SWITCHES,
+        "button": BUTTONS,
+        "number": NUMBERS,
+    }
+    assert set(platforms) == {str(platform) for platform in PLATFORMS}
+    for platform, descriptions in platforms.items():
         keys = {d.translation_key for d in descriptions}
         assert keys == set(strings[platform]), platform
         assert keys == set(icons[platform]), platform
+        for key in keys:
+            assert strings[platform][key]["name"], (platform, key)
+
+
+def test_every_service_and_field_has_strings_and_an_icon() -> None:
+    """services.yaml, strings.json's ``services`` and icons.json name the same actions,
+    and every field of every action has a name and a description."""
+    from homeassistant.util.yaml import load_yaml_dict
+
+    from custom_components.quart_dl.services import _SERVICES
+
+    described = load_yaml_dict(str(COMPONENT / "services.yaml"))
+    strings = resolve_strings()["services"]
+    icons = json.loads((COMPONENT / "icons.json").read_text("utf-8"))["services"]
+    registered = {name for name, *_ in _SERVICES}
+    assert set(described) == registered == set(strings) == set(icons)
+    for service, description in described.items():
+        assert strings[service]["name"], service
+        assert strings[service]["description"], service
+        fields = set(description["fields"])
+        assert fields == set(strings[service]["fields"]), service
+        for name in fields:
+            field = strings[service]["fields"][name]
+            assert field["name"], (service, name)
+            assert field["description"], (service, name)
+        schema_fields = {str(key) for key in next(
+            schema for name, _, schema, _ in _SERVICES if name == service
+        ).schema}
+        assert fields == schema_fields, service
+    selector = resolve_strings()["selector"]["phase"]["options"]
+    from custom_components.quart_dl.services import PHASES
+
+    assert set(selector) == set(PHASES)
+
+
+def test_every_action_error_has_a_sentence_with_its_placeholders() -> None:
+    """Each error an action can raise has a translated message whose placeholders are
+    all given (a missing one shows as ``{name}`` to the user)."""
+    from custom_components.quart_dl.api import (
+        QuartDlActionError,
+        QuartDlAuthError,
+        QuartDlConnectionError,
+        QuartDlHostNotAllowedError,
+        QuartDlResponseError,
+    )
+    from custom_components.quart_dl.errors import action_error
+
+    exceptions = resolve_strings()["exceptions"]
+    codes = (
+        "read_only", "actions_disabled", "unknown_torrents", "invalid_parameter",
+        "invalid_body", "qbittorrent_refused", "qbittorrent_unavailable", "too_large",
+    )
+    errors = [
+        *(QuartDlActionError("/p", 400, code, "m", "f", ("h",)) for code in codes),
+        QuartDlAuthError("/p"),
+        QuartDlHostNotAllowedError("/p", "host"),
+        QuartDlConnectionError("/p", "timed out"),
+        QuartDlResponseError("/p: HTTP 502"),
+    ]
+    keys = set()
+    for err in errors:
+        translated = action_error(err, "http://x")
+        key = translated.translation_key
+        assert key in exceptions, key
+        keys.add(key)
+        wanted = set(re.findall(r"\{([a-z_]+)\}", exceptions[key]["message"]))
+        assert wanted <= set(translated.translation_placeholders or {}), key
+    assert len(keys) >= 10
 
 
 if __name__ == "__main__":

@@ -74,6 +74,37 @@ class QuartDlResponseError(QuartDlError):
     """The server answered, but not like a quart-dl server of our protocol version."""
 
 
+class QuartDlActionError(QuartDlError):
+    """The server refused an action with one of its JSON errors (``{"error", "message"}``).
+
+    ``code`` is the protocol's error code (``read_only``, ``unknown_torrents``,
+    ``qbittorrent_refused``, ...), ``message`` the server's sentence (qBittorrent's reason
+    for a refusal), ``field`` the parameter it names, ``hashes`` the unknown torrents of a
+    404 ``unknown_torrents``. The services turn these into translated errors by ``code``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        hashes: tuple[str, ...] = (),
+    ) -> None:
+        """Keep what the server said."""
+        super().__init__(f"{path}: HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.hashes = hashes
+
+
+#: Name of this integration in the server's ``action`` events and logs (``client``).
+ACTION_CLIENT = "home-assistant"
+
+
 #: The most of a 403 body read to tell a host refusal from a token refusal. quart-dl's
 #: answer is a few hundred bytes; a proxy's HTML error page may be bigger, and is no
 #: host refusal anyway.
@@ -229,6 +260,71 @@ class QuartDlClient:
             raise QuartDlResponseError("/api/torrents: no torrent list")
         return answer
 
+    async def _post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON to an action route and return the JSON answer.
+
+        No ``Origin`` header is sent (aiohttp sends none): the server's cross-site check
+        lets Bearer-authenticated programs through, as the protocol says.
+        """
+        try:
+            async with self._session.post(
+                self.url(path),
+                json={**body, "client": ACTION_CLIENT},
+                headers=self._headers(),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            ) as response:
+                error = await _action_error(path, response)
+                if error is not None:
+                    raise error
+                try:
+                    payload = await response.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError) as err:
+                    raise QuartDlResponseError(f"{path}: not JSON") from err
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise QuartDlConnectionError(path, connection_reason(err)) from err
+        if not isinstance(payload, dict):
+            raise QuartDlResponseError(f"{path}: not a JSON object")
+        return payload
+
+    async def torrent_action(
+        self, action: str, hashes: list[str] | str, **params: Any
+    ) -> dict[str, Any]:
+        """``POST /api/torrents/actions``: one verb on ``hashes`` (a list, or ``"all"``)."""
+        return await self._post_json(
+            "/api/torrents/actions", {"action": action, "hashes": hashes, **params}
+        )
+
+    async def set_transfer(self, **changes: Any) -> dict[str, Any]:
+        """``POST /api/transfer`` (``alt_speed``, ``dl_limit``, ``up_limit``): the state after."""
+        return await self._post_json("/api/transfer", changes)
+
+    async def add_torrents(
+        self,
+        urls: list[str],
+        *,
+        save_path: str | None = None,
+        category: str | None = None,
+        tags: list[str] | None = None,
+        stopped: bool = False,
+    ) -> dict[str, Any]:
+        """``POST /api/torrents/add`` with magnet links or URLs of .torrent files."""
+        body: dict[str, Any] = {"urls": urls, "stopped": stopped}
+        if save_path:
+            body["save_path"] = save_path
+        if category:
+            body["category"] = category
+        if tags:
+            body["tags"] = tags
+        return await self._post_json("/api/torrents/add", body)
+
+    async def tags(self) -> list[str]:
+        """``GET /api/tags``: every tag qBittorrent knows (asked of qBittorrent, not cached)."""
+        answer = await self._get_json("/api/tags")
+        tags = answer.get("tags")
+        if not isinstance(tags, list):
+            raise QuartDlResponseError("/api/tags: no tag list")
+        return [str(tag) for tag in tags]
+
     async def events(
         self,
         *,
@@ -277,6 +373,50 @@ class QuartDlClient:
             raise QuartDlResponseError(str(err)) from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise QuartDlConnectionError("/api/events", connection_reason(err)) from err
+
+
+async def _action_error(path: str, response: aiohttp.ClientResponse) -> QuartDlError | None:
+    """The error for an action's answer that is not 200, or ``None`` for a 200.
+
+    Action routes answer refusals with JSON errors that must be told apart (a read-only
+    token is not a wrong token: reauth would not help), so the body is read first; an
+    answer without quart-dl's error shape falls back to :func:`_check_status`.
+    """
+    if response.status == 200:
+        return None
+    body = bytearray()
+    try:
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                break
+        payload = json.loads(body)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        code = payload["error"]
+        if response.status == 401 or code == "host_not_allowed":
+            # Our token (or host name) is wrong: the same errors as every other request.
+            if code == "host_not_allowed":
+                return QuartDlHostNotAllowedError(path, response.url.host or "")
+            return QuartDlAuthError(f"{path}: HTTP 401")
+        if response.status == 429:
+            return QuartDlRateLimitedError(path)
+        hashes = payload.get("hashes")
+        field = payload.get("field")
+        return QuartDlActionError(
+            path,
+            response.status,
+            code,
+            str(payload.get("message") or code),
+            field if isinstance(field, str) else None,
+            tuple(str(h) for h in hashes) if isinstance(hashes, list) else (),
+        )
+    try:
+        await _check_status(path, response)
+    except QuartDlError as err:
+        return err
+    return QuartDlResponseError(f"{path}: HTTP {response.status}")
 
 
 def decode_event(event: SseEvent) -> dict[str, Any]:

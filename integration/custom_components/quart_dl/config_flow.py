@@ -28,6 +28,9 @@ from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     IconSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -47,9 +50,11 @@ from .const import (
     CONF_PANEL_ICON,
     CONF_PANEL_TITLE,
     CONF_SHOW_PANEL,
+    CONF_SPEED_INTERVAL,
     DEFAULT_PANEL_ICON,
     DEFAULT_PANEL_TITLE,
     DEFAULT_SHOW_PANEL,
+    DEFAULT_SPEED_INTERVAL,
     DOMAIN,
     LOGGER,
     PROTOCOL_VERSION,
@@ -217,14 +222,17 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class QuartDlOptionsFlow(OptionsFlow):
-    """Whether the panel is in the sidebar, and under which title and icon."""
+    """The sidebar panel (shown, title, icon) and how often the speed sensors write."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Show and take the panel options."""
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            data = dict(user_input)
+            # The number selector hands back a float; the sensors count whole seconds.
+            data[CONF_SPEED_INTERVAL] = int(data.get(CONF_SPEED_INTERVAL, DEFAULT_SPEED_INTERVAL))
+            return self.async_create_entry(data=data)
         options = self.config_entry.options
         schema = vol.Schema(
             {
@@ -240,6 +248,18 @@ class QuartDlOptionsFlow(OptionsFlow):
                     CONF_PANEL_ICON,
                     default=options.get(CONF_PANEL_ICON, DEFAULT_PANEL_ICON),
                 ): IconSelector(),
+                vol.Required(
+                    CONF_SPEED_INTERVAL,
+                    default=options.get(CONF_SPEED_INTERVAL, DEFAULT_SPEED_INTERVAL),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=0,
+                        max=3600,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="s",
+                    )
+                ),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -25,6 +25,13 @@ DEFAULT_SHOW_PANEL: Final = True
 DEFAULT_PANEL_TITLE: Final = "Downloads"
 DEFAULT_PANEL_ICON: Final = "mdi:download"
 
+#: Option: the speed sensors write a state at most every this many seconds (0: at every
+#: change). The server pushes speeds about twice a second while a download runs, which
+#: the recorder would keep as ~85,000 rows a day per sensor; counts and status are not
+#: throttled.
+CONF_SPEED_INTERVAL: Final = "speed_interval"
+DEFAULT_SPEED_INTERVAL: Final = 10
+
 #: Path of the web panel on the quart-dl server, relative to its base URL.
 PANEL_PATH: Final = "/"
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .api import QuartDlError
 from .const import DOMAIN
 from .coordinator import QuartDlCoordinator
+from .errors import action_error
 from .panel import panel_target
 
 
@@ -33,3 +39,26 @@ class QuartDlEntity(CoordinatorEntity[QuartDlCoordinator]):
             sw_version=coordinator.data.version if coordinator.data else None,
             configuration_url=panel_target(coordinator.client.base_url),
         )
+
+    async def _async_act[T](self, request: Awaitable[T]) -> T:
+        """Await one action request; a failure becomes a translated error for the UI."""
+        try:
+            return await request
+        except QuartDlError as err:
+            raise action_error(err, self.coordinator.client.base_url) from err
+
+    @callback
+    def _apply_transfer(self, answer: Mapping[str, Any]) -> None:
+        """Take the state ``POST /api/transfer`` answered, ahead of the confirming push.
+
+        The answer is qBittorrent's read-back after the change (limits already rounded to
+        whole KiB/s), so showing it at once is not a guess; the pushed transfer object
+        that follows says the same, or corrects it.
+        """
+        state = self.coordinator.data
+        if state is None:
+            return
+        for key in ("alt_speed", "dl_limit", "up_limit"):
+            if key in answer:
+                state.transfer[key] = answer[key]
+        self.coordinator.async_update_listeners()

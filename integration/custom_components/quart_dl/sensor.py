@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -12,11 +13,13 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory, UnitOfDataRate
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.typing import StateType
 
 from . import QuartDlConfigEntry
+from .const import CONF_SPEED_INTERVAL, DEFAULT_SPEED_INTERVAL
 from .coordinator import QuartDlCoordinator
 from .entity import QuartDlEntity
 from .models import DOWNLOADING_PHASES, PAUSED_PHASES, SEEDING_PHASES, ServerState
@@ -39,6 +42,9 @@ class QuartDlSensorEntityDescription(SensorEntityDescription):
     #: Speeds are only true while qBittorrent answers; the last value seen before it went
     #: away would be a lie, so those sensors turn unavailable instead.
     available_fn: Callable[[ServerState], bool] = lambda _: True
+    #: Write at most one state per ``speed_interval`` (the option): speeds change with
+    #: every push, and the recorder keeps each state. Counts and status stay immediate.
+    throttled: bool = False
 
 
 SENSORS: tuple[QuartDlSensorEntityDescription, ...] = (
@@ -52,6 +58,7 @@ SENSORS: tuple[QuartDlSensorEntityDescription, ...] = (
         suggested_display_precision=1,
         value_fn=lambda state: state.speed("dl_speed"),
         available_fn=_qbittorrent_connected,
+        throttled=True,
     ),
     QuartDlSensorEntityDescription(
         key="upload_speed",
@@ -63,6 +70,7 @@ SENSORS: tuple[QuartDlSensorEntityDescription, ...] = (
         suggested_display_precision=1,
         value_fn=lambda state: state.speed("up_speed"),
         available_fn=_qbittorrent_connected,
+        throttled=True,
     ),
     QuartDlSensorEntityDescription(
         key="downloading",
@@ -110,13 +118,22 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors of one quart-dl server."""
     coordinator = entry.runtime_data.coordinator
+    interval = float(entry.options.get(CONF_SPEED_INTERVAL, DEFAULT_SPEED_INTERVAL))
     async_add_entities(
-        QuartDlSensorEntity(coordinator, description) for description in SENSORS
+        QuartDlSensorEntity(coordinator, description, interval) for description in SENSORS
     )
 
 
 class QuartDlSensorEntity(QuartDlEntity, SensorEntity):
-    """A sensor whose value is a function of the server state."""
+    """A sensor whose value is a function of the server state.
+
+    A throttled sensor writes its state at most once per ``interval`` seconds: the first
+    change is written at once and opens a window; changes inside the window are held,
+    and the latest of them is written when the window closes (which opens the next one).
+    So a value is never older than ``interval`` and the last one of a burst is never
+    lost. Only timers are used, no clock reads, which keeps it testable with Home
+    Assistant's ``async_fire_time_changed``. A change of availability is written at once.
+    """
 
     entity_description: QuartDlSensorEntityDescription
 
@@ -124,10 +141,51 @@ class QuartDlSensorEntity(QuartDlEntity, SensorEntity):
         self,
         coordinator: QuartDlCoordinator,
         description: QuartDlSensorEntityDescription,
+        interval: float = 0,
     ) -> None:
         """Bind the description to the server's coordinator."""
         super().__init__(coordinator, description.key)
         self.entity_description = description
+        self._interval = interval if description.throttled else 0
+        self._window: CALLBACK_TYPE | None = None
+        self._held = False
+        self._written_available: bool | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Listen to the coordinator; close an open window when the entity goes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._cancel_window)
+
+    @callback
+    def _cancel_window(self) -> None:
+        if self._window is not None:
+            self._window()
+            self._window = None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Write now, or hold the change until the open window closes."""
+        if self._interval <= 0:
+            super()._handle_coordinator_update()
+            return
+        if self._window is not None and self.available == self._written_available:
+            self._held = True
+            return
+        self._write_and_open_window()
+
+    @callback
+    def _write_and_open_window(self) -> None:
+        self._cancel_window()
+        self._held = False
+        self._written_available = self.available
+        self.async_write_ha_state()
+        self._window = async_call_later(self.hass, self._interval, self._window_closed)
+
+    @callback
+    def _window_closed(self, _now: datetime) -> None:
+        self._window = None
+        if self._held:
+            self._write_and_open_window()
 
     @property
     def available(self) -> bool:

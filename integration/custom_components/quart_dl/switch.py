@@ -1,0 +1,96 @@
+"""Switch: qBittorrent's alternative speed limits ("turtle mode").
+
+The state is the pushed transfer object's ``alt_speed``, so a change made in qBittorrent's
+own UI or in the panel shows here too; turning it on or off is ``POST /api/transfer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import QuartDlConfigEntry
+from .coordinator import QuartDlCoordinator
+from .entity import QuartDlEntity
+from .models import ServerState
+
+# One request per action is plenty; Home Assistant need not limit us further.
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuartDlSwitchEntityDescription(SwitchEntityDescription):
+    """Describes a quart-dl switch: its state, and the transfer setting it changes."""
+
+    is_on_fn: Callable[[ServerState], bool | None]
+    #: The key of ``POST /api/transfer`` that this switch sets to true or false.
+    transfer_key: str
+
+
+SWITCHES: tuple[QuartDlSwitchEntityDescription, ...] = (
+    QuartDlSwitchEntityDescription(
+        key="alt_speed",
+        translation_key="alt_speed",
+        is_on_fn=lambda state: (
+            value if isinstance(value := state.transfer.get("alt_speed"), bool) else None
+        ),
+        transfer_key="alt_speed",
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: QuartDlConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the switches of one quart-dl server."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(QuartDlSwitchEntity(coordinator, description) for description in SWITCHES)
+
+
+class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
+    """A switch over one boolean of qBittorrent's global transfer settings."""
+
+    entity_description: QuartDlSwitchEntityDescription
+
+    def __init__(
+        self, coordinator: QuartDlCoordinator, description: QuartDlSwitchEntityDescription
+    ) -> None:
+        """Bind the description to the server's coordinator."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+
+    @property
+    def available(self) -> bool:
+        """Available while the server reaches qBittorrent (else nothing can be switched)."""
+        return (
+            super().available
+            and self.coordinator.data is not None
+            and self.coordinator.data.qbittorrent_connected
+        )
+
+    @property
+    def is_on(self) -> bool | None:
+        """Whether the setting is on, as last pushed (``None`` from an older server)."""
+        return self.entity_description.is_on_fn(self.coordinator.data)
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch the setting on in qBittorrent."""
+        await self._async_set(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch the setting off in qBittorrent."""
+        await self._async_set(False)
+
+    async def _async_set(self, value: bool) -> None:
+        client = self.coordinator.client
+        answer = await self._async_act(
+            client.set_transfer(**{self.entity_description.transfer_key: value})
+        )
+        self._apply_transfer(answer)
