@@ -125,7 +125,7 @@ async def _polls(kind: str, n: int, changing: int, polls: int) -> dict[str, floa
     }
 
 
-async def _replay(kind: str, diffs: int, changing: int, samples: int = 5) -> dict[str, float]:
+async def _replay(kind: str, diffs: int, changing: int, n: int, samples: int = 5) -> dict[str, Any]:
     async with _Url(kind) as url:
         await open_database(url)
         try:
@@ -147,14 +147,19 @@ async def _replay(kind: str, diffs: int, changing: int, samples: int = 5) -> dic
             log = DurableEventLog(2048)
             await log.open()
             hub = Hub(log=log)
+            # The view a restarted server holds (n torrents): its snapshot is what a replay
+            # bigger than it is sent as instead (with the late lifecycle events).
+            table = TorrentTable(first_run=True)
+            table.apply(json.loads(dumps(full_maindata(n))))
+            hub.seed(table.records)
             walls: list[float] = []
             size = 0
+            how = ""
             for _ in range(samples):
                 w = time.perf_counter()
                 resume = await hub.resume(start_id)
                 sink, opening, how = hub.subscribe(last_event_id=start_id, resume=resume)
                 walls.append(time.perf_counter() - w)
-                assert how == "replay", how
                 size = sum(len(f) for f in opening)
                 hub.unsubscribe(sink, "bench")
         finally:
@@ -162,6 +167,7 @@ async def _replay(kind: str, diffs: int, changing: int, samples: int = 5) -> dic
     return {
         f"replay_{diffs}_diffs_of_{changing}_ms_p50": round(statistics.median(walls) * 1000, 1),
         f"replay_{diffs}_diffs_of_{changing}_bytes": size,
+        f"replay_{diffs}_diffs_of_{changing}_opened_with": how,
     }
 
 
@@ -169,8 +175,8 @@ async def _run(n: int, changing: int, polls: int) -> dict[str, Any]:
     out: dict[str, Any] = {"torrents": n, "changing_per_poll": changing, "polls": polls}
     for kind in ("sqlite", "postgres"):
         out[kind] = await _polls(kind, n, changing, polls)
-        out[kind].update(await _replay(kind, 3600, 5))
-        out[kind].update(await _replay(kind, 3600, 300, samples=3))
+        out[kind].update(await _replay(kind, 3600, 5, n))
+        out[kind].update(await _replay(kind, 3600, 300, n, samples=3))
     return out
 
 

@@ -264,6 +264,30 @@ async def test_prune_keeps_lifecycle_events_and_resume_follows_the_floors(
     assert (gone.events, gone.late_complete) == (None, False)
 
 
+async def test_regression_a_replay_bigger_than_the_snapshot_was_sent_whole(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    """An hour of busy diffs replayed whole was ~97 MB and ~200 ms for a view that a snapshot
+    gives as well: beyond ``max_bytes`` the opening is the late lifecycle events and a
+    snapshot, so no ``completed`` is skipped and nothing bigger than the snapshot is sent."""
+    start = log.append("status", status(0))
+    events = [log.append("status", status(n)) for n in range(1, 4)]
+    events.append(log.append("diff", {"changed": {}, "completed": [H1]}, lifecycle(H1)))
+    assert await log.flush(diffs=True)
+    again = await restart(database.url, log)
+    size = sum(len(e.data) for e in events)
+    whole = await again.resume(start.id, max_bytes=size)  # exactly as big as allowed: replayed
+    assert whole is not None
+    assert whole.events is not None
+    assert [e.seq for e in whole.events] == [e.seq for e in events]
+    bigger = await again.resume(start.id, max_bytes=size - 1)
+    assert bigger is not None
+    assert bigger.events is None
+    assert bigger.late_complete
+    assert [(e.seq, e.kind) for e in bigger.late] == [(events[-1].seq, "diff")]
+
+
 async def test_prune_by_size_keeps_the_newest_diff_events(log: DurableEventLog) -> None:
     log.diff_events = 3
     for n in range(8):

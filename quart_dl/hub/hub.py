@@ -274,7 +274,9 @@ class Hub:
         answers alone, or there is no id."""
         if not last_event_id or self.log.replay(last_event_id) is not None:
             return None
-        return await self.log.resume(last_event_id)
+        # A replay bigger than the snapshot (cached per seq, so a storm of resumes after a
+        # restart builds it once) is sent as the snapshot and the late lifecycle events.
+        return await self.log.resume(last_event_id, max_bytes=len(self.snapshot_frame()))
 
     def _opening(
         self, last_event_id: str | None, torrent_hash: str | None, resume: Resume | None

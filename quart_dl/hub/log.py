@@ -114,8 +114,9 @@ class EventLog(Protocol):
         """Whatever memory holds after ``seq`` (merged with a database read)."""
         ...
 
-    async def resume(self, event_id: str | None) -> Resume | None:
-        """What the database knows beyond memory for ``event_id`` (None: nothing more)."""
+    async def resume(self, event_id: str | None, max_bytes: int | None = None) -> Resume | None:
+        """What the database knows beyond memory for ``event_id`` (None: nothing more); a
+        replay bigger than ``max_bytes`` becomes the late lifecycle events and a snapshot."""
         ...
 
 
@@ -210,7 +211,7 @@ class MemoryEventLog:
         """Whatever the buffer holds after ``seq`` (for merging with a database read)."""
         return [event for event in self._buffer if event.seq > seq]
 
-    async def resume(self, event_id: str | None) -> Resume | None:
+    async def resume(self, event_id: str | None, max_bytes: int | None = None) -> Resume | None:
         return None
 
 

@@ -43,6 +43,7 @@ import secrets
 import time
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -54,7 +55,7 @@ from .store import DB_ERRORS, _describe, _placeholders
 
 log = logging.getLogger("quart_dl.store.event_log")
 
-_COLUMNS = ("seq", "run", "kind", "t", "lifecycle", "frame", "late")
+_COLUMNS = ("seq", "run", "kind", "t", "lifecycle", "frame", "size", "late")
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -231,6 +232,7 @@ class DurableEventLog(MemoryEventLog):
                 e.t,
                 e.lifecycle is not None,
                 e.data.decode(),
+                len(e.data),
                 _JSON.encode(e.lifecycle) if e.lifecycle is not None else None,
             ]
             for e in events
@@ -273,20 +275,27 @@ class DurableEventLog(MemoryEventLog):
 
     # -- resuming ------------------------------------------------------------------------
 
-    async def resume(self, event_id: str | None) -> Resume | None:
+    async def resume(self, event_id: str | None, max_bytes: int | None = None) -> Resume | None:
         """How a stream with ``event_id`` opens, from the table: see docs/protocol.md.
 
-        Within the diff window (at or after the diff floor): every event after the id.
-        Older, within the lifecycle retention: the lifecycle events after it (``late``
-        frames, then a snapshot). Older still, or not this database's: a plain snapshot.
-        None when the database cannot be read (the hub then decides from memory).
+        Within the diff window (at or after the diff floor): every event after the id, unless
+        their frames come to more than ``max_bytes`` (the hub passes the snapshot's size).
+        Older, or bigger than that, within the lifecycle retention: the lifecycle events
+        after it (``late`` frames, then a snapshot). Older still, or not this database's: a
+        plain snapshot. None when the database cannot be read (the hub then decides from
+        memory).
+
+        Why the size: an hour of busy diffs (300 changes a poll) is ~97 MB and took ~200 ms
+        to read and send (BENCHMARKS.md, "Durable log"), for a view that a snapshot of a few
+        MB gives as well; the late lifecycle events keep every ``completed`` in it.
         """
         seq = self.parse(event_id)
         if seq is None:
             return Resume()
         persisted = self.persisted
         try:
-            if seq >= self.diff_floor:
+            small = max_bytes is None or await self._frame_bytes_after(seq) <= max_bytes
+            if seq >= self.diff_floor and small:
                 rows = await EventRow.filter(seq__gt=seq).order_by("seq").values_list(*_READ)
                 events = [_stored(self.database_id, row) for row in rows]
                 if all(e.seq == seq + 1 + i for i, e in enumerate(events)):
@@ -301,6 +310,16 @@ class DurableEventLog(MemoryEventLog):
             log.warning("event log unreadable, resuming from memory: %s", _describe(exc))
             return None
         return Resume()
+
+    async def _frame_bytes_after(self, seq: int) -> int:
+        """How many bytes of frames the table holds after ``seq`` (their ``size`` column)."""
+        conn = connections.get("default")
+        table = EventRow._meta.db_table
+        placeholder = _placeholders(1, conn.capabilities.dialect)
+        # Only our own constant names go into the text; the value travels as a parameter.
+        sql = f'SELECT COALESCE(SUM("size"), 0) AS n FROM "{table}" WHERE "seq" > {placeholder}'  # noqa: S608
+        rows = await conn.execute_query_dict(sql, [seq])
+        return int(rows[0]["n"]) if rows else 0
 
     # -- retention -----------------------------------------------------------------------
 
