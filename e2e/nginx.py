@@ -34,7 +34,7 @@ def proxy_location(prefix: str, upstream_port: int, *, read_timeout: str = "5s",
             proxy_pass http://127.0.0.1:{upstream_port}/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_read_timeout {read_timeout};
             {extra}
         }}

@@ -209,3 +209,37 @@ def test_embedded_under_a_path_prefix_in_another_origin_goes_live(
     state = debug(frame)
     assert state["state"] == "live", state
     assert state["opened"] == 1, state
+
+
+def alt_on(pair: TransferPair) -> bool:
+    """qBittorrent's alternative speed limits are on (the Web API answers "1" or "0")."""
+    return str(pair.leecher_client.transfer_speed_limits_mode()) == "1"
+
+
+def test_actions_from_the_panel_behind_nginx_on_its_own_port(
+    page: Page,
+    pair: TransferPair,
+    make_server: Callable[..., ServerProcess],
+    make_nginx: Callable[..., Nginx],
+    port: Callable[[], int],
+) -> None:
+    """The README's nginx settings pass the panel's actions through: the same-origin check
+    compares the page's Origin (with the proxy's port) to the Host nginx forwards, so
+    ``Host $host`` (no port) made every action from the panel a 403 ``cross_site``."""
+    if alt_on(pair):
+        pair.leecher_client.transfer_toggle_speed_limits_mode()
+    server = make_server(heartbeat=15, env={"QUART_DL_OPEN_ACTIONS": "true"})
+    extra = "proxy_set_header X-Forwarded-Proto $scheme;"
+    _proxy, url = proxied(make_nginx, port, server, extra=extra)
+    page.goto(url)
+    wait_live(page)
+    toggle = page.get_by_test_id("alt-speed")
+    expect(toggle).to_have_attribute("aria-pressed", "false", timeout=10_000)
+    try:
+        toggle.click()
+        wait_for(lambda: alt_on(pair), 10, "qBittorrent to turn alt speed on through nginx")
+        expect(toggle).to_have_attribute("aria-pressed", "true", timeout=10_000)
+        expect(toggle).to_have_attribute("data-pending", "false", timeout=10_000)
+    finally:
+        if alt_on(pair):
+            pair.leecher_client.transfer_toggle_speed_limits_mode()
