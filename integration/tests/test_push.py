@@ -7,6 +7,7 @@ publishes, the integration's stream applies. Latencies are measured, not assumed
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from functools import partial
 
@@ -60,6 +61,37 @@ async def wait_caught_up(
         return current_epoch == epoch and current_seq >= seq
 
     await wait_for_async(caught_up, 10, f"the integration to reach event {status['event_id']}")
+
+
+def _carrier_counts(server: ServerProcess) -> dict[str, float]:
+    """``quart_dl_sse_streams_opened_total`` by carrier, read from the server's /metrics."""
+    with urllib.request.urlopen(server.url + "metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    counts = {"socket": 0.0, "quart": 0.0}
+    for line in text.splitlines():
+        for carrier in counts:
+            if line.startswith(f'quart_dl_sse_streams_opened_total{{carrier="{carrier}"}}'):
+                counts[carrier] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def test_the_stream_on_home_assistants_shared_session_takes_the_fast_path(
+    hass: HomeAssistant, server: ServerProcess
+) -> None:
+    """Home Assistant's shared aiohttp session keeps connections alive: the config entry's
+    stream may come on a connection that already served ``/api/status``. Either way the
+    server's socket layer must carry it (issue #12), not Quart's slower path."""
+    before = await hass.async_add_executor_job(_carrier_counts, server)
+    await setup_entry(hass, server.url)
+
+    def opened() -> dict[str, float]:
+        now = _carrier_counts(server)
+        return {carrier: now[carrier] - before[carrier] for carrier in now}
+
+    await wait_for_async(
+        lambda: opened()["socket"] >= 1, 10, "the entry's stream to open on the socket layer"
+    )
+    assert opened()["quart"] == 0, opened()
 
 
 async def test_push_reaches_entity_within_one_second(
