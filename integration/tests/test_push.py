@@ -6,10 +6,12 @@ publishes, the integration's stream applies. Latencies are measured, not assumed
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import uuid
 from functools import partial
+from typing import Any
 
 import pytest
 from homeassistant.const import STATE_UNAVAILABLE
@@ -21,6 +23,7 @@ from quart_dl.lab.wait import wait_for, wait_for_async
 
 from custom_components.quart_dl import coordinator as coordinator_module
 from custom_components.quart_dl.const import EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
+from custom_components.quart_dl.sse import SseEvent
 
 from .conftest import setup_entry, wait_for_sync_connected
 from .helpers import (
@@ -391,3 +394,43 @@ async def test_completion_while_home_assistant_was_down_fires_once_after_it_rest
     assert len(added.for_hash(info_hash)) == 1
     added.stop()
     completed.stop()
+
+
+def _late(event_id: str, torrent_hash: str, completed_at: int) -> SseEvent:
+    """A ``late`` completion as the server sends it (docs/protocol.md), for the coordinator."""
+    torrent = {"hash": torrent_hash, "name": f"{torrent_hash[:6]}.bin", "completed_at": completed_at}
+    data = {"id": event_id, "t": completed_at, "kind": "diff", "completed": [torrent_hash],
+            "torrents": {torrent_hash: torrent}}
+    return SseEvent(event="late", data=json.dumps(data), id=event_id)
+
+
+async def test_regression_a_later_runs_lower_ids_were_not_fired_and_a_reannounced_completion_fired_twice(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """A server killed while its database was failing loses the events it could not write;
+    its next run numbers on from the last written seq, with the next run number. Comparing
+    ids by seq alone, the new run's events below the last fired seq never fired; and a
+    completion the new run announces again (the lost one, under a new id) fired twice. The
+    coordinator is fed the events of such a restart directly (the double fault cannot be
+    staged in the harness): ids by (run, seq), each download and moment once."""
+    coordinator = entry.runtime_data.coordinator
+    status = await hass.async_add_executor_job(server.status)
+    database, _, run_text = str(status["epoch"]).partition(".")
+    run = int(run_text)
+    completed = EventRecorder(hass, EVENT_DOWNLOAD_COMPLETED)
+    lost, other = "a" * 40, "b" * 40
+    coordinator._late(*_args(_late(f"{database}.{run}-900", lost, 1_700_000_000)))
+    assert len(completed.for_hash(lost)) == 1
+    # The next run: lower seqs, a new completion, and the lost one announced again.
+    coordinator._late(*_args(_late(f"{database}.{run + 1}-850", other, 1_700_000_100)))
+    coordinator._late(*_args(_late(f"{database}.{run + 1}-851", lost, 1_700_000_000)))
+    assert len(completed.for_hash(other)) == 1, "a later run's event with a lower seq did not fire"
+    assert len(completed.for_hash(lost)) == 1, "the same completion fired again under a new id"
+    # A torrent that completes again (rechecked, downloaded anew) is a new moment: it fires.
+    coordinator._late(*_args(_late(f"{database}.{run + 1}-852", lost, 1_700_000_500)))
+    assert len(completed.for_hash(lost)) == 2
+    completed.stop()
+
+
+def _args(event: SseEvent) -> tuple[SseEvent, dict[str, Any]]:
+    return event, json.loads(event.data)

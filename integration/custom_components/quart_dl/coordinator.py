@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import OrderedDict
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -118,9 +119,13 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
         )
-        #: (database, seq) of the newest event that fired bus events: nothing at or
+        #: (database, run, seq) of the newest event that fired bus events: nothing at or
         #: before it fires again.
-        self._fired: tuple[str, int] | None = None
+        self._fired: tuple[str, int, int] | None = None
+        #: The newest announcements as "<event type> <hash> <when>": a download announced
+        #: again under another id fires once (a server killed while its database was
+        #: failing numbers the events it could not write again, with new ids).
+        self._announced: OrderedDict[str, None] = OrderedDict()
 
     async def async_load_resume_point(self) -> None:
         """Resume from the event id stored before Home Assistant last stopped."""
@@ -133,8 +138,11 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self.parser.reset()
             self.stream.last_event_id = last
         fired = stored.get("fired")
-        if isinstance(fired, list) and len(fired) == 2:
-            self._fired = (str(fired[0]), int(fired[1]))
+        if isinstance(fired, list) and len(fired) == 3:
+            self._fired = (str(fired[0]), int(fired[1]), int(fired[2]))
+        announced = stored.get("announced")
+        if isinstance(announced, list):
+            self._announced = OrderedDict((str(key), None) for key in announced[-ANNOUNCED_KEPT:])
         LOGGER.debug("Resuming %s from event %s", self.client.base_url, last)
 
     async def async_save_resume_point(self) -> None:
@@ -145,6 +153,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         return {
             "last_event_id": self.parser.last_event_id,
             "fired": list(self._fired) if self._fired else None,
+            "announced": list(self._announced),
         }
 
     # ------------------------------------------------------------------ polling
@@ -360,7 +369,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         key = _event_key(event_id)
         if key is None:
             return True
-        if self._fired is not None and self._fired[0] == key[0] and key[1] <= self._fired[1]:
+        if self._fired is not None and self._fired[0] == key[0] and key[1:] <= self._fired[1:]:
             LOGGER.debug("Not firing event %s again", event_id)
             return False
         self._fired = key
@@ -368,7 +377,17 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
 
     @callback
     def _fire(self, event_type: str, record: TorrentRecord, happened: Any = None) -> None:
-        """Put a download event on the bus, with what an automation needs to act."""
+        """Put a download event on the bus, with what an automation needs to act (once per
+        download and moment: see ``_announced``)."""
+        when = record.get("completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at")
+        if when is not None:
+            key = f"{event_type} {record.get('hash')} {when}"
+            if key in self._announced:
+                LOGGER.debug("Not firing %s for %s again", event_type, record.get("hash"))
+                return
+            self._announced[key] = None
+            while len(self._announced) > ANNOUNCED_KEPT:
+                self._announced.popitem(last=False)
         data: dict[str, Any] = {
             "config_entry_id": self.config_entry.entry_id,
             "hash": record.get("hash"),
@@ -383,9 +402,17 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         self.hass.bus.async_fire(event_type, data)
 
 
-def _event_key(event_id: str | None) -> tuple[str, int] | None:
-    """``<database>.<run>-<seq>`` as (database, seq): ids compare within one database.
+#: How many announcements are remembered (and stored) to fire each download once.
+ANNOUNCED_KEPT = 1000
 
+
+def _event_key(event_id: str | None) -> tuple[str, int, int] | None:
+    """``<database>.<run>-<seq>`` as (database, run, seq): ids compare within one database,
+    by run and then by seq.
+
+    By run first: a server killed while its database was failing loses the events it could
+    not write, and its next run numbers on from the last written one, so a later run's seq
+    can be lower than one already fired; its events are still newer (runs only count up).
     An id of an older server (``<epoch>-<seq>``, per process) compares within its epoch.
     """
     if not event_id:
@@ -393,4 +420,5 @@ def _event_key(event_id: str | None) -> tuple[str, int] | None:
     epoch, sep, seq = event_id.rpartition("-")
     if not sep or not seq.isdigit():
         return None
-    return epoch.split(".", 1)[0], int(seq)
+    database, _, run = epoch.partition(".")
+    return database, int(run) if run.isdigit() else 0, int(seq)
