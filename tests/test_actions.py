@@ -207,6 +207,25 @@ async def test_a_body_that_is_no_json_object_is_400_invalid_body(served: Running
     assert (await response.get_json())["error"] == "invalid_body"
 
 
+async def test_regression_deeply_nested_json_was_a_500(served: RunningApp) -> None:
+    """json.loads raises RecursionError (not a ValueError) for deep nesting."""
+    response = await served.client.post(
+        ACTIONS, data=b"[" * 200_000, headers={**FULL, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert (await response.get_json())["error"] == "invalid_body"
+    assert served.qbt.acted == []
+
+
+@pytest.mark.parametrize("origin", ["http://[oops", "http://127.0.0.1:99999", "http://127.0.0.1:x"])
+async def test_regression_an_unparsable_origin_was_a_500(served: RunningApp, origin: str) -> None:
+    """urlsplit raised ValueError for such an Origin: now it is simply not our own."""
+    headers = {**FULL, "Origin": origin}
+    status, answer = await post(served, {"action": "pause", "hashes": "all"}, headers=headers)
+    assert (status, answer["error"]) == (403, "cross_site"), answer
+    assert served.qbt.acted == []
+
+
 async def test_a_form_post_is_refused_for_its_content_type(served: RunningApp) -> None:
     """A page can send a form cross-origin without a preflight, never application/json."""
     response = await served.client.post(ACTIONS, form={"action": "pause", "hashes": H1}, headers=FULL)

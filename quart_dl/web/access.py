@@ -95,8 +95,12 @@ def is_own_origin(origin: str) -> bool:
     set (a page cannot add that header to a cross-origin request without a preflight, which
     only ``cors_origins`` pass, so it cannot help another page match).
     """
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False
+        parts.port  # noqa: B018 - raises for a port that is no number (":x", ":99999")
+    except ValueError:  # "http://[oops": an unparsable Origin is nobody's own (it was a 500)
         return False
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
     scheme = forwarded if forwarded in ("http", "https") else request.scheme

@@ -89,6 +89,9 @@ async def _json_body(model: type[M]) -> M:
     raw = await request.get_data()
     try:
         data = json.loads(raw)
+    except RecursionError:
+        # json nests by recursion: 200,000 "[" in a 1 MiB body raised past ValueError (a 500).
+        raise _Problem(api_error(400, "invalid_body", "the body is nested too deeply")) from None
     except (UnicodeDecodeError, ValueError):
         raise _Problem(api_error(400, "invalid_body", "the body is not valid JSON")) from None
     if not isinstance(data, dict):
