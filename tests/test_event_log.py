@@ -264,6 +264,37 @@ async def test_prune_keeps_lifecycle_events_and_resume_follows_the_floors(
     assert (gone.events, gone.late_complete) == (None, False)
 
 
+async def test_regression_a_resume_between_commit_and_publish_got_the_diff_twice(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    """A diff is written by its commit a moment before it is published: a stream resuming in
+    between read it from the table, and then got it again live. Only delivered events are
+    resumed; the hub adds the rest from memory when they are published."""
+    store = Store("default", QBT_URL)
+    await store.open_instance()
+    store.journal = log
+    hub = Hub(log=log)
+    first = log.append("status", status(0))
+    assert await log.flush()
+    record = project(H1, raw_torrent("debian.iso"))
+    changes = ChangeSet(changed={H1: dict(record)}, added=[H1])
+    event = hub.prepare_changes(changes, {H1: record})
+    assert event is not None
+    assert await store.commit(changes, {H1: record})  # in the table, not yet published
+    assert (2, "diff") in await rows()
+    resume = await log.resume(first.id)
+    assert resume is not None
+    assert resume.events is not None
+    assert [e.seq for e in resume.events] == []
+    assert resume.upto == first.seq
+    hub.publish_prepared(event, changes)
+    again = await log.resume(first.id)
+    assert again is not None
+    assert again.events is not None
+    assert [e.seq for e in again.events] == [event.seq]
+
+
 async def test_regression_a_replay_bigger_than_the_snapshot_was_sent_whole(
     database: Database,  # noqa: F811
     log: DurableEventLog,

@@ -297,15 +297,20 @@ class DurableEventLog(MemoryEventLog):
             small = max_bytes is None or await self._frame_bytes_after(seq) <= max_bytes
             if seq >= self.diff_floor and small:
                 rows = await EventRow.filter(seq__gt=seq).order_by("seq").values_list(*_READ)
-                events = [_stored(self.database_id, row) for row in rows]
+                # Only what was delivered: a diff is written by its commit a moment before it
+                # is published, and a stream subscribed in between got it twice, replayed and
+                # then live (the hub merges what is published after ``upto`` from memory).
+                delivered = self._seq
+                events = [e for e in (_stored(self.database_id, row) for row in rows) if e.seq <= delivered]
                 if all(e.seq == seq + 1 + i for i, e in enumerate(events)):
                     upto = max(persisted, events[-1].seq) if events else max(persisted, seq)
-                    return Resume(events=events, upto=upto)
+                    return Resume(events=events, upto=min(upto, delivered))
             if seq >= self.lifecycle_floor:
                 rows = await EventRow.filter(seq__gt=seq, lifecycle=True).order_by("seq").values_list(*_READ)
-                late = [_stored(self.database_id, row) for row in rows]
-                upto = max(persisted, late[-1].seq) if late else persisted
-                return Resume(late=late, upto=upto, late_complete=True)
+                delivered = self._seq
+                late = [e for e in (_stored(self.database_id, row) for row in rows) if e.seq <= delivered]
+                upto = max(seq, persisted, late[-1].seq) if late else max(seq, persisted)
+                return Resume(late=late, upto=min(upto, delivered), late_complete=True)
         except DB_ERRORS as exc:
             log.warning("event log unreadable, resuming from memory: %s", _describe(exc))
             return None
