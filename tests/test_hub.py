@@ -11,6 +11,7 @@ import pytest
 from fakes import H1, H2, H3, FakeTransport, parse_frames, raw_torrent
 
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub, TransportSink
+from quart_dl.hub.log import Resume
 from quart_dl.status import InstanceStatus
 from quart_dl.torrents import ChangeSet, Record, project
 
@@ -596,3 +597,18 @@ def test_an_old_id_opens_with_the_late_lifecycle_events_then_the_snapshot() -> N
     assert late["torrents"][H1]["name"] == "debian.iso"
     assert late["kind"] == "diff"
     assert late["t"] == pytest.approx(completed.t, abs=0.001)
+
+
+def test_regression_a_per_torrent_stream_got_other_torrents_actions_as_late() -> None:
+    """The live ``action`` event reaches a per-torrent stream only when it names that
+    torrent; the late opening sent every action to every per-torrent stream."""
+    hub = make_hub()
+    mine = hub.publish_action({"action": "pause", "hashes": [H1], "result": "accepted"})
+    other = hub.publish_action({"action": "pause", "hashes": [H2], "result": "accepted"})
+    resume = Resume(late=[mine, other], upto=hub.seq, late_complete=True)
+    _, opening, how = hub.subscribe(torrent_hash=H1, last_event_id="0badc0de.1-1", resume=resume)
+    assert how == "late"
+    late = [frame for frame in opening if b"event: late" in frame]
+    assert len(late) == 1
+    assert H1.encode() in late[0]
+    assert H2.encode() not in late[0]

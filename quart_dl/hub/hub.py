@@ -340,8 +340,11 @@ class Hub:
 
 
 def _names(event: Event, torrent_hash: str) -> bool:
-    """Whether a lifecycle event concerns ``torrent_hash`` (an action's result: always)."""
+    """Whether a lifecycle event concerns ``torrent_hash``: a diff's torrents, or the hashes an
+    action named (as the live ``action`` event reaches a per-torrent stream only then)."""
     lifecycle = event.lifecycle or {}
-    if "torrents" not in lifecycle:
-        return True
-    return torrent_hash in lifecycle["torrents"]
+    if "torrents" in lifecycle:
+        return torrent_hash in lifecycle["torrents"]
+    data = lifecycle.get("data")
+    hashes = data.get("hashes") if isinstance(data, dict) else None
+    return isinstance(hashes, list) and torrent_hash in hashes
