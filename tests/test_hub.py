@@ -11,7 +11,8 @@ import pytest
 from fakes import H1, H2, H3, FakeTransport, parse_frames, raw_torrent
 
 from quart_dl.hub import OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, Hub, TransportSink
-from quart_dl.hub.log import Resume
+from quart_dl.hub import hub as hub_module
+from quart_dl.hub.log import MemoryEventLog, Resume
 from quart_dl.status import InstanceStatus
 from quart_dl.torrents import ChangeSet, Record, project
 
@@ -577,8 +578,6 @@ HEARTBEAT = b": heartbeat\n\n"
 
 
 def test_an_old_id_opens_with_the_late_lifecycle_events_then_the_snapshot() -> None:
-    from quart_dl.hub.log import Resume
-
     hub = Hub(epoch="feed0001", replay_size=1)  # memory keeps only the newest event
     record = project(H1, raw_torrent("debian.iso"))
     completed = hub.publish_changes(ChangeSet(changed={H1: dict(record)}, added=[H1], completed=[H1]))
@@ -612,3 +611,21 @@ def test_regression_a_per_torrent_stream_got_other_torrents_actions_as_late() ->
     assert len(late) == 1
     assert H1.encode() in late[0]
     assert H2.encode() not in late[0]
+
+
+class HangingLog(MemoryEventLog):
+    """A fake durable log whose database never answers."""
+
+    async def resume(self, event_id: str | None, max_bytes: int | None = None) -> Resume | None:
+        await asyncio.Event().wait()
+        return None  # pragma: no cover - never reached
+
+
+async def test_a_hanging_event_log_does_not_hold_a_stream_opening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database that hangs rather than refusing: the opening waits ``RESUME_TIMEOUT`` at most,
+    then memory decides (a snapshot for an id it cannot replay)."""
+    monkeypatch.setattr(hub_module, "RESUME_TIMEOUT", 0.05)
+    hub = Hub(log=HangingLog(epoch=EPOCH))
+    started = time.monotonic()
+    assert await hub.resume("0badc0de.1-7") is None
+    assert time.monotonic() - started < 2.0

@@ -19,7 +19,9 @@ stream still drops events whose ``seq`` the snapshot already covers, as a guard.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, overload
@@ -38,6 +40,12 @@ if TYPE_CHECKING:
 
 #: What a ``late`` event says of each torrent it names (enough for an automation to act).
 LATE_FIELDS = ("hash", "name", "size", "save_path", "category", "added_at", "completed_at")
+
+
+log = logging.getLogger("quart_dl.hub.hub")
+
+#: How long a stream's opening waits for the durable log (seconds) before memory decides.
+RESUME_TIMEOUT = 2.0
 
 
 class Hub:
@@ -276,7 +284,14 @@ class Hub:
             return None
         # A replay bigger than the snapshot (cached per seq, so a storm of resumes after a
         # restart builds it once) is sent as the snapshot and the late lifecycle events.
-        return await self.log.resume(last_event_id, max_bytes=len(self.snapshot_frame()))
+        reading = self.log.resume(last_event_id, max_bytes=len(self.snapshot_frame()))
+        try:
+            # Bounded: a database that hangs (rather than refusing) must not hold the stream,
+            # nor the socket layer's slot it opens in; memory then decides, as when it fails.
+            return await asyncio.wait_for(reading, RESUME_TIMEOUT)
+        except TimeoutError:
+            log.warning("the event log did not answer within %.0f s: resuming from memory", RESUME_TIMEOUT)
+            return None
 
     def _opening(
         self, last_event_id: str | None, torrent_hash: str | None, resume: Resume | None
