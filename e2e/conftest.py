@@ -164,12 +164,20 @@ def port() -> Callable[[], int]:
 
 @pytest.fixture(autouse=True)
 def idle_leecher(pair: TransferPair) -> Iterator[None]:
-    """Each test starts with a leecher that has no torrents, and leaves it so.
+    """Each test starts with a leecher that has no torrents and no global limits, and leaves
+    it so.
 
     Transfers left running would send diffs into the next test's streams, and a quiet
-    stream (only heartbeats) is what several tests are about.
+    stream (only heartbeats) is what several tests are about. Alternative speed limits or a
+    global limit left on by an action test slowed every later transfer to a crawl (the
+    progress and proxy tests failed in CI after test_csrf's positive control).
     """
     yield
     if not pair.leecher.running:
         pair.leecher.start()
-    pair.leecher_client.torrents_delete(delete_files=True, torrent_hashes="all")
+    client = pair.leecher_client
+    client.torrents_delete(delete_files=True, torrent_hashes="all")
+    if str(client.transfer_speed_limits_mode()) == "1":
+        client.transfer_toggle_speed_limits_mode()
+    client.transfer_set_download_limit(0)
+    client.transfer_set_upload_limit(0)
