@@ -76,6 +76,22 @@ class _Problem(Exception):
         self.response = response
 
 
+def _finish_global(
+    instance: Instance, action_id: str, action: str, client: str | None, result: str, message: str | None
+) -> None:
+    """``_finish`` for an action on the whole instance (global limits, an add): no hashes."""
+    _finish(
+        instance,
+        action_id=action_id,
+        action=action,
+        hashes=[],
+        client=client,
+        result=result,
+        message=message,
+        asked=[],
+    )
+
+
 def _action_id() -> str:
     return "a" + secrets.token_hex(6)
 
@@ -309,27 +325,9 @@ async def set_transfer() -> Response:
         state = await instance.session.set_transfer(body.alt_speed, body.dl_limit, body.up_limit)
     except QbtError as exc:
         result, message, response = _failed(exc)
-        _finish(
-            instance,
-            action_id=action_id,
-            action="transfer",
-            hashes=[],
-            client=body.client,
-            result=result,
-            message=message,
-            asked=[],
-        )
+        _finish_global(instance, action_id, "transfer", body.client, result, message)
         return response
-    _finish(
-        instance,
-        action_id=action_id,
-        action="transfer",
-        hashes=[],
-        client=body.client,
-        result="accepted",
-        message=None,
-        asked=[],
-    )
+    _finish_global(instance, action_id, "transfer", body.client, "accepted", None)
     return jsonify({"instance": instance.id, **state, "id": action_id, "result": "accepted"})
 
 
@@ -432,27 +430,9 @@ async def add_torrents() -> Response:
         added = await instance.session.add(urls, files, options)
     except QbtError as exc:
         result, message, response = _failed(exc)
-        _finish(
-            instance,
-            action_id=action_id,
-            action="add",
-            hashes=[],
-            client=body.client,
-            result=result,
-            message=message,
-            asked=[],
-        )
+        _finish_global(instance, action_id, "add", body.client, result, message)
         return response
-    _finish(
-        instance,
-        action_id=action_id,
-        action="add",
-        hashes=[],
-        client=body.client,
-        result="accepted",
-        message=None,
-        asked=[],
-    )
+    _finish_global(instance, action_id, "add", body.client, "accepted", None)
     return jsonify({"instance": instance.id, "added": added, "id": action_id, "result": "accepted"})
 
 
