@@ -48,6 +48,19 @@ log = logging.getLogger("quart_dl.hub.hub")
 RESUME_TIMEOUT = 2.0
 
 
+class _ShimView(PublishedView):
+    """Shim until "hub: several instances" lands: the one view, callable as ``hub.view(id)``
+    and named like the contract's per-instance views (drop this commit when merging)."""
+
+    def __init__(self, heartbeat: float) -> None:
+        super().__init__(heartbeat)
+        self.instance_id = "default"
+        self.name = "qBittorrent"
+
+    def __call__(self, instance_id: str) -> _ShimView:
+        return self
+
+
 class Hub:
     """Publishes what the instances saw to every stream; see the module docstring."""
 
@@ -66,7 +79,7 @@ class Hub:
         self.queue_size = queue_size
         self.metrics = metrics or Metrics()
         self.log: EventLog = log if log is not None else MemoryEventLog(replay_size, epoch)
-        self.view = PublishedView(heartbeat)
+        self.view = _ShimView(heartbeat)
         self.fanout = FanOut(heartbeat=heartbeat, send_timeout=send_timeout, metrics=self.metrics)
         self._ids = itertools.count(1)
 
@@ -129,6 +142,31 @@ class Hub:
         status by instance id, with protocol 2.
         """
         self.view.status = record
+
+    # -- shim: the several-instances API of the contract, over the one view ------------
+
+    def add_instance(self, instance_id: str, name: str) -> None:
+        """Shim: name the one view."""
+        self.view.instance_id, self.view.name = instance_id, name
+
+    @property
+    def views(self) -> dict[str, _ShimView]:
+        """Shim: the one view."""
+        return {self.view.instance_id: self.view}
+
+    @property
+    def primary(self) -> str:
+        """Shim: the one view's id."""
+        return self.view.instance_id
+
+    def total_transfer(self) -> Record:
+        """Shim: the one view's transfer."""
+        return dict(self.view.transfer)
+
+    @property
+    def server_id(self) -> str:
+        """Shim: the log's epoch."""
+        return self.log.epoch
 
     # -- publishing ----------------------------------------------------------------------
 
