@@ -363,7 +363,7 @@ async def test_status_has_every_instance_and_the_total(two: RunningApp) -> None:
 
 async def test_history_of_one_instance(two: RunningApp) -> None:
     home = await get_json(two, "/api/history")
-    assert [(s["dl_speed"], s["up_speed"]) for s in home["samples"]] == [(1000, 0)]
+    assert [(s["dl_speed"], s["up_speed"]) for s in home["samples"]] == [(1000, 2000)]  # H1 + H2
     seedbox = await get_json(two, "/api/history?instance=seedbox")
     assert [(s["dl_speed"], s["up_speed"]) for s in seedbox["samples"]] == [(0, 3000)]
 

@@ -29,7 +29,8 @@ def two() -> dict[str, FakeSession]:
     seedbox = FakeSession(
         [
             full_update(
-                {H1: seeding_torrent("one.iso", upspeed=3000), H3: raw_torrent("three.iso")}, SEEDBOX_STATE
+                {H1: seeding_torrent("one.iso", upspeed=3000), H3: raw_torrent("three.iso", dlspeed=0)},
+                SEEDBOX_STATE,
             )
         ],
         version="v5.1.0",
