@@ -25,7 +25,12 @@ from schemathesis.core.result import Ok
 from quart_dl.lab.server_process import ServerFactory, ServerProcess, get_json
 from quart_dl.lab.transfer import TransferPair, make_payload, make_torrent
 
-STREAMS = ("/api/events", "/api/torrents/{torrent_hash}/events")
+STREAMS = (
+    "/api/events",
+    "/api/torrents/{torrent_hash}/events",
+    "/api/instances/{instance_id}/events",
+    "/api/instances/{instance_id}/torrents/{torrent_hash}/events",
+)
 #: The action routes (POST; refused here with 403, the server has no token and
 #: open_actions is off: tests/test_actions*.py act) and the label routes beside them.
 ACTION_ROUTES = ("/api/torrents/actions", "/api/transfer", "/api/torrents/add")
@@ -61,8 +66,7 @@ def test_openapi_json_is_valid_and_lists_every_route(server: ServerProcess) -> N
     assert paths == {
         "/api/torrents",
         "/api/torrents/{torrent_hash}",
-        "/api/torrents/{torrent_hash}/events",
-        "/api/events",
+        *STREAMS,
         "/api/status",
         "/api/history",
         *INSTANCE_ROUTES,
@@ -86,7 +90,7 @@ def test_openapi_json_is_valid_and_lists_every_route(server: ServerProcess) -> N
     params = {p["name"] for p in spec["paths"]["/api/history"]["get"]["parameters"]}
     assert params == {"minutes", "hash", "instance"}
     events = spec["paths"]["/api/events"]["get"]
-    assert {p["name"] for p in events["parameters"]} == {"heartbeat", "lastEventId"}
+    assert {p["name"] for p in events["parameters"]} == {"heartbeat", "lastEventId", "v", "instance"}
     assert "text/event-stream" in events["responses"]["200"]["content"]
     # schemathesis validates it against the OpenAPI 3 meta-schema
     schemathesis.openapi.from_url(server.url + "openapi.json").validate()

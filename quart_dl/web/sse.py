@@ -40,7 +40,7 @@ from ..hub.frames import retry_frame
 from ..hub.log import Resume
 from ..server.takeover import TAKEOVER, Takeover
 from ..torrents import HASH_RE
-from .errors import api_error
+from .errors import UnknownInstance, api_error
 from .limits import Ticket, admit_stream
 from .openapi import ErrorBody, StreamQuery
 from .runtime import runtime
@@ -80,14 +80,14 @@ async def all_events(query_args: StreamQuery) -> Response:
     return await _stream_response(None, query_args.instance, query_args)
 
 
-@bp.get("/api/instances/<instance>/events")
+@bp.get("/api/instances/<instance_id>/events")
 @validate_querystring(StreamQuery)
 @document_response(ErrorBody, 400)
 @document_response(ErrorBody, 404)
 @document_response(ErrorBody, 503)
-async def instance_events(instance: str, query_args: StreamQuery) -> Response:
+async def instance_events(instance_id: str, query_args: StreamQuery) -> Response:
     """One instance's stream: ``/api/events?instance=<id>``."""
-    return await _stream_response(None, instance, query_args)
+    return await _stream_response(None, instance_id, query_args)
 
 
 @bp.get("/api/torrents/<torrent_hash>/events")
@@ -100,14 +100,14 @@ async def torrent_events(torrent_hash: str, query_args: StreamQuery) -> Response
     return await _torrent_stream(torrent_hash, query_args.instance, query_args)
 
 
-@bp.get("/api/instances/<instance>/torrents/<torrent_hash>/events")
+@bp.get("/api/instances/<instance_id>/torrents/<torrent_hash>/events")
 @validate_querystring(StreamQuery)
 @document_response(ErrorBody, 400)
 @document_response(ErrorBody, 404)
 @document_response(ErrorBody, 503)
-async def instance_torrent_events(instance: str, torrent_hash: str, query_args: StreamQuery) -> Response:
+async def instance_torrent_events(instance_id: str, torrent_hash: str, query_args: StreamQuery) -> Response:
     """One torrent of one instance."""
-    return await _torrent_stream(torrent_hash, instance, query_args)
+    return await _torrent_stream(torrent_hash, instance_id, query_args)
 
 
 async def _torrent_stream(torrent_hash: str, instance: str | None, query: StreamQuery) -> Response:
@@ -117,17 +117,12 @@ async def _torrent_stream(torrent_hash: str, instance: str | None, query: Stream
     hub = runtime().hub
     instance = instance if instance is not None else hub.primary
     if instance not in hub.views:
-        return unknown_instance(instance)
+        raise UnknownInstance(instance)
     if query.v != 1:
         return api_error(400, "invalid_parameter", "a torrent's stream speaks protocol 1 only", "v")
     if torrent_hash not in hub.view(instance).torrents:
         return api_error(404, "not_found", f"no torrent with hash {torrent_hash} in instance {instance}")
     return await _stream_response(torrent_hash, instance, query)
-
-
-def unknown_instance(instance: str) -> Response:
-    """The 404 for an instance id nobody configured (named, bounded: it is the client's text)."""
-    return api_error(404, "unknown_instance", f"no qBittorrent instance named {instance[:64]!r}", "instance")
 
 
 @bp.record_once
@@ -148,7 +143,7 @@ def _count_streams_by_carrier(state: BlueprintSetupState) -> None:
 async def _stream_response(torrent_hash: str | None, instance: str | None, query: StreamQuery) -> Response:
     rt = runtime()
     if instance is not None and instance not in rt.hub.views:
-        return unknown_instance(instance)
+        raise UnknownInstance(instance)
     v2 = query.v == 2
     if rt.hub.closing:
         response = api_error(503, "shutting_down", "the server is restarting; retry shortly")
