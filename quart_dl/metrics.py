@@ -71,6 +71,12 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "events_published_total": ("counter", "Events published, by kind.", ("kind",)),
     "poll_duration_seconds": ("histogram", "Time spent in one poll of qBittorrent.", ()),
     "poll_errors_total": ("counter", "Failed polls, by kind.", ("kind",)),
+    "polls_total": (
+        "counter",
+        "Polls of qBittorrent (sync/maindata), by instance: one per instance per interval,"
+        " however many viewers.",
+        ("instance",),
+    ),
     "actions_total": ("counter", "Actions asked of qBittorrent, by verb and result.", ("action", "result")),
 }
 

@@ -29,6 +29,8 @@ NAMES_DASHBOARDS_USE = {
     "quart_dl_actions_total",
     # added with the stream carriers (issue #12)
     "quart_dl_sse_streams_opened_total",
+    # added with several instances (issue #13)
+    "quart_dl_polls_total",
 }
 
 

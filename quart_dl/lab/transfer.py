@@ -120,6 +120,8 @@ class TransferPair:
         self._seeder_client: qbittorrentapi.Client | None = None
         self._leecher_client: qbittorrentapi.Client | None = None
         self._folders: dict[str, tuple[str, str]] = {}
+        #: The .torrent of each transfer, for ``also_leech``.
+        self._torrents: dict[str, bytes] = {}
         #: Info-hash of the most recent :meth:`add_transfer`, the default for helpers.
         self.last_hash: str | None = None
 
@@ -204,6 +206,7 @@ class TransferPair:
         data = make_torrent(payload)
         info_hash = _info_hash(data)
         self._folders[info_hash] = (folder, name)
+        self._torrents[info_hash] = data
 
         seeder_dir = str(self.seeder.downloads / folder)
         _add(self.seeder_client, data, save_path=seeder_dir, is_skip_checking=True)
@@ -224,6 +227,32 @@ class TransferPair:
         self.last_hash = info_hash
         self.reconnect_peer(info_hash, timeout=max(0.0, deadline - time.monotonic()))
         return info_hash
+
+    def also_leech(
+        self,
+        other: QbtInstance,
+        torrent_hash: str | None = None,
+        rate: int = 200 * 1024,
+        timeout: float = 20.0,
+    ) -> None:
+        """Add a transfer's .torrent to another leecher daemon too (cross-seeding: the same
+        hash in two qBittorrents), at ``rate`` B/s, and introduce the seeder to it until it
+        connects. ``other`` may be another qBittorrent version than the pair's."""
+        info_hash = self._hash(torrent_hash)
+        folder, name = self._folder(info_hash)
+        deadline = time.monotonic() + timeout
+        client = other.client()
+        save_path = str(other.downloads / folder)
+        _add(client, self._torrents[info_hash], save_path=save_path, download_limit=rate or None)
+        _poll(client, info_hash, lambda t: True, deadline, f"{other.name} to add {name}")
+        while True:
+            client.torrents_add_peers(peers=[self.seeder_peer], torrent_hashes=info_hash)
+            torrent = _poll(client, info_hash, lambda t: True, deadline, f"{other.name} to list {name}")
+            if torrent.num_seeds > 0 or torrent.progress > 0 or _complete(torrent):
+                return
+            if time.monotonic() >= deadline:
+                raise TransferError(f"timed out waiting for {other.name} to connect to the seeder")
+            time.sleep(0.25)
 
     def payload_path(self, torrent_hash: str | None = None) -> Path:
         """The seeder's copy of a transfer's file (the original)."""

@@ -192,6 +192,7 @@ class Poller:
             if not self._logged_in:
                 self._version = await self.session.login()
                 self._logged_in = True
+            self.metrics.inc("polls_total", instance=self.instance)
             data = await self.session.maindata()
             # Inside the try: an answer of the wrong shape is a fault of qBittorrent (or of
             # whatever answers in its place), not a reason for the loop to die.
