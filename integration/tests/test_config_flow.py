@@ -29,7 +29,7 @@ from custom_components.quart_dl.panel import panel_url_path
 from .conftest import make_server, mock_entry
 
 TRANSLATIONS = (
-    Path(__file__).parents[1] / "custom_components" / "quart_dl" / "translations" / "en.json"
+    Path(__file__).parents[2] / "custom_components" / "quart_dl" / "translations" / "en.json"
 )
 
 

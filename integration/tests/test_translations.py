@@ -17,7 +17,7 @@ from typing import Any
 import homeassistant
 from homeassistant.helpers.entity import EntityDescription
 
-COMPONENT = Path(__file__).parents[1] / "custom_components" / "quart_dl"
+COMPONENT = Path(__file__).parents[2] / "custom_components" / "quart_dl"
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
 
 
