@@ -25,6 +25,7 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 from .api import QuartDlClient
 from .const import DOMAIN
 from .coordinator import QuartDlCoordinator
+from .entity import async_migrate_device
 from .panel import async_register_panel, async_remove_panel
 from .services import async_setup_services
 
@@ -84,6 +85,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     entry.runtime_data = QuartDlRuntimeData(
         client=client, coordinator=coordinator, options=dict(entry.options)
     )
+    async_migrate_device(hass, entry.entry_id, coordinator.data.instance_id)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 

@@ -32,6 +32,11 @@ DEFAULT_PANEL_ICON: Final = "mdi:download"
 CONF_SPEED_INTERVAL: Final = "speed_interval"
 DEFAULT_SPEED_INTERVAL: Final = 10
 
+#: The id and display name of the qBittorrent instance a server without ``instances`` in its
+#: ``/api/status`` follows (the server's flat ``qbt_*`` settings, issue #13's contract).
+DEFAULT_INSTANCE_ID: Final = "default"
+DEFAULT_INSTANCE_NAME: Final = "qBittorrent"
+
 #: Path of the web panel on the quart-dl server, relative to its base URL.
 PANEL_PATH: Final = "/"
 
