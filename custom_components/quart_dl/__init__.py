@@ -26,13 +26,14 @@ from .api import QuartDlClient
 from .config_flow import keyed_on_server_id
 from .const import DOMAIN, LOGGER
 from .coordinator import QuartDlCoordinator
-from .entity import async_migrate_device
+from .device import async_migrate_device
 from .panel import async_register_panel, async_remove_panel
 from .services import async_setup_services
 
 PLATFORMS: tuple[Platform, ...] = (
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,

@@ -43,6 +43,7 @@ PANEL_PATH: Final = "/"
 # Bus events for automations.
 EVENT_DOWNLOAD_ADDED: Final = f"{DOMAIN}_download_added"
 EVENT_DOWNLOAD_COMPLETED: Final = f"{DOMAIN}_download_completed"
+EVENT_DOWNLOAD_REMOVED: Final = f"{DOMAIN}_download_removed"
 
 #: Where each entry keeps the id of the last event it applied (Home Assistant's ``Store``).
 STORAGE_VERSION: Final = 1

@@ -11,9 +11,11 @@ interval plus a few milliseconds. Polling (``_async_update_data``) is used only
   off again when it delivers its first event. A failed poll is what marks the entities
   unavailable.
 
-Automation events are fired from ``diff`` events (their ``added`` and ``completed``
-lists) and from ``late`` events, never from a snapshot or a poll: a snapshot shows state,
-not what just happened, so a reconnect must not announce every finished download again.
+Automation events (bus events, and the event entity through
+:meth:`QuartDlCoordinator.async_add_download_listener`) are fired from ``diff`` events
+(their ``added``, ``completed`` and ``removed`` lists) and from ``late`` events, never
+from a snapshot or a poll: a snapshot shows state, not what just happened, so a reconnect
+must not announce every finished download again.
 
 Exactly once across restarts. The id of the last applied event is kept with Home
 Assistant's ``Store`` and sent as ``Last-Event-ID`` after a restart of Home Assistant or of
@@ -32,6 +34,7 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,10 +55,12 @@ from .api import (
 )
 from .const import (
     DEFAULT_HEARTBEAT,
+    DEFAULT_INSTANCE_ID,
     DEFAULT_RETRY_MS,
     DOMAIN,
     EVENT_DOWNLOAD_ADDED,
     EVENT_DOWNLOAD_COMPLETED,
+    EVENT_DOWNLOAD_REMOVED,
     FALLBACK_POLL_INTERVAL,
     LATE_AFTER,
     LOGGER,
@@ -68,6 +73,7 @@ from .const import (
     STORAGE_VERSION,
     STREAM_READ_MARGIN,
 )
+from .device import async_device_id
 from .models import ServerState, TorrentRecord
 from .sse import SseEvent, SseParser
 
@@ -126,6 +132,14 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         #: again under another id fires once (a server killed while its database was
         #: failing numbers the events it could not write again, with new ids).
         self._announced: OrderedDict[str, None] = OrderedDict()
+        self._download_listeners: list[DownloadListener] = []
+
+    @callback
+    def async_add_download_listener(self, listener: DownloadListener) -> Callable[[], None]:
+        """Call ``listener(event type, data)`` for every download event fired (once per
+        download and moment, as the bus events); returns the function that stops it."""
+        self._download_listeners.append(listener)
+        return lambda: self._download_listeners.remove(listener)
 
     async def async_load_resume_point(self) -> None:
         """Resume from the event id stored before Home Assistant last stopped."""
@@ -336,12 +350,18 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             return
         self._generation += 1
         self.async_set_updated_data(state)
-        if diff is not None and (diff.added or diff.completed) and self._first_time(event.id):
+        if (
+            diff is not None
+            and (diff.added or diff.completed or diff.removed)
+            and self._first_time(event.id)
+        ):
             happened = payload.get("t")
             for record in diff.added:
                 self._fire(EVENT_DOWNLOAD_ADDED, record, happened)
             for record in diff.completed:
                 self._fire(EVENT_DOWNLOAD_COMPLETED, record, happened)
+            for record in diff.removed:
+                self._fire(EVENT_DOWNLOAD_REMOVED, record, happened)
             self._store.async_delay_save(self._stored, 0)
         else:
             self._store.async_delay_save(self._stored, STORAGE_DELAY)
@@ -358,6 +378,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             for key, event_type in (
                 ("added", EVENT_DOWNLOAD_ADDED),
                 ("completed", EVENT_DOWNLOAD_COMPLETED),
+                ("removed", EVENT_DOWNLOAD_REMOVED),
             ):
                 for torrent_hash in payload.get(key) or ():
                     record = torrents.get(torrent_hash) or {"hash": torrent_hash}
@@ -377,9 +398,19 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
 
     @callback
     def _fire(self, event_type: str, record: TorrentRecord, happened: Any = None) -> None:
-        """Put a download event on the bus, with what an automation needs to act (once per
-        download and moment: see ``_announced``)."""
-        when = record.get("completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at")
+        """Put a download event on the bus and hand it to the event entity, with what an
+        automation needs to act (once per download and moment: see ``_announced``).
+
+        The moment of an addition or completion is the torrent's ``added_at`` or
+        ``completed_at``; a removal's is when it happened (the diff's ``t``, which a late
+        replay of it carries too).
+        """
+        if event_type == EVENT_DOWNLOAD_REMOVED:
+            when = happened
+        else:
+            when = record.get(
+                "completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at"
+            )
         if when is not None:
             key = f"{event_type} {record.get('hash')} {when}"
             if key in self._announced:
@@ -388,8 +419,10 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self._announced[key] = None
             while len(self._announced) > ANNOUNCED_KEPT:
                 self._announced.popitem(last=False)
+        instance_id = self.data.instance_id if self.data else DEFAULT_INSTANCE_ID
         data: dict[str, Any] = {
             "config_entry_id": self.config_entry.entry_id,
+            "device_id": async_device_id(self.hass, self.config_entry.entry_id, instance_id),
             "hash": record.get("hash"),
             "name": record.get("name"),
             "size": record.get("size"),
@@ -400,6 +433,13 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             data["happened_at"] = dt_util.utc_from_timestamp(happened).isoformat()
         LOGGER.debug("Firing %s for %s", event_type, data["hash"])
         self.hass.bus.async_fire(event_type, data)
+        for listener in list(self._download_listeners):
+            listener(event_type.removeprefix(f"{DOMAIN}_"), data)
+
+
+#: Called with a download event's type (``download_added``, ``download_completed``,
+#: ``download_removed``) and its data (as on the bus).
+type DownloadListener = Callable[[str, dict[str, Any]], None]
 
 
 #: How many announcements are remembered (and stored) to fire each download once.

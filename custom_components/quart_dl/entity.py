@@ -5,42 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .api import QuartDlError
-from .const import DEFAULT_INSTANCE_ID, DEFAULT_INSTANCE_NAME, DOMAIN
+from .const import DEFAULT_INSTANCE_ID, DEFAULT_INSTANCE_NAME
 from .coordinator import QuartDlCoordinator
+from .device import device_identifier
 from .errors import action_error
 from .panel import panel_target
-
-
-def device_identifier(entry_id: str, instance_id: str) -> tuple[str, str]:
-    """The device registry identifier of one qBittorrent instance of one entry.
-
-    One device per instance (``<entry id>_<instance id>``), so that a server following
-    several instances can get a device for each: today an entry has the primary
-    instance's only (``default`` on a server without ``[[instances]]``).
-    """
-    return DOMAIN, f"{entry_id}_{instance_id}"
-
-
-@callback
-def async_migrate_device(hass: HomeAssistant, entry_id: str, instance_id: str) -> None:
-    """Give the device of an entry made before devices per instance its new identifier.
-
-    It was ``(quart_dl, <entry id>)``; moving the identifier keeps the device (its area,
-    its name if the user set one, the automations that name its id) instead of leaving it
-    behind empty next to a new one.
-    """
-    registry = dr.async_get(hass)
-    old = registry.async_get_device(identifiers={(DOMAIN, entry_id)})
-    if old is not None:
-        registry.async_update_device(
-            old.id, new_identifiers={device_identifier(entry_id, instance_id)}
-        )
 
 
 class QuartDlEntity(CoordinatorEntity[QuartDlCoordinator]):

@@ -22,7 +22,8 @@ PAUSED_PHASES = frozenset({"paused"})
 
 @dataclass(frozen=True, slots=True)
 class DiffResult:
-    """What one applied diff means for automations: the downloads it added and completed.
+    """What one applied diff means for automations: the downloads it added, completed and
+    removed.
 
     Each entry is a copy of the torrent's record as it stood after the diff's changes, so
     an event about a torrent that the same diff also removed still has its name and size.
@@ -30,6 +31,7 @@ class DiffResult:
 
     added: tuple[TorrentRecord, ...] = ()
     completed: tuple[TorrentRecord, ...] = ()
+    removed: tuple[TorrentRecord, ...] = ()
 
 
 @dataclass(slots=True)
@@ -131,6 +133,8 @@ class ServerState:
         result = DiffResult(
             added=self._records(diff.get("added")),
             completed=self._records(diff.get("completed")),
+            # Copied before they go: the event about a removal names what was removed.
+            removed=self._records(diff.get("removed")),
         )
         for key in diff.get("removed") or ():
             self.torrents.pop(key, None)

@@ -97,6 +97,7 @@ async def test_entity_ids_say_what_they_are(
         ("switch", "alt_speed"): "switch.qbittorrent_alternative_speed_limits",
         ("button", "stop_all"): "button.qbittorrent_stop_all_torrents",
         ("button", "start_all"): "button.qbittorrent_start_all_torrents",
+        ("event", "downloads"): "event.qbittorrent_downloads",
     }
     for (platform, key), wanted in expected.items():
         assert entity_id(hass, entry.entry_id, platform, key) == wanted

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for, wait_for_async
 
 from custom_components.quart_dl import coordinator as coordinator_module
-from custom_components.quart_dl.const import EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
+from custom_components.quart_dl.const import DOMAIN, EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
 from custom_components.quart_dl.sse import SseEvent
 
 from .conftest import setup_entry, wait_for_sync_connected
@@ -185,8 +186,13 @@ async def test_completion_event_fires_once(
     assert len(added.for_hash(info_hash)) == 1
     assert len(completed.for_hash(info_hash)) == 1
     event = completed.for_hash(info_hash)[0]
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
+    )
+    assert device is not None
     assert event == {
         "config_entry_id": entry.entry_id,
+        "device_id": device.id,
         "hash": info_hash,
         "name": name,
         "size": 2 * MIB,

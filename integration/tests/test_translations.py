@@ -84,6 +84,7 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
     from custom_components.quart_dl import PLATFORMS
     from custom_components.quart_dl.binary_sensor import BINARY_SENSORS
     from custom_components.quart_dl.button import BUTTONS
+    from custom_components.quart_dl.event import DOWNLOAD_EVENT_TYPES, EVENTS
     from custom_components.quart_dl.number import NUMBERS
     from custom_components.quart_dl.sensor import SENSORS
     from custom_components.quart_dl.switch import SWITCHES
@@ -96,6 +97,7 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
         "switch": SWITCHES,
         "button": BUTTONS,
         "number": NUMBERS,
+        "event": EVENTS,
     }
     assert set(platforms) == {str(platform) for platform in PLATFORMS}
     for platform, descriptions in platforms.items():
@@ -104,6 +106,11 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
         assert keys == set(icons[platform]), platform
         for key in keys:
             assert strings[platform][key]["name"], (platform, key)
+    # Each event type has its name and icon (the entity's state attribute ``event_type``).
+    for where in (strings, icons):
+        types = where["event"]["downloads"]["state_attributes"]["event_type"]["state"]
+        assert set(types) == set(DOWNLOAD_EVENT_TYPES)
+        assert all(types.values())
 
 
 def test_every_service_and_field_has_strings_and_an_icon() -> None:
