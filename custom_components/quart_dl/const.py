@@ -55,8 +55,10 @@ STORAGE_DELAY: Final = 5.0
 LATE_AFTER: Final = 10.0
 
 #: How often the REST API is polled while the event stream is down. While the stream is
-#: up nothing is polled: the stream is the single source of truth.
-FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=10)
+#: up nothing is polled: the stream is the single source of truth. A poll that finds the
+#: server back after a failed one reconnects the stream at once (the stream's own backoff
+#: grows to a minute in a long outage), so this is also how soon the stream is back.
+FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=5)
 
 #: Timeout of one REST request (config flow, fallback polling).
 REQUEST_TIMEOUT: Final = 10.0

@@ -93,6 +93,8 @@ class StreamInfo:
     snapshots: int = 0
     last_error: str | None = None
     connected_since: float | None = None
+    #: The wait before the latest reconnect attempt, in seconds (backoff with jitter).
+    retry_delay: float | None = None
 
 
 class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
@@ -122,6 +124,9 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         # running when the stream came back does not overwrite newer pushed data.
         self._generation = 0
         self._stream_task: asyncio.Task[None] | None = None
+        #: Set when a poll finds the server back after it failed: the stream's backoff
+        #: (which may have grown to a minute) ends at once.
+        self._wake = asyncio.Event()
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
         )
@@ -207,6 +212,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 translation_key="bad_response",
                 translation_placeholders={"url": self.client.base_url, "reason": str(err)},
             ) from err
+        if not self.last_update_success and not self.stream.connected:
+            # The server answers again after a failed poll: reconnect the stream now
+            # rather than when its backoff, grown during the outage, runs out.
+            LOGGER.debug("%s answers again: reconnecting the stream", self.client.base_url)
+            self.stream.failures = 0
+            self._wake.set()
         if generation != self._generation and self.data is not None:
             # The stream delivered while we were polling: its data is newer.
             return self.data
@@ -265,7 +276,23 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 # First failure after a healthy stream: find out at once whether the
                 # server is gone (entities unavailable) or only the stream broke.
                 await self.async_refresh()
-            await asyncio.sleep(self._retry_delay())
+            await self._async_back_off()
+
+    async def _async_back_off(self) -> None:
+        """Wait before the next attempt: the backoff delay, or less if a poll finds the
+        server back first (the fallback poll runs every few seconds while the stream is
+        down; the backoff doubles up to a minute)."""
+        delay = self._retry_delay()
+        if self._wake.is_set():
+            # Set by the poll that this loop itself ran just now: the server answers.
+            delay = MIN_RETRY_DELAY
+        self._wake.clear()
+        self.stream.retry_delay = delay
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except TimeoutError:
+            pass
+        self._wake.clear()
 
     async def _async_read_stream(self) -> None:
         """One connection: apply every event until the stream ends."""
