@@ -27,6 +27,7 @@ from .config_flow import keyed_on_server_id
 from .const import DOMAIN, LOGGER
 from .coordinator import QuartDlCoordinator
 from .device import async_migrate_device
+from .issues import async_clear
 from .panel import async_register_panel, async_remove_panel
 from .services import async_setup_services
 
@@ -129,6 +130,11 @@ def _async_adopt_server_id(
         return
     if hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, server_id) is None:
         hass.config_entries.async_update_entry(entry, unique_id=server_id)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> None:
+    """The entry is deleted: its repair issues go with it."""
+    async_clear(hass, entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> bool:

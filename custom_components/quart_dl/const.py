@@ -60,6 +60,10 @@ LATE_AFTER: Final = 10.0
 #: grows to a minute in a long outage), so this is also how soon the stream is back.
 FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=5)
 
+#: Seconds the server must have been unreachable (every poll failing, no stream) before
+#: a repair issue says so; a restart or a short network fault passes without one.
+UNREACHABLE_ISSUE_AFTER: Final = 300.0
+
 #: Timeout of one REST request (config flow, fallback polling).
 REQUEST_TIMEOUT: Final = 10.0
 

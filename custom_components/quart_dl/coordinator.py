@@ -72,8 +72,10 @@ from .const import (
     STORAGE_KEY,
     STORAGE_VERSION,
     STREAM_READ_MARGIN,
+    UNREACHABLE_ISSUE_AFTER,
 )
 from .device import async_device_id
+from .issues import TOKEN_REJECTED, UNREACHABLE, async_clear, async_raise
 from .models import ServerState, TorrentRecord
 from .sse import SseEvent, SseParser
 
@@ -127,6 +129,8 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         #: Set when a poll finds the server back after it failed: the stream's backoff
         #: (which may have grown to a minute) ends at once.
         self._wake = asyncio.Event()
+        #: Monotonic time of the first failed poll of an outage (``None``: reachable).
+        self._unreachable_since: float | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
         )
@@ -187,6 +191,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             status = await self.client.status()
             torrents = await self.client.torrents()
         except QuartDlAuthError as err:
+            async_raise(self.hass, self.config_entry, TOKEN_REJECTED)
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
             ) from err
@@ -200,6 +205,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 translation_placeholders={"host": err.host, "url": self.client.base_url},
             ) from err
         except QuartDlConnectionError as err:
+            self._still_unreachable()
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -212,6 +218,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 translation_key="bad_response",
                 translation_placeholders={"url": self.client.base_url, "reason": str(err)},
             ) from err
+        self._reachable()
         if not self.last_update_success and not self.stream.connected:
             # The server answers again after a failed poll: reconnect the stream now
             # rather than when its backoff, grown during the outage, runs out.
@@ -225,6 +232,24 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         if state.heartbeat is None and self.data is not None:
             state.heartbeat = self.data.heartbeat
         return state
+
+    @callback
+    def _still_unreachable(self) -> None:
+        """A poll found no server: raise the repair issue once the outage is long."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        minutes = (now - self._unreachable_since) / 60
+        if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER:
+            async_raise(
+                self.hass, self.config_entry, UNREACHABLE, minutes=str(max(1, round(minutes)))
+            )
+
+    @callback
+    def _reachable(self) -> None:
+        """The server answered (a poll, or the stream opened) with our token."""
+        self._unreachable_since = None
+        async_clear(self.hass, self.config_entry.entry_id)
 
     # ------------------------------------------------------------------ streaming
 
@@ -342,6 +367,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self.stream.failures = 0
             self.stream.last_error = None
             self.stream.connected_since = time.time()
+            self._reachable()
             # The stream pushes: no polling while it is up.
             self.update_interval = None
             LOGGER.debug("Event stream from %s is up", self.client.base_url)

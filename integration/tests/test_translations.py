@@ -179,6 +179,20 @@ def test_every_action_error_has_a_sentence_with_its_placeholders() -> None:
     assert len(keys) >= 10
 
 
+def test_every_repair_issue_has_a_title_and_a_description_with_its_placeholders() -> None:
+    """Both issues have their texts, and use only the placeholders the code gives."""
+    from custom_components.quart_dl.issues import TOKEN_REJECTED, UNREACHABLE
+
+    issues = resolve_strings()["issues"]
+    assert set(issues) == {TOKEN_REJECTED, UNREACHABLE}
+    given = {TOKEN_REJECTED: {"title", "url"}, UNREACHABLE: {"title", "url", "minutes"}}
+    for kind, texts in issues.items():
+        assert texts["title"], kind
+        assert texts["description"], kind
+        used = set(re.findall(r"\{([a-z_]+)\}", texts["title"] + texts["description"]))
+        assert used <= given[kind], kind
+
+
 if __name__ == "__main__":
     (COMPONENT / "translations" / "en.json").write_text(
         json.dumps(resolve_strings(), indent=2, ensure_ascii=False) + "\n", "utf-8"
