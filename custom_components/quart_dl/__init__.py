@@ -19,12 +19,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .api import QuartDlClient
 from .config_flow import keyed_on_server_id
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, LOGGER, STORAGE_KEY, STORAGE_VERSION
 from .coordinator import QuartDlCoordinator
 from .device import async_migrate_device
 from .issues import async_clear
@@ -133,8 +134,9 @@ def _async_adopt_server_id(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> None:
-    """The entry is deleted: its repair issues go with it."""
+    """The entry is deleted: its repair issues and its stored stream position go with it."""
     async_clear(hass, entry.entry_id)
+    await Store[dict[str, Any]](hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}").async_remove()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> bool:

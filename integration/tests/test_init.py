@@ -130,6 +130,20 @@ async def test_device_of_an_older_entry_keeps_its_id(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_removing_the_entry_removes_what_it_stored(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    """Deleting the entry deletes its stored stream position and its repair issues (the
+    README's removal steps say nothing is left)."""
+    key = f"{DOMAIN}.stream.{entry.entry_id}"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key in hass_storage, "the unload saves the stream position"
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
 def _torrents(server: ServerProcess) -> dict[str, Any]:
     from quart_dl.lab.server_process import get_json
 
