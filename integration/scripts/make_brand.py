@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 BLUE = "#2563eb"
 WHITE = "#ffffff"
-OUT = Path(__file__).parents[1] / "custom_components" / "quart_dl" / "brand"
+OUT = Path(__file__).parents[2] / "custom_components" / "quart_dl" / "brand"
 SCALE = 4
 
 

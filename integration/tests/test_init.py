@@ -12,6 +12,8 @@ from homeassistant.components import frontend
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.qbittorrent_nox import free_port
@@ -76,6 +78,70 @@ async def test_entities_after_setup(
     # The stream counts as dead after more than twice the server's heartbeat.
     coordinator = entry.runtime_data.coordinator
     assert coordinator._read_timeout() == 2 * 1.0 + STREAM_READ_MARGIN
+
+
+async def test_entity_ids_say_what_they_are(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """The device is the qBittorrent instance, named after it, and the entity ids follow
+    (``sensor.qbittorrent_download_speed``), not the server's address."""
+    expected = {
+        ("sensor", "download_speed"): "sensor.qbittorrent_download_speed",
+        ("sensor", "upload_speed"): "sensor.qbittorrent_upload_speed",
+        ("sensor", "downloading"): "sensor.qbittorrent_downloading",
+        ("sensor", "seeding"): "sensor.qbittorrent_seeding",
+        ("sensor", "paused"): "sensor.qbittorrent_paused",
+        ("sensor", "total"): "sensor.qbittorrent_total_torrents",
+        ("sensor", "qbittorrent_status"): "sensor.qbittorrent_status",
+        ("binary_sensor", "qbittorrent_connected"): "binary_sensor.qbittorrent_connection",
+        ("switch", "alt_speed"): "switch.qbittorrent_alternative_speed_limits",
+        ("button", "stop_all"): "button.qbittorrent_stop_all_torrents",
+        ("button", "start_all"): "button.qbittorrent_start_all_torrents",
+        ("event", "downloads"): "event.qbittorrent_downloads",
+    }
+    for (platform, key), wanted in expected.items():
+        assert entity_id(hass, entry.entry_id, platform, key) == wanted
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
+    )
+    assert device is not None
+    assert device.name == "qBittorrent"
+    assert device.sw_version == (await hass.async_add_executor_job(server.status))["version"]
+    entities = er.async_entries_for_device(er.async_get(hass), device.id)
+    assert len(entities) >= len(expected)
+
+
+async def test_device_of_an_older_entry_keeps_its_id(
+    hass: HomeAssistant, server: ServerProcess
+) -> None:
+    """An entry made before devices per instance had the device ``(quart_dl, <entry id>)``:
+    setup moves that device to the instance's identifier instead of making a second one."""
+    entry = mock_entry(server.url)
+    entry.add_to_hass(hass)
+    registry = dr.async_get(hass)
+    old = registry.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, entry.entry_id)}, name="quart-dl"
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
+    assert [device.id for device in devices] == [old.id]
+    assert devices[0].identifiers == {(DOMAIN, f"{entry.entry_id}_default")}
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_removing_the_entry_removes_what_it_stored(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    """Deleting the entry deletes its stored stream position and its repair issues (the
+    README's removal steps say nothing is left)."""
+    key = f"{DOMAIN}.stream.{entry.entry_id}"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key in hass_storage, "the unload saves the stream position"
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
 
 
 def _torrents(server: ServerProcess) -> dict[str, Any]:

@@ -80,3 +80,22 @@ def test_from_rest() -> None:
     assert not state.qbittorrent_connected
     assert state.speed("up_speed") == 3
     assert (state.heartbeat, state.version) == (1.0, "0.1.0")
+    # A server without server_id or instances (protocol v1 before issue #13).
+    assert state.server_id is None
+    assert (state.instance_id, state.instance_name) == ("default", "qBittorrent")
+
+
+def test_from_rest_takes_the_server_id_and_the_primary_instance() -> None:
+    """``server_id`` and the first of ``instances`` (the primary, in configured order)."""
+    state = ServerState.from_rest(
+        {"status": {}, "protocol": 1, "server_id": "db1",
+         "instances": {"home": {"name": "Home"}, "seedbox": {"name": "Seedbox"}}},
+        {"torrents": []},
+    )
+    assert state.server_id == "db1"
+    assert (state.instance_id, state.instance_name) == ("home", "Home")
+    nameless = ServerState.from_rest(
+        {"status": {}, "protocol": 1, "server_id": "", "instances": {"nas": {}}}, {"torrents": []}
+    )
+    assert nameless.server_id is None
+    assert (nameless.instance_id, nameless.instance_name) == ("nas", "nas")

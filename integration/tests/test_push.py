@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from quart_dl.lab.server_process import ServerProcess
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for, wait_for_async
 
 from custom_components.quart_dl import coordinator as coordinator_module
-from custom_components.quart_dl.const import EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
+from custom_components.quart_dl.const import DOMAIN, EVENT_DOWNLOAD_ADDED, EVENT_DOWNLOAD_COMPLETED
 from custom_components.quart_dl.sse import SseEvent
 
 from .conftest import setup_entry, wait_for_sync_connected
@@ -185,8 +186,13 @@ async def test_completion_event_fires_once(
     assert len(added.for_hash(info_hash)) == 1
     assert len(completed.for_hash(info_hash)) == 1
     event = completed.for_hash(info_hash)[0]
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
+    )
+    assert device is not None
     assert event == {
         "config_entry_id": entry.entry_id,
+        "device_id": device.id,
         "hash": info_hash,
         "name": name,
         "size": 2 * MIB,
@@ -434,3 +440,30 @@ async def test_regression_a_later_runs_lower_ids_were_not_fired_and_a_reannounce
 
 def _args(event: SseEvent) -> tuple[SseEvent, dict[str, Any]]:
     return event, json.loads(event.data)
+
+
+async def test_regression_stream_back_within_seconds_after_a_long_outage(
+    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
+) -> None:
+    """Regression: after an outage long enough for the stream's backoff to grow (22-23 s
+    measured), the stream came back only when that backoff ran out, though the fallback
+    poll saw the server within seconds. Now a poll that finds the server back reconnects
+    the stream at once: it is live within the poll interval (5 s) plus a connect, far
+    below the backoff it had reached."""
+    coordinator = entry.runtime_data.coordinator
+    connects = coordinator.stream.connects
+    await hass.async_add_executor_job(server.stop)
+    await wait_for_async(
+        lambda: (coordinator.stream.retry_delay or 0) >= 15,
+        60,
+        "the stream's backoff to grow past 15 s while the server is down",
+    )
+    await hass.async_add_executor_job(server.start)
+    back = time.monotonic()
+    await wait_for_async(
+        lambda: coordinator.stream.connects > connects and coordinator.stream.connected,
+        10,
+        "the stream live again well before its backoff runs out",
+    )
+    print(f"stream live {time.monotonic() - back:.1f} s after the server was back")
+    assert coordinator.last_update_success

@@ -17,7 +17,7 @@ from typing import Any
 import homeassistant
 from homeassistant.helpers.entity import EntityDescription
 
-COMPONENT = Path(__file__).parents[1] / "custom_components" / "quart_dl"
+COMPONENT = Path(__file__).parents[2] / "custom_components" / "quart_dl"
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
 
 
@@ -84,6 +84,7 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
     from custom_components.quart_dl import PLATFORMS
     from custom_components.quart_dl.binary_sensor import BINARY_SENSORS
     from custom_components.quart_dl.button import BUTTONS
+    from custom_components.quart_dl.event import DOWNLOAD_EVENT_TYPES, EVENTS
     from custom_components.quart_dl.number import NUMBERS
     from custom_components.quart_dl.sensor import SENSORS
     from custom_components.quart_dl.switch import SWITCHES
@@ -96,6 +97,7 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
         "switch": SWITCHES,
         "button": BUTTONS,
         "number": NUMBERS,
+        "event": EVENTS,
     }
     assert set(platforms) == {str(platform) for platform in PLATFORMS}
     for platform, descriptions in platforms.items():
@@ -104,6 +106,11 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
         assert keys == set(icons[platform]), platform
         for key in keys:
             assert strings[platform][key]["name"], (platform, key)
+    # Each event type has its name and icon (the entity's state attribute ``event_type``).
+    for where in (strings, icons):
+        types = where["event"]["downloads"]["state_attributes"]["event_type"]["state"]
+        assert set(types) == set(DOWNLOAD_EVENT_TYPES)
+        assert all(types.values())
 
 
 def test_every_service_and_field_has_strings_and_an_icon() -> None:
@@ -170,6 +177,20 @@ def test_every_action_error_has_a_sentence_with_its_placeholders() -> None:
         wanted = set(re.findall(r"\{([a-z_]+)\}", exceptions[key]["message"]))
         assert wanted <= set(translated.translation_placeholders or {}), key
     assert len(keys) >= 10
+
+
+def test_every_repair_issue_has_a_title_and_a_description_with_its_placeholders() -> None:
+    """Both issues have their texts, and use only the placeholders the code gives."""
+    from custom_components.quart_dl.issues import TOKEN_REJECTED, UNREACHABLE
+
+    issues = resolve_strings()["issues"]
+    assert set(issues) == {TOKEN_REJECTED, UNREACHABLE}
+    given = {TOKEN_REJECTED: {"title", "url"}, UNREACHABLE: {"title", "url", "minutes"}}
+    for kind, texts in issues.items():
+        assert texts["title"], kind
+        assert texts["description"], kind
+        used = set(re.findall(r"\{([a-z_]+)\}", texts["title"] + texts["description"]))
+        assert used <= given[kind], kind
 
 
 if __name__ == "__main__":

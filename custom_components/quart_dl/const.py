@@ -32,12 +32,18 @@ DEFAULT_PANEL_ICON: Final = "mdi:download"
 CONF_SPEED_INTERVAL: Final = "speed_interval"
 DEFAULT_SPEED_INTERVAL: Final = 10
 
+#: The id and display name of the qBittorrent instance a server without ``instances`` in its
+#: ``/api/status`` follows (the server's flat ``qbt_*`` settings, issue #13's contract).
+DEFAULT_INSTANCE_ID: Final = "default"
+DEFAULT_INSTANCE_NAME: Final = "qBittorrent"
+
 #: Path of the web panel on the quart-dl server, relative to its base URL.
 PANEL_PATH: Final = "/"
 
 # Bus events for automations.
 EVENT_DOWNLOAD_ADDED: Final = f"{DOMAIN}_download_added"
 EVENT_DOWNLOAD_COMPLETED: Final = f"{DOMAIN}_download_completed"
+EVENT_DOWNLOAD_REMOVED: Final = f"{DOMAIN}_download_removed"
 
 #: Where each entry keeps the id of the last event it applied (Home Assistant's ``Store``).
 STORAGE_VERSION: Final = 1
@@ -49,8 +55,14 @@ STORAGE_DELAY: Final = 5.0
 LATE_AFTER: Final = 10.0
 
 #: How often the REST API is polled while the event stream is down. While the stream is
-#: up nothing is polled: the stream is the single source of truth.
-FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=10)
+#: up nothing is polled: the stream is the single source of truth. A poll that finds the
+#: server back after a failed one reconnects the stream at once (the stream's own backoff
+#: grows to a minute in a long outage), so this is also how soon the stream is back.
+FALLBACK_POLL_INTERVAL: Final = timedelta(seconds=5)
+
+#: Seconds the server must have been unreachable (every poll failing, no stream) before
+#: a repair issue says so; a restart or a short network fault passes without one.
+UNREACHABLE_ISSUE_AFTER: Final = 300.0
 
 #: Timeout of one REST request (config flow, fallback polling).
 REQUEST_TIMEOUT: Final = 10.0

@@ -22,7 +22,8 @@ PAUSED_PHASES = frozenset({"paused"})
 
 @dataclass(frozen=True, slots=True)
 class DiffResult:
-    """What one applied diff means for automations: the downloads it added and completed.
+    """What one applied diff means for automations: the downloads it added, completed and
+    removed.
 
     Each entry is a copy of the torrent's record as it stood after the diff's changes, so
     an event about a torrent that the same diff also removed still has its name and size.
@@ -30,6 +31,7 @@ class DiffResult:
 
     added: tuple[TorrentRecord, ...] = ()
     completed: tuple[TorrentRecord, ...] = ()
+    removed: tuple[TorrentRecord, ...] = ()
 
 
 @dataclass(slots=True)
@@ -45,6 +47,14 @@ class ServerState:
     transfer: dict[str, Any] = field(default_factory=dict)
     heartbeat: float | None = None
     version: str | None = None
+    #: The server's stable id (``server_id`` of ``/api/status``; ``None`` from a server
+    #: that does not send one yet).
+    server_id: str | None = None
+    #: The primary qBittorrent instance (the one v1 describes): its id and display name,
+    #: from ``/api/status``'s ``instances`` (first entry); the flat settings' defaults
+    #: from a server without several instances.
+    instance_id: str = "default"
+    instance_name: str = "qBittorrent"
 
     @property
     def qbittorrent_state(self) -> str | None:
@@ -78,12 +88,17 @@ class ServerState:
         }
         heartbeat = status_answer.get("heartbeat")
         version = status_answer.get("version")
+        server_id = status_answer.get("server_id")
+        instance_id, instance_name = _primary_instance(status_answer.get("instances"))
         return cls(
             torrents=torrents,
             status=dict(status_answer.get("status") or {}),
             transfer=dict(status_answer.get("transfer") or {}),
             heartbeat=float(heartbeat) if isinstance(heartbeat, int | float) else None,
             version=version if isinstance(version, str) else None,
+            server_id=server_id if isinstance(server_id, str) and server_id else None,
+            instance_id=instance_id,
+            instance_name=instance_name,
         )
 
     def apply_snapshot(self, snapshot: Mapping[str, Any]) -> None:
@@ -118,6 +133,8 @@ class ServerState:
         result = DiffResult(
             added=self._records(diff.get("added")),
             completed=self._records(diff.get("completed")),
+            # Copied before they go: the event about a removal names what was removed.
+            removed=self._records(diff.get("removed")),
         )
         for key in diff.get("removed") or ():
             self.torrents.pop(key, None)
@@ -136,3 +153,22 @@ class ServerState:
     def apply_status(self, status: Mapping[str, Any]) -> None:
         """Take a ``status`` event: the status object as a whole."""
         self.status = dict(status)
+
+    def adopt_identity(self, other: ServerState) -> None:
+        """Keep what only ``/api/status`` says (a snapshot does not): the server's id and
+        the primary instance's id and name, and the heartbeat if this state has none."""
+        self.server_id = other.server_id
+        self.instance_id = other.instance_id
+        self.instance_name = other.instance_name
+        if self.heartbeat is None:
+            self.heartbeat = other.heartbeat
+
+
+def _primary_instance(instances: Any) -> tuple[str, str]:
+    """The first instance of ``/api/status``'s ``instances`` (id → {"name", …}), in the
+    server's configured order: v1 answers and streams describe that one."""
+    if isinstance(instances, Mapping):
+        for key, value in instances.items():
+            name = value.get("name") if isinstance(value, Mapping) else None
+            return str(key), str(name) if isinstance(name, str) and name else str(key)
+    return "default", "qBittorrent"

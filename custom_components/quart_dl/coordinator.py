@@ -11,9 +11,11 @@ interval plus a few milliseconds. Polling (``_async_update_data``) is used only
   off again when it delivers its first event. A failed poll is what marks the entities
   unavailable.
 
-Automation events are fired from ``diff`` events (their ``added`` and ``completed``
-lists) and from ``late`` events, never from a snapshot or a poll: a snapshot shows state,
-not what just happened, so a reconnect must not announce every finished download again.
+Automation events (bus events, and the event entity through
+:meth:`QuartDlCoordinator.async_add_download_listener`) are fired from ``diff`` events
+(their ``added``, ``completed`` and ``removed`` lists) and from ``late`` events, never
+from a snapshot or a poll: a snapshot shows state, not what just happened, so a reconnect
+must not announce every finished download again.
 
 Exactly once across restarts. The id of the last applied event is kept with Home
 Assistant's ``Store`` and sent as ``Last-Event-ID`` after a restart of Home Assistant or of
@@ -32,6 +34,7 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,10 +55,12 @@ from .api import (
 )
 from .const import (
     DEFAULT_HEARTBEAT,
+    DEFAULT_INSTANCE_ID,
     DEFAULT_RETRY_MS,
     DOMAIN,
     EVENT_DOWNLOAD_ADDED,
     EVENT_DOWNLOAD_COMPLETED,
+    EVENT_DOWNLOAD_REMOVED,
     FALLBACK_POLL_INTERVAL,
     LATE_AFTER,
     LOGGER,
@@ -67,7 +72,10 @@ from .const import (
     STORAGE_KEY,
     STORAGE_VERSION,
     STREAM_READ_MARGIN,
+    UNREACHABLE_ISSUE_AFTER,
 )
+from .device import async_device_id
+from .issues import TOKEN_REJECTED, UNREACHABLE, async_clear, async_raise
 from .models import ServerState, TorrentRecord
 from .sse import SseEvent, SseParser
 
@@ -87,6 +95,8 @@ class StreamInfo:
     snapshots: int = 0
     last_error: str | None = None
     connected_since: float | None = None
+    #: The wait before the latest reconnect attempt, in seconds (backoff with jitter).
+    retry_delay: float | None = None
 
 
 class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
@@ -116,6 +126,11 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         # running when the stream came back does not overwrite newer pushed data.
         self._generation = 0
         self._stream_task: asyncio.Task[None] | None = None
+        #: Set when a poll finds the server back after it failed: the stream's backoff
+        #: (which may have grown to a minute) ends at once.
+        self._wake = asyncio.Event()
+        #: Monotonic time of the first failed poll of an outage (``None``: reachable).
+        self._unreachable_since: float | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
         )
@@ -126,6 +141,14 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         #: again under another id fires once (a server killed while its database was
         #: failing numbers the events it could not write again, with new ids).
         self._announced: OrderedDict[str, None] = OrderedDict()
+        self._download_listeners: list[DownloadListener] = []
+
+    @callback
+    def async_add_download_listener(self, listener: DownloadListener) -> Callable[[], None]:
+        """Call ``listener(event type, data)`` for every download event fired (once per
+        download and moment, as the bus events); returns the function that stops it."""
+        self._download_listeners.append(listener)
+        return lambda: self._download_listeners.remove(listener)
 
     async def async_load_resume_point(self) -> None:
         """Resume from the event id stored before Home Assistant last stopped."""
@@ -168,6 +191,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             status = await self.client.status()
             torrents = await self.client.torrents()
         except QuartDlAuthError as err:
+            async_raise(self.hass, self.config_entry, TOKEN_REJECTED)
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
             ) from err
@@ -181,6 +205,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 translation_placeholders={"host": err.host, "url": self.client.base_url},
             ) from err
         except QuartDlConnectionError as err:
+            self._still_unreachable()
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -193,6 +218,13 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 translation_key="bad_response",
                 translation_placeholders={"url": self.client.base_url, "reason": str(err)},
             ) from err
+        self._reachable()
+        if not self.last_update_success and not self.stream.connected:
+            # The server answers again after a failed poll: reconnect the stream now
+            # rather than when its backoff, grown during the outage, runs out.
+            LOGGER.debug("%s answers again: reconnecting the stream", self.client.base_url)
+            self.stream.failures = 0
+            self._wake.set()
         if generation != self._generation and self.data is not None:
             # The stream delivered while we were polling: its data is newer.
             return self.data
@@ -200,6 +232,24 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         if state.heartbeat is None and self.data is not None:
             state.heartbeat = self.data.heartbeat
         return state
+
+    @callback
+    def _still_unreachable(self) -> None:
+        """A poll found no server: raise the repair issue once the outage is long."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        minutes = (now - self._unreachable_since) / 60
+        if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER:
+            async_raise(
+                self.hass, self.config_entry, UNREACHABLE, minutes=str(max(1, round(minutes)))
+            )
+
+    @callback
+    def _reachable(self) -> None:
+        """The server answered (a poll, or the stream opened) with our token."""
+        self._unreachable_since = None
+        async_clear(self.hass, self.config_entry.entry_id)
 
     # ------------------------------------------------------------------ streaming
 
@@ -251,7 +301,23 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 # First failure after a healthy stream: find out at once whether the
                 # server is gone (entities unavailable) or only the stream broke.
                 await self.async_refresh()
-            await asyncio.sleep(self._retry_delay())
+            await self._async_back_off()
+
+    async def _async_back_off(self) -> None:
+        """Wait before the next attempt: the backoff delay, or less if a poll finds the
+        server back first (the fallback poll runs every few seconds while the stream is
+        down; the backoff doubles up to a minute)."""
+        delay = self._retry_delay()
+        if self._wake.is_set():
+            # Set by the poll that this loop itself ran just now: the server answers.
+            delay = MIN_RETRY_DELAY
+        self._wake.clear()
+        self.stream.retry_delay = delay
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except TimeoutError:
+            pass
+        self._wake.clear()
 
     async def _async_read_stream(self) -> None:
         """One connection: apply every event until the stream ends."""
@@ -301,6 +367,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self.stream.failures = 0
             self.stream.last_error = None
             self.stream.connected_since = time.time()
+            self._reachable()
             # The stream pushes: no polling while it is up.
             self.update_interval = None
             LOGGER.debug("Event stream from %s is up", self.client.base_url)
@@ -336,12 +403,18 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             return
         self._generation += 1
         self.async_set_updated_data(state)
-        if diff is not None and (diff.added or diff.completed) and self._first_time(event.id):
+        if (
+            diff is not None
+            and (diff.added or diff.completed or diff.removed)
+            and self._first_time(event.id)
+        ):
             happened = payload.get("t")
             for record in diff.added:
                 self._fire(EVENT_DOWNLOAD_ADDED, record, happened)
             for record in diff.completed:
                 self._fire(EVENT_DOWNLOAD_COMPLETED, record, happened)
+            for record in diff.removed:
+                self._fire(EVENT_DOWNLOAD_REMOVED, record, happened)
             self._store.async_delay_save(self._stored, 0)
         else:
             self._store.async_delay_save(self._stored, STORAGE_DELAY)
@@ -358,6 +431,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             for key, event_type in (
                 ("added", EVENT_DOWNLOAD_ADDED),
                 ("completed", EVENT_DOWNLOAD_COMPLETED),
+                ("removed", EVENT_DOWNLOAD_REMOVED),
             ):
                 for torrent_hash in payload.get(key) or ():
                     record = torrents.get(torrent_hash) or {"hash": torrent_hash}
@@ -377,9 +451,19 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
 
     @callback
     def _fire(self, event_type: str, record: TorrentRecord, happened: Any = None) -> None:
-        """Put a download event on the bus, with what an automation needs to act (once per
-        download and moment: see ``_announced``)."""
-        when = record.get("completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at")
+        """Put a download event on the bus and hand it to the event entity, with what an
+        automation needs to act (once per download and moment: see ``_announced``).
+
+        The moment of an addition or completion is the torrent's ``added_at`` or
+        ``completed_at``; a removal's is when it happened (the diff's ``t``, which a late
+        replay of it carries too).
+        """
+        if event_type == EVENT_DOWNLOAD_REMOVED:
+            when = happened
+        else:
+            when = record.get(
+                "completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at"
+            )
         if when is not None:
             key = f"{event_type} {record.get('hash')} {when}"
             if key in self._announced:
@@ -388,8 +472,10 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self._announced[key] = None
             while len(self._announced) > ANNOUNCED_KEPT:
                 self._announced.popitem(last=False)
+        instance_id = self.data.instance_id if self.data else DEFAULT_INSTANCE_ID
         data: dict[str, Any] = {
             "config_entry_id": self.config_entry.entry_id,
+            "device_id": async_device_id(self.hass, self.config_entry.entry_id, instance_id),
             "hash": record.get("hash"),
             "name": record.get("name"),
             "size": record.get("size"),
@@ -400,6 +486,13 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             data["happened_at"] = dt_util.utc_from_timestamp(happened).isoformat()
         LOGGER.debug("Firing %s for %s", event_type, data["hash"])
         self.hass.bus.async_fire(event_type, data)
+        for listener in list(self._download_listeners):
+            listener(event_type.removeprefix(f"{DOMAIN}_"), data)
+
+
+#: Called with a download event's type (``download_added``, ``download_completed``,
+#: ``download_removed``) and its data (as on the bus).
+type DownloadListener = Callable[[str, dict[str, Any]], None]
 
 
 #: How many announcements are remembered (and stored) to fire each download once.

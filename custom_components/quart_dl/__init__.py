@@ -15,22 +15,27 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .api import QuartDlClient
-from .const import DOMAIN
+from .config_flow import keyed_on_server_id
+from .const import DOMAIN, LOGGER, STORAGE_KEY, STORAGE_VERSION
 from .coordinator import QuartDlCoordinator
+from .device import async_migrate_device
+from .issues import async_clear
 from .panel import async_register_panel, async_remove_panel
 from .services import async_setup_services
 
 PLATFORMS: tuple[Platform, ...] = (
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -84,6 +89,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     entry.runtime_data = QuartDlRuntimeData(
         client=client, coordinator=coordinator, options=dict(entry.options)
     )
+    async_migrate_device(hass, entry.entry_id, coordinator.data.instance_id)
+    _async_adopt_server_id(hass, entry, coordinator.data.server_id)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
@@ -99,6 +106,37 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     # Options only change the panel, but a reload keeps one code path for setup.
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
+
+
+@callback
+def _async_adopt_server_id(
+    hass: HomeAssistant, entry: QuartDlConfigEntry, server_id: str | None
+) -> None:
+    """Key an entry made before server ids (on its URL) on its server's id from now on.
+
+    So that a later change of address is a reconfigure of this entry, and adding the
+    server again under another address is refused. Not if another entry holds that id
+    already (two entries on one server, from before ids: the user decides which goes).
+    An entry keyed on another id than the server now sends keeps its id: the config flows
+    are where a different server is refused, and the warning says to look.
+    """
+    if server_id is None or entry.unique_id == server_id:
+        return
+    if keyed_on_server_id(entry):
+        LOGGER.warning(
+            "The quart-dl server at %s now has another server id than when it was added;"
+            " reconfigure the entry if it is another server",
+            entry.data[CONF_URL],
+        )
+        return
+    if hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, server_id) is None:
+        hass.config_entries.async_update_entry(entry, unique_id=server_id)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> None:
+    """The entry is deleted: its repair issues and its stored stream position go with it."""
+    async_clear(hass, entry.entry_id)
+    await Store[dict[str, Any]](hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}").async_remove()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> bool:

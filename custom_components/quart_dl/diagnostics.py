@@ -49,6 +49,7 @@ async def async_get_config_entry_diagnostics(
             "heartbeats": coordinator.parser.comments,
             "last_event_id": stream.last_event_id,
             "retry_ms": coordinator.parser.retry_ms,
+            "retry_delay": stream.retry_delay,
             "last_error": stream.last_error,
         },
         "server": {

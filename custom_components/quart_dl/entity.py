@@ -1,4 +1,4 @@
-"""Base entity: one device per quart-dl server, availability from the coordinator."""
+"""Base entity: a device per qBittorrent instance, availability from the coordinator."""
 
 from __future__ import annotations
 
@@ -10,33 +10,41 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .api import QuartDlError
-from .const import DOMAIN
+from .const import DEFAULT_INSTANCE_ID, DEFAULT_INSTANCE_NAME
 from .coordinator import QuartDlCoordinator
+from .device import device_identifier
 from .errors import action_error
 from .panel import panel_target
 
 
 class QuartDlEntity(CoordinatorEntity[QuartDlCoordinator]):
-    """An entity of one quart-dl server.
+    """An entity of one qBittorrent instance followed by a quart-dl server.
 
     Unique ids and the device identifier come from the config entry id rather than the
     server URL: the URL can change (reconfigure), the entities and their history must not.
+    The device is named after the instance (``qBittorrent`` by default, the server's
+    ``qbt_name`` or the instance's ``name``), and with ``has_entity_name`` the entity ids
+    follow: ``sensor.qbittorrent_download_speed``.
     """
 
     _attr_has_entity_name = True
 
     def __init__(self, coordinator: QuartDlCoordinator, key: str) -> None:
-        """Attach the entity to the server's device."""
+        """Attach the entity to its instance's device."""
         super().__init__(coordinator)
         entry_id = coordinator.config_entry.entry_id
+        state = coordinator.data
+        instance_id = state.instance_id if state else DEFAULT_INSTANCE_ID
+        # The primary instance's entities keep the unique ids they had before devices per
+        # instance (``<entry id>_<key>``): their history stays theirs.
         self._attr_unique_id = f"{entry_id}_{key}"
         self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry_id)},
+            identifiers={device_identifier(entry_id, instance_id)},
             entry_type=DeviceEntryType.SERVICE,
             manufacturer="quart-dl",
-            model="quart-dl server",
-            name=coordinator.config_entry.title,
-            sw_version=coordinator.data.version if coordinator.data else None,
+            model="qBittorrent via quart-dl",
+            name=state.instance_name if state else DEFAULT_INSTANCE_NAME,
+            sw_version=state.version if state else None,
             configuration_url=panel_target(coordinator.client.base_url),
         )
 

@@ -1,9 +1,12 @@
 """Config flow: add a quart-dl server by URL; options for the sidebar panel.
 
-A server is identified by its normalized base URL (the protocol has no stable server id:
-the epoch changes with every server process), so adding the same server twice is refused,
-and a reconfigure that points an entry at a URL another entry already uses is refused too.
-Every step that takes a URL or a token proves it by calling ``/api/status`` first.
+A server is identified by the ``server_id`` of its ``/api/status`` (stable across its
+restarts: its event log's database id), and by its normalized base URL when it sends none
+(older servers). So adding the same server twice is refused, under any address; a
+reconfigure may move an entry to another address of the same server, and refuses an
+address where another server answers (``wrong_server``: as WLED checks a device's MAC), or
+one that another entry already uses. Every step that takes a URL or a token proves it by
+calling ``/api/status`` first.
 
 A server without a token answers only some host names (IP addresses, ``localhost``, dotless
 and ``.local`` names, its ``allowed_hosts``). Its refusal of the name in the URL is its own
@@ -86,6 +89,17 @@ def entry_title(base_url: str) -> str:
     return f"quart-dl ({where})"
 
 
+def entry_unique_id(base_url: str, server_id: str | None) -> str:
+    """An entry's unique id: the server's id, or its URL for a server that sends none."""
+    return server_id or base_url
+
+
+def keyed_on_server_id(entry: ConfigEntry) -> bool:
+    """Whether the entry's unique id is a server id (else it is its URL: an older server,
+    or an entry made before server ids)."""
+    return entry.unique_id is not None and entry.unique_id != entry.data.get(CONF_URL)
+
+
 class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add, reconfigure and re-authenticate quart-dl servers."""
 
@@ -104,8 +118,10 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Check a URL and token against the server.
 
         Returns the normalized URL, the form errors and the placeholders those errors'
-        texts use (the refused host name for ``host_not_allowed``).
+        texts use (the refused host name for ``host_not_allowed``). The server's id, if it
+        sends one, is left in ``self._server_id``.
         """
+        self._server_id: str | None = None
         try:
             base_url = normalize_url(raw_url)
         except ValueError:
@@ -128,6 +144,8 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             return base_url, {"base": "unknown"}, {}
         if status.get("protocol") != PROTOCOL_VERSION:
             return base_url, {"base": "unsupported_protocol"}, {}
+        server_id = status.get("server_id")
+        self._server_id = server_id if isinstance(server_id, str) and server_id else None
         return base_url, {}, {}
 
     async def async_step_user(
@@ -142,9 +160,14 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
                 user_input[CONF_URL], token
             )
             if base_url is not None:
-                await self.async_set_unique_id(base_url, raise_on_progress=False)
-                self._abort_if_unique_id_configured()
+                # An entry at this address, whatever its unique id (one made before
+                # server ids is keyed on its URL).
+                self._async_abort_entries_match({CONF_URL: base_url})
             if not errors and base_url is not None:
+                await self.async_set_unique_id(
+                    entry_unique_id(base_url, self._server_id), raise_on_progress=False
+                )
+                self._abort_if_unique_id_configured()
                 data = {CONF_URL: base_url}
                 if token:
                     data[CONF_ACCESS_TOKEN] = token
@@ -168,17 +191,26 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             base_url, errors, placeholders = await self._async_validate(
                 user_input[CONF_URL], token
             )
-            if base_url is not None and any(
-                other.unique_id == base_url and other.entry_id != entry.entry_id
-                for other in self._async_current_entries(include_ignore=False)
-            ):
-                return self.async_abort(reason="already_configured")
             if not errors and base_url is not None:
+                unique_id = self._reconfigured_unique_id(entry, base_url)
+                if any(
+                    other.entry_id != entry.entry_id
+                    and (other.unique_id == unique_id or other.data.get(CONF_URL) == base_url)
+                    for other in self._async_current_entries(include_ignore=False)
+                ):
+                    return self.async_abort(reason="already_configured")
+                await self.async_set_unique_id(unique_id, raise_on_progress=False)
+                if keyed_on_server_id(entry):
+                    # Another server at the address (another id than the entry's): refused,
+                    # or the entities would show another server's torrents as theirs.
+                    self._abort_if_unique_id_mismatch(
+                        reason="wrong_server", description_placeholders={"url": base_url}
+                    )
                 data = {CONF_URL: base_url}
                 if token:
                     data[CONF_ACCESS_TOKEN] = token
                 return self.async_update_reload_and_abort(
-                    entry, unique_id=base_url, title=entry_title(base_url), data=data
+                    entry, unique_id=unique_id, title=entry_title(base_url), data=data
                 )
         suggested = user_input or {CONF_URL: entry.data[CONF_URL]}
         return self.async_show_form(
@@ -187,6 +219,21 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders=placeholders,
         )
+
+    def _reconfigured_unique_id(self, entry: ConfigEntry, base_url: str) -> str:
+        """The unique id a reconfigured entry must have: the server's id (which must be
+        the entry's own, if the entry knows its server's id), else the new URL.
+
+        An entry keyed on a URL does not know its server: whatever answers at the new
+        address is taken (its id, if it sends one, from now on). A server that sends no
+        id cannot be told apart: an entry keyed on an id keeps that id.
+        """
+        if self._server_id is not None:
+            return self._server_id
+        if keyed_on_server_id(entry):
+            assert entry.unique_id is not None
+            return entry.unique_id
+        return base_url
 
     async def async_step_reauth(
         self, entry_data: Mapping[str, Any]
