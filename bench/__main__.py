@@ -7,11 +7,14 @@
     python -m bench --sizes 1000 --kinds quart-dl --skip-poll --storm 0
     python -m bench --skip-fanout --skip-poll --storm 0 --latency 60   # change-to-screen only
     python -m bench --skip-fanout --skip-poll --storm 0 --poll-real    # poll cost, real qBittorrent
+    python -m bench --skip-fanout --skip-poll --storm 0 --instances    # 1 vs 3 qBittorrents of 3,000
 
 ``--latency`` needs more than the bench extra: playwright (the e2e extra), qbittorrent-nox and
 Debian's /usr/bin/chromium, so it is not part of the default run (``--latency`` alone: 40
 changes, 12 with ``--quick``). ``--poll-real [N]`` (default off; N torrents, 10,000 alone) measures
 poll cost against a real qbittorrent-nox holding N paused torrents (bench/pollreal.py).
+``--instances [N]`` (default off; N torrents per instance, 3,000 alone, 300 with ``--quick``)
+runs a real server following one, then three synthetic qBittorrents (bench/instances.py).
 
 Every server kind runs the same clients and the same events in the same run, one after the
 other; ratios are taken within the run (the machine is shared, absolute figures are noisy).
@@ -147,6 +150,14 @@ def main() -> int:
         help="poll cost, real qbittorrent-nox with N paused torrents (alone: 10,000; default: skip)",
     )
     parser.add_argument(
+        "--instances",
+        type=int,
+        nargs="?",
+        const=-1,
+        default=0,
+        help="1 vs 3 synthetic qBittorrents, N torrents each (alone: 3,000, 300 with --quick; default skip)",
+    )
+    parser.add_argument(
         "--nginx",
         type=int,
         default=0,
@@ -173,6 +184,7 @@ def main() -> int:
         "latency": None,
         "poll_real": None,
         "nginx": None,
+        "instances": None,
     }
     if not args.skip_fanout:
         for n, connections, kind in (
@@ -269,6 +281,21 @@ def main() -> int:
             result["poll_real"] = run_pollreal(args.poll_real, log_dir=log_dir)
         except Exception as exc:
             result["poll_real"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+    if args.instances:
+        from .instances import Params, run_instances
+
+        params = Params.quick() if args.quick else Params()
+        if args.instances > 0:
+            params = Params(**{**params.__dict__, "torrents": args.instances})
+        print(
+            f"several instances: 1 then {params.instances} × {params.torrents} torrents…",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            result["instances"] = run_instances(params, log_dir=log_dir)
+        except Exception as exc:
+            result["instances"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -302,6 +329,10 @@ def render(result: dict[str, Any]) -> str:
         from .pollreal import table as poll_real_table
 
         parts.append(poll_real_table(result["poll_real"]))
+    if result.get("instances"):
+        from .instances import table as instances_table
+
+        parts.append(instances_table(result["instances"]))
     return "\n".join(parts)
 
 

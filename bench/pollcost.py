@@ -125,13 +125,14 @@ async def _in_process(n: int, changing: int, polls: int) -> dict[str, Any]:
     return out
 
 
-def _fetch_snapshot(port: int, timeout: float = 30.0) -> tuple[float, float, int]:
-    """Open /api/events; (time to the first body byte, time to the whole snapshot, its bytes)."""
+def fetch_snapshot(port: int, path: str = "/api/events", timeout: float = 30.0) -> tuple[float, float, bytes]:
+    """Open the stream at ``path``; (time to the first byte, time to the whole snapshot frame,
+    everything received until then: response head included)."""
     started = time.monotonic()
     first = 0.0
     buf = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         while True:
             chunk = s.recv(1 << 20)
             if not chunk:
@@ -141,7 +142,13 @@ def _fetch_snapshot(port: int, timeout: float = 30.0) -> tuple[float, float, int
             buf += chunk
             at = buf.find(b"event: snapshot\n")
             if at >= 0 and buf.find(b"\n\n", at) >= 0:
-                return first, time.monotonic() - started, len(buf)
+                return first, time.monotonic() - started, buf
+
+
+def _fetch_snapshot(port: int, timeout: float = 30.0) -> tuple[float, float, int]:
+    """Open /api/events; (time to the first body byte, time to the whole snapshot, its bytes)."""
+    first, took, buf = fetch_snapshot(port, timeout=timeout)
+    return first, took, len(buf)
 
 
 def _end_to_end(n: int, samples: int) -> dict[str, Any]:

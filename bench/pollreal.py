@@ -295,12 +295,13 @@ def psutil_cpu(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def _metrics(base_url: str) -> dict[str, float]:
+def _metrics(base_url: str, prefix: str = "quart_dl_poll") -> dict[str, float]:
+    """``/metrics`` lines starting with ``prefix``: name (labels included, ``quart_dl_`` dropped) → value."""
     with urllib.request.urlopen(base_url + "metrics", timeout=10) as reply:
         text = reply.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("quart_dl_poll"):
+        if line.startswith(prefix):
             name, _, value = line.rpartition(" ")
             out[name.removeprefix("quart_dl_")] = float(value)
     return out

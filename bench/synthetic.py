@@ -43,18 +43,19 @@ def raw_torrent(i: int) -> dict[str, Any]:
     }
 
 
-def full_maindata(n: int) -> dict[str, Any]:
-    """The rid-0 answer for n torrents."""
+def full_maindata(n: int, first: int = 0) -> dict[str, Any]:
+    """The rid-0 answer for n torrents (indices ``first`` … ``first + n - 1``: another
+    qBittorrent's torrents are another range, so no hash is in two instances)."""
     return {
         "rid": 1,
         "full_update": True,
-        "torrents": {fake_hash(i): raw_torrent(i) for i in range(n)},
+        "torrents": {fake_hash(i): raw_torrent(i) for i in range(first, first + n)},
         "categories": {"bench": {"name": "bench", "savePath": "/downloads/bench"}},
         "server_state": {"dl_info_speed": 0, "up_info_speed": 0, "dl_info_data": 0, "up_info_data": 0},
     }
 
 
-def partial_maindata(n: int, rid: int, changing: int) -> dict[str, Any]:
+def partial_maindata(n: int, rid: int, changing: int, first: int = 0) -> dict[str, Any]:
     """A steady-state answer: ``changing`` torrents (rotating through all n) changed a few keys.
 
     Like qBittorrent, every changed torrent also carries keys that churn without being part
@@ -63,7 +64,7 @@ def partial_maindata(n: int, rid: int, changing: int) -> dict[str, Any]:
     start = (rid * changing) % n
     torrents = {}
     for k in range(changing):
-        i = (start + k) % n
+        i = first + (start + k) % n
         size = 1_048_576 + i * 1024
         done = min(size, size // 4 + rid * 4096)
         torrents[fake_hash(i)] = {
