@@ -1,14 +1,17 @@
 """Several qBittorrent instances (issue #13, item 8): poll CPU, poll cadence and the v2 snapshot.
 
-One run, two (full mode: three) phases, each a real ``python -m quart_dl serve`` process
-(:class:`~quart_dl.lab.server_process.ServerProcess`, this checkout's ``quart_dl``, fresh
-SQLite, 1 s poll interval, 30 s idle interval, log level INFO):
+One run, ``rounds`` × two phases (full mode: 2 rounds, quick: 1), each a real
+``python -m quart_dl serve`` process (:class:`~quart_dl.lab.server_process.ServerProcess`,
+this checkout's ``quart_dl``, fresh SQLite, 1 s poll interval, 30 s idle interval, log level
+INFO):
 
 1. **baseline**: the server follows one instance (``default``, the flat ``--qbt-url``) of
    ``torrents`` torrents;
 2. **several**: the server follows ``instances`` instances of ``torrents`` each (``default``
-   plus ``[[instances]]`` tables in a TOML file, as a user adds them);
-3. (full mode) the baseline again, to see how far the machine drifted during the run.
+   plus ``[[instances]]`` tables in a TOML file, as a user adds them).
+
+Alternating the two (baseline, several, baseline, several) spreads the machine's drift
+over both instead of charging it to one.
 
 The qBittorrents are synthetic (bench/fakeqbt.py: an HTTP server per instance, in its own
 process, answering ``sync/maindata`` with bench/synthetic.py's torrents; distinct hashes per
@@ -38,9 +41,9 @@ Per phase:
   ``/api/events`` (v1, the primary's torrents only). Bytes = the snapshot frame
   (``event:``/``id:``/``data:`` lines), each frame checked for the torrents it must hold.
 
-``summary`` takes the ratios within the run: several ÷ baseline (mean of both baselines in
-full mode). The machine has 2 cores shared with other engineers' runs: compare ratios, and
-rerun when the load average (recorded per phase) was high.
+``summary`` takes the ratios within the run: several ÷ baseline (means over the rounds).
+The machine has 2 cores shared with other engineers' runs: compare ratios, and rerun when
+the load average (recorded per phase) was high.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ POLL_INTERVAL = 1.0
 IDLE_POLL_INTERVAL = 30.0
 #: Instance ids after the flat ``default`` one.
 EXTRA_IDS = ("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+#: The two measuring windows of a phase.
+WINDOWS = ("one_viewer", "many_viewers")
 #: Slack for "one per interval": the event loop wakes a poller a little late.
 LATENESS = 0.05
 
@@ -88,14 +93,14 @@ class Params:
     torrents: int = 3000
     instances: int = 3
     changing: int = 100
-    window: float = 20.0
     viewers: int = 10
     samples: int = 7
-    repeat_baseline: bool = True
+    window: float = 30.0
+    rounds: int = 2
 
     @classmethod
     def quick(cls, torrents: int = 300) -> Params:
-        return cls(torrents=torrents, changing=10, window=4.0, viewers=3, samples=3, repeat_baseline=False)
+        return cls(torrents=torrents, changing=10, window=4.0, viewers=3, samples=3, rounds=1)
 
 
 def _log(message: str) -> None:
@@ -257,43 +262,66 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
 def summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several instances ÷ the baseline (the mean of the baseline phases), and the verdicts."""
+    """Several instances ÷ the baseline, both as the mean over their phases, and the verdicts.
+
+    With several rounds (baseline, several, baseline, several …) each round's ratio is kept
+    too (``..._ratio_by_round``): their spread is the run's noise, and ``baseline_drift`` is
+    the last baseline ÷ the first one (1 on a steady machine).
+    """
     baselines = [p for p in phases if p["instances"] == 1]
-    several = next(p for p in phases if p["instances"] > 1)
+    severals = [p for p in phases if p["instances"] > 1]
+    first = severals[0]
     out: dict[str, Any] = {
-        "instances": several["instances"],
-        "torrents_per_instance": several["torrents_per_instance"],
+        "instances": first["instances"],
+        "torrents_per_instance": first["torrents_per_instance"],
+        "rounds": len(severals),
     }
-    for window in ("one_viewer", "many_viewers"):
-        base = [p[window]["cpu_ms_per_poll"] for p in baselines if p[window]["cpu_ms_per_poll"] is not None]
-        mean = statistics.fmean(base) if base else None
-        out[f"baseline_cpu_ms_per_poll_{window}"] = round(mean, 2) if mean is not None else None
-        out[f"several_cpu_ms_per_poll_{window}"] = several[window]["cpu_ms_per_poll"]
-        out[f"cpu_per_poll_ratio_{window}"] = _ratio(several[window]["cpu_ms_per_poll"], mean)
+    for window in WINDOWS:
+        base = [p[window]["cpu_ms_per_poll"] for p in baselines]
+        several = [p[window]["cpu_ms_per_poll"] for p in severals]
+        b, v = _mean(base), _mean(several)
+        out[f"baseline_cpu_ms_per_poll_{window}"] = round(b, 2) if b is not None else None
+        out[f"several_cpu_ms_per_poll_{window}"] = round(v, 2) if v is not None else None
+        out[f"cpu_per_poll_ratio_{window}"] = _ratio(v, b)
+        if len(severals) > 1:
+            out[f"cpu_per_poll_ratio_{window}_by_round"] = [
+                _ratio(x, y) for x, y in zip(several, base, strict=False)
+            ]
         if len(base) > 1:
             out[f"baseline_drift_{window}"] = _ratio(base[-1], base[0])
-    ratios = [out["cpu_per_poll_ratio_one_viewer"], out["cpu_per_poll_ratio_many_viewers"]]
+    ratios = [out[f"cpu_per_poll_ratio_{w}"] for w in WINDOWS]
     out["cpu_target_within_10pct"] = all(r is not None and r <= 1.10 for r in ratios)
-    rates = [
-        v for p in phases for w in ("one_viewer", "many_viewers") for v in p[w]["polls_per_interval"].values()
-    ]
+    rates = [v for p in phases for w in WINDOWS for v in p[w]["polls_per_interval"].values()]
     out["polls_per_interval_min"] = min(rates)
     out["polls_per_interval_max"] = max(rates)
-    out["one_poll_per_instance_per_interval"] = all(
-        p[w]["one_per_interval"] for p in phases for w in ("one_viewer", "many_viewers")
+    out["one_poll_per_instance_per_interval"] = all(p[w]["one_per_interval"] for p in phases for w in WINDOWS)
+    out["viewers"] = first["viewers"]
+
+    def snap(group: list[dict[str, Any]], key: str) -> float | None:
+        value = _mean([p[key] for p in group])
+        return round(value, 1) if value is not None else None
+
+    for name in ("v2", "v1"):
+        out[f"snapshot_{name}_bytes"] = first[f"snapshot_{name}_bytes"]
+        out[f"snapshot_{name}_torrents"] = first[f"snapshot_{name}_torrents"]
+        out[f"snapshot_{name}_ms_p50"] = snap(severals, f"snapshot_{name}_ms_p50")
+        out[f"snapshot_{name}_cached_ms_p50"] = snap(severals, f"snapshot_{name}_cached_ms_p50")
+    out["baseline_snapshot_v2_ms_p50"] = snap(baselines, "snapshot_v2_ms_p50")
+    out["baseline_snapshot_v1_ms_p50"] = snap(baselines, "snapshot_v1_ms_p50")
+    out["snapshot_v2_vs_v1_bytes"] = _ratio(out["snapshot_v2_bytes"], out["snapshot_v1_bytes"])
+    out["snapshot_v2_vs_v1_ms"] = _ratio(out["snapshot_v2_ms_p50"], out["snapshot_v1_ms_p50"])
+    out["snapshot_v2_vs_baseline_v2_ms"] = _ratio(
+        out["snapshot_v2_ms_p50"], out["baseline_snapshot_v2_ms_p50"]
     )
-    out["viewers"] = several["viewers"]
-    first = baselines[0]
-    out["snapshot_v2_bytes"] = several["snapshot_v2_bytes"]
-    out["snapshot_v2_torrents"] = several["snapshot_v2_torrents"]
-    out["snapshot_v2_ms_p50"] = several["snapshot_v2_ms_p50"]
-    out["snapshot_v2_cached_ms_p50"] = several["snapshot_v2_cached_ms_p50"]
-    out["snapshot_v1_bytes"] = several["snapshot_v1_bytes"]
-    out["snapshot_v1_ms_p50"] = several["snapshot_v1_ms_p50"]
-    out["snapshot_v2_vs_v1_bytes"] = _ratio(several["snapshot_v2_bytes"], several["snapshot_v1_bytes"])
-    out["snapshot_v2_vs_v1_ms"] = _ratio(several["snapshot_v2_ms_p50"], several["snapshot_v1_ms_p50"])
-    out["snapshot_v2_vs_baseline_v2_ms"] = _ratio(several["snapshot_v2_ms_p50"], first["snapshot_v2_ms_p50"])
+    out["baseline_snapshot_v2_vs_v1_ms"] = _ratio(
+        out["baseline_snapshot_v2_ms_p50"], out["baseline_snapshot_v1_ms_p50"]
+    )
     return out
 
 
@@ -518,7 +546,7 @@ def run_phase(
 
 
 def run_instances(params: Params | None = None, log_dir: Path | None = None) -> dict[str, Any]:
-    """Baseline (one instance), several instances, (full mode) the baseline again; the summary."""
+    """Baseline (one instance) then several instances, ``rounds`` times; the summary."""
     params = params or Params()
     base = Path(tempfile.mkdtemp(prefix="quart-dl-instances-"))
     phases: list[dict[str, Any]] = []
@@ -529,9 +557,11 @@ def run_instances(params: Params | None = None, log_dir: Path | None = None) -> 
             fake = SyntheticQbt(params.torrents, first=k * params.torrents)
             stack.callback(fake.stop)
             fakes.append(fake)
-        order = [(1, "baseline"), (params.instances, "several")]
-        if params.repeat_baseline:
-            order.append((1, "baseline-again"))
+        order = [
+            phase
+            for r in range(1, params.rounds + 1)
+            for phase in ((1, f"baseline-{r}"), (params.instances, f"several-{r}"))
+        ]
         for count, label in order:
             _log(f"{label}: {count} × {params.torrents} torrents…")
             phases.append(run_phase(fakes, count, params, base, log_dir, label))
@@ -556,7 +586,7 @@ def table(result: dict[str, Any]) -> str:
     ]
     rows.append("| --- | --- | --- | --- | --- | --- | --- |")
     for p in result["phases"]:
-        for w in ("one_viewer", "many_viewers"):
+        for w in WINDOWS:
             f = p[w]
             rows.append(
                 f"| {p['phase']} | {p['instances']} | {1 if w == 'one_viewer' else p['viewers']} viewers "
