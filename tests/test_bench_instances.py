@@ -118,6 +118,7 @@ def test_quick_mode_produces_every_figure() -> None:
             assert all(n > 0 for n in figures["polls"].values())
             assert figures["cpu_ms_per_poll"] > 0
             assert set(figures["diffs_per_poll"]) == ids[p["instances"]]
+            assert all(v > 0 for v in figures["diffs_per_poll"].values())  # the polls became events
         assert p["snapshot_v2_torrents"] == 100 * p["instances"]
         assert p["snapshot_v1_torrents"] == 100
         assert p["snapshot_v2_bytes"] > p["snapshot_v1_bytes"] or p["instances"] == 1
