@@ -14,7 +14,10 @@ a ``SID`` cookie), ``app/version`` (``v4.5.2``), ``app/webapiVersion`` and ``syn
 The torrents are bench/synthetic.py's: ``--torrents`` small paused ones with indices from
 ``--first`` (distinct hashes per instance); a request with ``rid=0`` gets the full answer,
 any other one a steady-state answer in which ``changing`` torrents changed a few keys (0:
-"nothing changed", qBittorrent's ``{"rid": n}``). Keep-alive HTTP/1.1, as qBittorrent.
+"nothing changed", qBittorrent's ``{"rid": n}``): always the same ones, the first
+``changing``, which download while the others stay paused (a rotating set would soon make
+every torrent "downloading", and the server's history sample writes a row per active one).
+Keep-alive HTTP/1.1, as qBittorrent.
 
 Bench control, same port (never part of qBittorrent's API):
 ``POST /bench/mode?changing=C`` (every later answer changes C torrents),
@@ -64,9 +67,11 @@ class FakeState:
             if not changing:
                 return dumps({"rid": self.rid}).encode()
             self.changed += 1
-            return dumps(
-                partial_maindata(self.torrents, self.rid, min(changing, self.torrents), self.first)
-            ).encode()
+            # The same ``changing`` torrents (the downloading ones) change in every answer, the
+            # rest stay paused: with a rotating set every torrent would soon be "downloading",
+            # and the server's 5 s history sample would write a row for each of them.
+            active = min(max(changing, self.changing), self.torrents)
+            return dumps(partial_maindata(active, self.rid, min(changing, active), self.first)).encode()
 
     def stats(self) -> dict[str, int]:
         with self.lock:

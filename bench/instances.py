@@ -15,8 +15,10 @@ over both instead of charging it to one.
 
 The qBittorrents are synthetic (bench/fakeqbt.py: an HTTP server per instance, in its own
 process, answering ``sync/maindata`` with bench/synthetic.py's torrents; distinct hashes per
-instance). In every steady-state answer ``changing`` torrents changed a few keys, so each
-poll merges, commits and publishes a diff: the poll's real work, not an empty ``{"rid": n}``.
+instance). In every steady-state answer the same ``changing`` torrents (the downloading
+ones; the rest stay paused) changed a few keys, so each poll merges, commits and publishes a
+diff: the poll's real work, not an empty ``{"rid": n}``; and the server's 5 s history sample
+writes ``changing`` rows per instance, as it would for that many active downloads.
 
 Per phase:
 
@@ -97,6 +99,8 @@ class Params:
     samples: int = 7
     window: float = 30.0
     rounds: int = 2
+    #: pyinstrument in the server (bench/results/logs/instances-<phase>.pyisession): no figures.
+    profile: bool = False
 
     @classmethod
     def quick(cls, torrents: int = 300) -> Params:
@@ -289,6 +293,11 @@ def summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"baseline_cpu_ms_per_poll_{window}"] = round(b, 2) if b is not None else None
         out[f"several_cpu_ms_per_poll_{window}"] = round(v, 2) if v is not None else None
         out[f"cpu_per_poll_ratio_{window}"] = _ratio(v, b)
+        for part in ("event_loop", "other_threads"):
+            key = f"{part}_cpu_ms_per_poll"
+            out[f"{part}_cpu_per_poll_ratio_{window}"] = _ratio(
+                _mean([p[window].get(key) for p in severals]), _mean([p[window].get(key) for p in baselines])
+            )
         if len(severals) > 1:
             out[f"cpu_per_poll_ratio_{window}_by_round"] = [
                 _ratio(x, y) for x, y in zip(several, base, strict=False)
@@ -346,6 +355,22 @@ def frame_torrents(frame: bytes) -> dict[str, int]:
 # ---------------------------------------------------------------------------------- phases
 
 
+class ProfiledServer(ServerProcess):
+    """The server under pyinstrument (its main thread: the event loop), a session file at exit
+    (``pyinstrument --load FILE -r text -p show_all`` renders it, or with any other renderer).
+
+    For finding where CPU goes, never for figures: sampling every 1 ms costs CPU itself.
+    """
+
+    profile: Path | None = None
+
+    def command(self) -> list[str]:
+        command = super().command()
+        assert command[1:3] == ["-m", "quart_dl"]
+        session = ["-r", "pyisession", "-o", str(self.profile)]
+        return [command[0], "-m", "pyinstrument", "-i", "0.001", *session, *command[1:]]
+
+
 def _config(path: Path, fakes: list[SyntheticQbt]) -> None:
     tables = [
         f'[[instances]]\nid = "{i}"\nname = "Synthetic {i}"\nurl = "{fake.url}"\npassword = "synthetic"\n'
@@ -354,13 +379,28 @@ def _config(path: Path, fakes: list[SyntheticQbt]) -> None:
     path.write_text("\n".join(tables), encoding="utf-8")
 
 
+def main_thread_ns(pid: int) -> int:
+    """CPU of the process's main thread (the event loop), in ns; 0 where schedstat is missing."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as handle:
+            return int(handle.read().split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+
+
 def _cpu_window(pid: int, url: str, seconds: float, ids: tuple[str, ...]) -> dict[str, Any]:
     before = _metrics(url)
-    c0, t0 = cpu_ns(pid), time.monotonic()
+    c0, m0, t0 = cpu_ns(pid), main_thread_ns(pid), time.monotonic()
     time.sleep(seconds)  # a measuring window, not a wait for a condition
-    c1, t1 = cpu_ns(pid), time.monotonic()
+    c1, m1, t1 = cpu_ns(pid), main_thread_ns(pid), time.monotonic()
     after = _metrics(url)
     out = window_figures(before, after, (c1 - c0) / 1e9, t1 - t0, ids)
+    total = sum(out["polls"].values())
+    if total and m1:
+        # Where it goes: the event loop (hub, streams, store calls) or the other threads (the
+        # instances' qbittorrent-api worker threads: HTTP and JSON decoding; aiosqlite's).
+        out["event_loop_cpu_ms_per_poll"] = round((m1 - m0) / 1e6 / total, 2)
+        out["other_threads_cpu_ms_per_poll"] = round(((c1 - c0) - (m1 - m0)) / 1e6 / total, 2)
     out["t"] = (t0, t1)
     return out
 
@@ -424,7 +464,8 @@ def run_phase(
     root.mkdir(parents=True, exist_ok=True)
     _config(config, fakes[1:count])
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    server = ServerProcess(
+    profile = (log_dir or root) / f"instances-{label}.pyisession" if params.profile else None
+    server = (ProfiledServer if profile else ServerProcess)(
         root / "server",
         qbt_url=fakes[0].url,
         qbt_password="synthetic",
@@ -439,6 +480,8 @@ def run_phase(
         ),
         env={"PYTHONPATH": pythonpath},
     )
+    if isinstance(server, ProfiledServer) and profile is not None:
+        server.profile = profile
     out: dict[str, Any] = {
         "phase": label,
         "instances": count,
@@ -608,11 +651,15 @@ if __name__ == "__main__":
     )
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument in the server (no figures)")
+    parser.add_argument("--rounds", type=int, help="baseline + several, this many times (2; 1 with --quick)")
     args = parser.parse_args()
     chosen = Params.quick() if args.quick else Params()
     if args.torrents:
         chosen = Params(**{**chosen.__dict__, "torrents": args.torrents})
-    chosen = Params(**{**chosen.__dict__, "instances": args.instances})
+    chosen = Params(**{**chosen.__dict__, "instances": args.instances, "profile": args.profile})
+    if args.rounds:
+        chosen = Params(**{**chosen.__dict__, "rounds": args.rounds})
     figures = run_instances(chosen, log_dir=ROOT / "bench" / "results" / "logs")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
