@@ -271,6 +271,12 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.fmean(present) if present else None
 
 
+def _window_cpu(figures: dict[str, Any]) -> float | None:
+    """The CPU (ms) a window spent, from its per-poll figure and its polls."""
+    per_poll = figures["cpu_ms_per_poll"]
+    return None if per_poll is None else float(per_poll) * sum(figures["polls"].values())
+
+
 def summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
     """Several instances ÷ the baseline, both as the mean over their phases, and the verdicts.
 
@@ -298,6 +304,21 @@ def summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
             out[f"{part}_cpu_per_poll_ratio_{window}"] = _ratio(
                 _mean([p[window].get(key) for p in severals]), _mean([p[window].get(key) for p in baselines])
             )
+        # What the added polls cost: the CPU the several-instance window spent beyond the
+        # baseline's, over the polls it made beyond the baseline's. A window's fixed costs
+        # (heartbeats, scrapes, timers) cancel out, where the per-poll figures share them out
+        # over 3 × the polls in the several-instance window.
+        extra_cpu = _mean([_window_cpu(p[window]) for p in severals])
+        base_cpu = _mean([_window_cpu(p[window]) for p in baselines])
+        extra_polls = _mean([sum(p[window]["polls"].values()) for p in severals])
+        base_polls = _mean([sum(p[window]["polls"].values()) for p in baselines])
+        marginal = (
+            (extra_cpu - base_cpu) / (extra_polls - base_polls)
+            if None not in (extra_cpu, base_cpu, extra_polls, base_polls) and extra_polls != base_polls
+            else None
+        )
+        out[f"marginal_cpu_ms_per_added_poll_{window}"] = round(marginal, 2) if marginal is not None else None
+        out[f"marginal_ratio_{window}"] = _ratio(marginal, b)
         if len(severals) > 1:
             out[f"cpu_per_poll_ratio_{window}_by_round"] = [
                 _ratio(x, y) for x, y in zip(several, base, strict=False)

@@ -54,7 +54,12 @@ def test_a_poll_per_viewer_is_not_one_per_interval() -> None:
 
 
 def phase(instances: int, cpu: float, rate: float = 1.0, one: bool = True) -> dict[str, Any]:
-    window = {"cpu_ms_per_poll": cpu, "polls_per_interval": {"default": rate}, "one_per_interval": one}
+    window = {
+        "cpu_ms_per_poll": cpu,
+        "polls": {f"i{k}": 30 for k in range(instances)},
+        "polls_per_interval": {"default": rate},
+        "one_per_interval": one,
+    }
     return {
         "instances": instances,
         "torrents_per_instance": 3000,
@@ -84,6 +89,14 @@ def test_summary_takes_ratios_of_the_means_over_the_rounds() -> None:
     assert out["snapshot_v2_vs_v1_bytes"] == 3.0
     assert out["snapshot_v2_vs_baseline_v2_ms"] == 3.0
     assert out["baseline_snapshot_v2_vs_v1_ms"] == 1.0
+
+
+def test_the_marginal_cost_of_the_added_polls_leaves_the_fixed_costs_out() -> None:
+    # Baseline 30 polls for 126 ms (mean), three instances 90 polls for 414 ms: the 60 added
+    # polls cost 288 ms, 4.8 ms each, against 4.2 ms per poll with the fixed costs in.
+    out = summary([phase(1, 4.0), phase(3, 4.4), phase(1, 4.4), phase(3, 4.8)])
+    assert out["marginal_cpu_ms_per_added_poll_one_viewer"] == 4.8
+    assert out["marginal_ratio_one_viewer"] == 1.143
 
 
 def test_summary_says_when_a_target_is_missed() -> None:
@@ -130,6 +143,8 @@ def test_quick_mode_produces_every_figure() -> None:
         "cpu_per_poll_ratio_many_viewers",
         "polls_per_interval_min",
         "polls_per_interval_max",
+        "marginal_cpu_ms_per_added_poll_one_viewer",
+        "event_loop_cpu_per_poll_ratio_one_viewer",
         "snapshot_v2_ms_p50",
         "snapshot_v1_ms_p50",
         "snapshot_v2_vs_v1_bytes",
