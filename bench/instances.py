@@ -34,7 +34,9 @@ Per phase:
   poll per viewer. The window's bounds for "one per interval": at most ⌊window/interval⌋ + 1
   polls, at least ⌊window/(interval + mean poll time + 50 ms)⌋ − 1. ``diffs_per_poll`` is the
   diffs the one viewer received per instance ÷ that instance's polls (each poll changes
-  torrents, so it should be 1: the polls really became events).
+  torrents, so it should be 1: the polls really became events); ``maindata_requests`` the
+  ``sync/maindata`` requests each synthetic qBittorrent received in the window (the other
+  end's count, read a moment apart from ``/metrics``: ±1).
 - **Snapshot to a new client**: with the qBittorrents quiet and the viewers still connected,
   ``samples`` times: one torrent of ``default`` changes (the next snapshot is built afresh,
   "after a change"), a raw socket opens the stream, and the clock runs from the request to
@@ -117,7 +119,7 @@ def _log(message: str) -> None:
 class SyntheticQbt:
     """bench/fakeqbt.py in its own process: one synthetic qBittorrent Web API on loopback."""
 
-    def __init__(self, torrents: int, first: int, changing: int = 0, timeout: float = 60.0) -> None:
+    def __init__(self, torrents: int, first: int, changing: int = 0) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -409,13 +411,20 @@ def main_thread_ns(pid: int) -> int:
         return 0
 
 
-def _cpu_window(pid: int, url: str, seconds: float, ids: tuple[str, ...]) -> dict[str, Any]:
+def _cpu_window(
+    pid: int, url: str, seconds: float, ids: tuple[str, ...], fakes: list[SyntheticQbt]
+) -> dict[str, Any]:
     before = _metrics(url)
+    asked0 = [f.stats()["maindata"] for f in fakes]
     c0, m0, t0 = cpu_ns(pid), main_thread_ns(pid), time.monotonic()
     time.sleep(seconds)  # a measuring window, not a wait for a condition
     c1, m1, t1 = cpu_ns(pid), main_thread_ns(pid), time.monotonic()
+    asked1 = [f.stats()["maindata"] for f in fakes]
     after = _metrics(url)
     out = window_figures(before, after, (c1 - c0) / 1e9, t1 - t0, ids)
+    # Cross-check of /metrics from the other end: sync/maindata requests each qBittorrent got
+    # (read a moment apart from the metrics, so ±1).
+    out["maindata_requests"] = {i: b - a for i, a, b in zip(ids, asked0, asked1, strict=True)}
     total = sum(out["polls"].values())
     if total and m1:
         # Where it goes: the event loop (hub, streams, store calls) or the other threads (the
@@ -548,7 +557,7 @@ def run_phase(
         _wait_polls(server.url, ids, 3)
 
         out["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
-        one = _cpu_window(pid, server.url, params.window, ids)
+        one = _cpu_window(pid, server.url, params.window, ids, fakes[:count])
         diffs = _diffs(checker, one.pop("t"))
         one["diffs_per_poll"] = {i: _ratio(diffs.get(i, 0), one["polls"][i]) for i in ids}
         out["one_viewer"] = one
@@ -562,7 +571,7 @@ def run_phase(
             f"{params.viewers} open streams",
         )
         _wait_polls(server.url, ids, 2)
-        many = _cpu_window(pid, server.url, params.window, ids)
+        many = _cpu_window(pid, server.url, params.window, ids, fakes[:count])
         diffs = _diffs(checker, many.pop("t"))
         many["diffs_per_poll"] = {i: _ratio(diffs.get(i, 0), many["polls"][i]) for i in ids}
         out["many_viewers"] = many
@@ -645,16 +654,17 @@ def table(result: dict[str, Any]) -> str:
         )
     ]
     rows = [
-        "| phase | instances | window | CPU ms/poll | polls per interval | one per interval (bounds)"
-        " | diffs per poll |"
+        "| phase | instances | window | CPU ms/poll | polls | maindata requests | polls per interval"
+        " | one per interval (bounds) | diffs per poll |"
     ]
-    rows.append("| --- | --- | --- | --- | --- | --- | --- |")
+    rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for p in result["phases"]:
         for w in WINDOWS:
             f = p[w]
             rows.append(
                 f"| {p['phase']} | {p['instances']} | {1 if w == 'one_viewer' else p['viewers']} viewers "
-                f"| {f['cpu_ms_per_poll']} | {f['polls_per_interval']} "
+                f"| {f['cpu_ms_per_poll']} | {f['polls']} | {f.get('maindata_requests')} "
+                f"| {f['polls_per_interval']} "
                 f"| {f['one_per_interval']} {f['one_per_interval_bounds']} "
                 f"| {f['diffs_per_poll']} |"
             )

@@ -129,6 +129,7 @@ def test_quick_mode_produces_every_figure() -> None:
             figures = p[window]
             assert set(figures["polls"]) == ids[p["instances"]]
             assert all(n > 0 for n in figures["polls"].values())
+            assert set(figures["maindata_requests"]) == ids[p["instances"]]
             assert figures["cpu_ms_per_poll"] > 0
             assert set(figures["diffs_per_poll"]) == ids[p["instances"]]
             assert all(v > 0 for v in figures["diffs_per_poll"].values())  # the polls became events
