@@ -1,4 +1,5 @@
-"""What every benchmark process shares: the fd limit, the control socket, the event payload.
+"""What every benchmark process shares: the fd limit, the control socket, the event payload,
+a process's CPU and a server's ``/metrics``.
 
 Every server under test (quart-dl and both peers) runs in its own process with a small
 line-based control socket beside its HTTP port, on the same event loop. The orchestrator
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +110,34 @@ def figure_table(title: str, figures: dict[str, Any]) -> str:
     """A titled two-column markdown table of named figures (poll cost, storm, real poll)."""
     rows = "\n".join(f"| {name} | {value} |" for name, value in figures.items())
     return f"\n{title}\n\n| figure | value |\n| --- | --- |\n{rows}"
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every live thread of ``pid``, in ns (schedstat), or psutil's 10 ms ticks."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as handle:
+                    total += int(handle.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the thread ended meanwhile
+        return total
+    except FileNotFoundError:
+        # The bench extra's, needed only off Linux (the test extra has no psutil).
+        import psutil  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        times = psutil.Process(pid).cpu_times()
+        return int((times.user + times.system) * 1e9)
+
+
+def scrape_metrics(base_url: str, prefix: str = "quart_dl_poll") -> dict[str, float]:
+    """``/metrics`` lines starting with ``prefix``: name (labels kept, ``quart_dl_`` dropped) → value."""
+    with urllib.request.urlopen(base_url + "metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, _, value = line.rpartition(" ")
+            out[name.removeprefix("quart_dl_")] = float(value)
+    return out

@@ -75,9 +75,9 @@ from quart_dl.lab.server_process import ServerProcess, get_json
 from quart_dl.lab.sse_reader import SSEReader
 from quart_dl.lab.wait import wait_for
 
-from .common import figure_table
+from .common import cpu_ns, figure_table
+from .common import scrape_metrics as _metrics
 from .pollcost import fetch_snapshot
-from .pollreal import _metrics, cpu_ns
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL = 1.0
@@ -402,6 +402,16 @@ def _config(path: Path, fakes: list[SyntheticQbt]) -> None:
     path.write_text("\n".join(tables), encoding="utf-8")
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` in MiB (``/proc``; no psutil, which the test extra lacks)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            kib = next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+    except (FileNotFoundError, StopIteration):
+        return None
+    return round(kib / 1024, 1)
+
+
 def main_thread_ns(pid: int) -> int:
     """CPU of the process's main thread (the event loop), in ns; 0 where schedstat is missing."""
     try:
@@ -608,9 +618,7 @@ def run_phase(
             f"v1 {v1['bytes']} in {v1['ms_p50']} ms"
         )
 
-        import psutil  # type: ignore[import-untyped]
-
-        out["server_rss_mb"] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+        out["server_rss_mb"] = rss_mb(pid)
         out["poll_errors_total"] = int(
             sum(v for k, v in _metrics(server.url).items() if k.startswith("poll_errors_total"))
         )

@@ -52,7 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +60,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from .common import figure_table
+from .common import cpu_ns, figure_table
+from .common import scrape_metrics as _metrics
 from .pollcost import _fetch_snapshot
 
 POLL_INTERVAL = 1.0
@@ -274,37 +274,9 @@ class CountingProxy:
 # ------------------------------------------------------------------------------------ CPU
 
 
-def cpu_ns(pid: int) -> int:
-    """CPU time of every live thread of ``pid``, in ns (schedstat), or psutil's 10 ms ticks."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/schedstat") as handle:
-                    total += int(handle.read().split()[0])
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # the thread ended meanwhile
-        return total
-    except FileNotFoundError:
-        times = psutil.Process(pid).cpu_times()
-        return int((times.user + times.system) * 1e9)
-
-
 def psutil_cpu(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
-
-
-def _metrics(base_url: str, prefix: str = "quart_dl_poll") -> dict[str, float]:
-    """``/metrics`` lines starting with ``prefix``: name (labels included, ``quart_dl_`` dropped) → value."""
-    with urllib.request.urlopen(base_url + "metrics", timeout=10) as reply:
-        text = reply.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            name, _, value = line.rpartition(" ")
-            out[name.removeprefix("quart_dl_")] = float(value)
-    return out
 
 
 def _errors(metrics: dict[str, float]) -> int:
