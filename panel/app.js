@@ -12,6 +12,7 @@ import { Dashboard } from "./dashboard.js";
 import { Detail } from "./detail.js";
 import { setupControls } from "./controls.js";
 import { Banners } from "./banners.js";
+import { getJSON } from "./api.js";
 import { INSTANCE_RE, keyOf, withInstance } from "./instances.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -237,6 +238,14 @@ function showDetail(hash, instance, route) {
   let status = known ? known.status : null;
   const showBanner = () => banners.render([{ id: named, name: detail.instanceName, status }], !!instance);
   showBanner();
+  if (instance && !known && INSTANCE_RE.test(instance)) {
+    // Opened from an address, before any dashboard: the instance's display name from the API.
+    getJSON(`api/instances/${instance}`).then((body) => {
+      if (view !== route || !body || typeof body.name !== "string") return;
+      detail.setInstanceName(body.name);
+      showBanner();
+    });
+  }
   if (!HASH_RE.test(hash) || (instance !== null && !INSTANCE_RE.test(instance))) {
     if (stream) stream.stop();
     stream = null;

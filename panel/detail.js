@@ -114,7 +114,7 @@ export class Detail {
     if (instance) this.root.dataset.instance = instance;
     else delete this.root.dataset.instance;
     this.instLabel.hidden = !where.multi;
-    setText(this.instLabel, fmt.bidiSafe(this.instanceName));
+    this.setInstanceName(this.instanceName);
     this.instLabel.title = where.multi ? "qBittorrent instance" : "";
     this.expandName(false);
     this.showName("Loading…");
@@ -126,6 +126,12 @@ export class Detail {
     this.loadHistory();
     clearInterval(this.histTimer);
     this.histTimer = setInterval(() => this.loadHistory(), HISTORY_REFRESH_MS);
+  }
+
+  /** The instance's display name, once known (an address opened before any dashboard). */
+  setInstanceName(name) {
+    this.instanceName = name;
+    setText(this.instLabel, fmt.bidiSafe(name));
   }
 
   hide() {
