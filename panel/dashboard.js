@@ -29,6 +29,8 @@ const COLUMNS = [
   { key: "size", label: "Size", cls: "c-size num", desc: true },
   { key: "ratio", label: "Ratio", cls: "c-ratio num", desc: true },
 ];
+/** The instance filter that shows every instance (no id is empty). */
+const ALL = "";
 const SORT_KEYS = new Set(["added_at", ...COLUMNS.map((c) => c.key)]);
 
 const DEFAULTS = {
@@ -339,7 +341,7 @@ export class Dashboard {
     this.sortDir = prefs.sortDir === "asc" ? "asc" : "desc";
     this.phaseFilter = fmt.PHASES.includes(prefs.phase) ? prefs.phase : "all";
     // An instance id, kept while that instance exists (checked at every snapshot).
-    this.instanceFilter = typeof prefs.instance === "string" ? prefs.instance : "all";
+    this.instanceFilter = typeof prefs.instance === "string" ? prefs.instance : ALL;
     this.query = "";
 
     this.body = root.querySelector("#rows");
@@ -355,7 +357,7 @@ export class Dashboard {
     this.totalUp = root.querySelector("#total-up");
     this.totalCount = root.querySelector("#total-count");
     this.chipEls = {};
-    this.instChipEls = new Map(); // instance id -> its chip ("all" too)
+    this.instChipEls = new Map(); // instance id -> its chip (ALL too)
     this.instTotalEls = new Map(); // instance id -> its line in the summary
     this.buildHead();
     this.buildChips();
@@ -433,7 +435,7 @@ export class Dashboard {
     this.root.querySelector("#clear-filters").addEventListener("click", () => {
       this.search.value = "";
       this.query = "";
-      this.instanceFilter = "all";
+      this.instanceFilter = ALL;
       this.showInstanceFilter();
       this.setFilter("all");
     });
@@ -497,7 +499,8 @@ export class Dashboard {
 
   /** Chips for the instances ("All" first), rebuilt when the instance list changes. */
   buildInstanceChips() {
-    const ids = ["all", ...this.instances.keys()];
+    this.instChips.hidden = !this.multi;
+    const ids = this.multi ? [ALL, ...this.instances.keys()] : [];
     const same = ids.length === this.instChipEls.size && ids.every((id) => this.instChipEls.has(id));
     if (!same) {
       this.instChips.replaceChildren();
@@ -507,18 +510,17 @@ export class Dashboard {
         b.type = "button";
         b.className = "chip";
         b.dataset.instance = id;
-        b.dataset.testid = `instance-filter-${id}`;
+        b.dataset.testid = id === ALL ? "instance-filter-all" : `instance-filter-${id}`;
         b.innerHTML = '<span class="chip-label"></span><span class="chip-count"></span>';
-        b.addEventListener("click", () => this.setInstanceFilter(id === this.instanceFilter && id !== "all" ? "all" : id));
+        b.addEventListener("click", () => this.setInstanceFilter(id === this.instanceFilter && id !== ALL ? ALL : id));
         this.instChips.appendChild(b);
         this.instChipEls.set(id, b);
       }
     }
     for (const [id, b] of this.instChipEls) {
-      const label = id === "all" ? "All instances" : fmt.bidiSafe(this.instances.get(id).name);
+      const label = id === ALL ? "All instances" : fmt.bidiSafe(this.instances.get(id).name);
       if (b.firstChild.textContent !== label) b.firstChild.textContent = label;
     }
-    this.instChips.hidden = !this.multi;
     this.showInstanceFilter();
   }
 
@@ -589,7 +591,7 @@ export class Dashboard {
       this.multi = multi;
       document.body.dataset.multi = String(multi);
     }
-    if (this.instanceFilter !== "all" && !(multi && instances.has(this.instanceFilter))) this.instanceFilter = "all";
+    if (this.instanceFilter !== ALL && !(multi && instances.has(this.instanceFilter))) this.instanceFilter = ALL;
     this.buildInstanceChips();
     this.buildInstanceTotals();
 
@@ -724,7 +726,7 @@ export class Dashboard {
   // ---- DOM out ----
 
   matches(rec) {
-    if (this.multi && this.instanceFilter !== "all" && rec.instance !== this.instanceFilter) return false;
+    if (this.multi && this.instanceFilter !== ALL && rec.instance !== this.instanceFilter) return false;
     if (this.phaseFilter !== "all" && fmt.phaseOf(rec) !== this.phaseFilter) return false;
     if (this.query && !String(rec.name).toLocaleLowerCase().includes(this.query)) return false;
     return true;
@@ -801,11 +803,11 @@ export class Dashboard {
   renderCounts() {
     // The state chips count what the instance chip shows; the instance chips count all.
     const counts = Object.fromEntries(fmt.PHASES.map((p) => [p, 0]));
-    const perInstance = new Map([["all", this.records.size], ...[...this.instances.keys()].map((id) => [id, 0])]);
+    const perInstance = new Map([[ALL, this.records.size], ...[...this.instances.keys()].map((id) => [id, 0])]);
     let all = 0;
     for (const rec of this.records.values()) {
       perInstance.set(rec.instance, (perInstance.get(rec.instance) || 0) + 1);
-      if (this.multi && this.instanceFilter !== "all" && rec.instance !== this.instanceFilter) continue;
+      if (this.multi && this.instanceFilter !== ALL && rec.instance !== this.instanceFilter) continue;
       counts[fmt.phaseOf(rec)] += 1;
       all += 1;
     }
@@ -839,7 +841,7 @@ export class Dashboard {
   /** One line per instance in the summary (several instances only). */
   buildInstanceTotals() {
     this.instTotals.hidden = !this.multi;
-    const ids = [...this.instances.keys()];
+    const ids = this.multi ? [...this.instances.keys()] : [];
     const same = ids.length === this.instTotalEls.size && ids.every((id) => this.instTotalEls.has(id));
     if (same) return;
     this.instTotalEls.clear();
