@@ -361,3 +361,43 @@ async def test_a_kill_between_commit_and_publish_loses_nothing(
     assert resume is not None
     assert resume.events is not None
     assert [(e.id, e.data) for e in resume.events] == [(event.id, event.data)]  # the next start delivers it
+
+
+# -- several instances ----------------------------------------------------------------------
+
+
+async def test_an_event_keeps_its_instance_across_a_restart(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    box = log.append("status", status(1), instance="box")
+    server = log.append("status", status(2))
+    assert await log.flush()
+    again = await restart(database.url, log)
+    resume = await again.resume(f"{log.database_id}.1-0")
+    assert resume is not None
+    assert resume.events is not None
+    assert [(e.id, e.instance) for e in resume.events] == [(box.id, "box"), (server.id, None)]
+    assert b'"instance":"box"' in resume.events[0].data_v2  # protocol 2 frames from stored ones
+    assert again.server_id == log.database_id  # stable: what Home Assistant keys the server by
+
+
+async def test_a_database_from_before_instances_gets_the_instance_column(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    """An event_log table of the previous release (no ``instance`` column) is upgraded in place,
+    its rows kept (read back as the server's, which v1 streams of the primary get)."""
+    old = log.append("status", status(1))
+    assert await log.flush()
+    await log.stop()
+    await close_database()
+    table = database.table.replace("torrent", "event_log")
+    await database.execute(f"ALTER TABLE {table} DROP COLUMN instance")
+    again = await opened(database.url)
+    newer = again.append("status", status(2), instance="home")
+    assert await again.flush()
+    resume = await again.resume(f"{log.database_id}.1-0")
+    assert resume is not None
+    assert resume.events is not None
+    assert [(e.id, e.instance) for e in resume.events] == [(old.id, None), (newer.id, "home")]

@@ -119,3 +119,19 @@ def test_for_torrent_is_cached() -> None:
     assert event.for_torrent(H1) is first
     assert event.for_torrent(H2) is not first
     assert event.for_torrent(H2) is event.for_torrent(H2)
+
+
+def test_the_v2_frame_names_the_instance_first_and_v1_bytes_stay_as_they_were() -> None:
+    event = Event(7, "e", "diff", {"changed": {H1: {"progress": 0.5}}}, instance="box")
+    assert event.data == Event(7, "e", "diff", {"changed": {H1: {"progress": 0.5}}}).data
+    (parsed,) = parse_frames(event.data_v2)
+    assert parsed["data"].startswith('{"instance":"box",')
+    assert json.loads(parsed["data"]) == {"instance": "box", "changed": {H1: {"progress": 0.5}}}
+    assert event.chunk_v2.endswith(event.data_v2 + b"\r\n")
+
+
+def test_a_server_wide_event_or_one_naming_its_instance_is_the_same_in_v2() -> None:
+    server = Event(1, "e", "status", {"qbittorrent": "connected"})
+    action = Event(2, "e", "action", {"instance": "home", "action": "stop"}, instance="home")
+    assert server.data_v2 is server.data
+    assert action.data_v2 is action.data

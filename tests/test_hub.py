@@ -629,3 +629,130 @@ async def test_a_hanging_event_log_does_not_hold_a_stream_opening(monkeypatch: p
     started = time.monotonic()
     assert await hub.resume("0badc0de.1-7") is None
     assert time.monotonic() - started < 2.0
+
+
+# -- several instances (protocol 2) ----------------------------------------------------------
+
+
+def two_instances() -> Hub:
+    """A hub following ``home`` (primary) and ``box``, the same torrent H1 in both."""
+    hub = Hub(epoch=EPOCH)
+    hub.add_instance("home", "Home")
+    hub.add_instance("box", "Seedbox")
+    hub.seed({H1: project(H1, raw_torrent("one"))}, "home")
+    hub.seed({H1: project(H1, raw_torrent("one")), H2: project(H2, raw_torrent("two"))}, "box")
+    return hub
+
+
+def test_the_first_instance_added_is_the_primary_and_v1_reads_it() -> None:
+    hub = two_instances()
+    assert hub.primary == "home"
+    assert list(hub.torrents) == [H1]
+    assert set(hub.view("box").torrents) == {H1, H2}
+    with pytest.raises(KeyError):
+        hub.view("nope")
+
+
+def test_a_v1_stream_gets_the_bytes_of_a_server_with_its_one_instance() -> None:
+    """v1 clients see no change: the same frames, byte for byte, as a hub with one instance."""
+    alone = Hub(epoch=EPOCH)
+    alone.add_instance("home", "Home")
+    alone.seed({H1: project(H1, raw_torrent("one"))}, "home")
+    hub = two_instances()
+    for each in (alone, hub):
+        each.watch_status(status_record(since=1.0), "home")
+    (solo, solo_opening, _), (sub, opening, _) = alone.subscribe(), hub.subscribe()
+    assert opening == solo_opening
+    box = hub.publish_changes(progress(H2, 0.3), "box")
+    assert box is not None
+    hub.publish_changes(progress(H1, 0.5), "home")
+    alone.publish_changes(progress(H1, 0.5), "home")
+    assert sub.drain() == [alone_data.replace(b"-1\n", b"-2\n") for alone_data in solo.drain()]
+
+
+def test_a_v1_stream_of_another_instance_follows_only_that_one() -> None:
+    hub = two_instances()
+    sub, opening, _ = hub.subscribe(instance="box")
+    assert set(only(opening[0])["data"]["torrents"]) == {H1, H2}
+    hub.publish_changes(progress(H1, 0.5), "home")
+    hub.publish_status(status_record(qbittorrent="unreachable"), "home")
+    hub.publish_changes(progress(H1, 0.7), "box")
+    (diff,) = queued(sub)
+    assert diff["data"] == {"changed": {H1: {"progress": 0.7}}}
+    assert diff["id"] == f"{EPOCH}-3"  # ids are global: a stream of one instance has gaps
+
+
+def test_the_v2_snapshot_holds_every_instance_with_records_naming_theirs() -> None:
+    hub = two_instances()
+    for instance, speed in (("home", 100), ("box", 23)):
+        transfer = {**hub.view(instance).transfer, "dl_speed": speed}
+        hub.publish_changes(ChangeSet(changed={}, transfer=transfer), instance)
+    _, opening, _ = hub.subscribe(v2=True)
+    snapshot = only(opening[0])["data"]
+    assert snapshot["v"] == 2
+    assert list(snapshot["instances"]) == ["home", "box"]
+    assert snapshot["instances"]["box"]["name"] == "Seedbox"
+    assert snapshot["instances"]["home"]["transfer"]["dl_speed"] == 100
+    assert snapshot["transfer"]["dl_speed"] == 123
+    # The same torrent in two instances (cross-seeding) is two records.
+    assert snapshot["torrents"]["home"][H1]["instance"] == "home"
+    assert snapshot["torrents"]["box"][H1]["instance"] == "box"
+    assert set(snapshot["torrents"]["box"]) == {H1, H2}
+    assert "instance" not in hub.view("box").torrents[H1]  # the view itself is untouched
+
+
+def test_v2_events_name_their_instance_and_v1_bytes_do_not() -> None:
+    hub = two_instances()
+    v1, _, _ = hub.subscribe(instance="box")
+    v2, _, _ = hub.subscribe(v2=True)
+    hub.publish_changes(progress(H1, 0.4), "box")
+    hub.publish_status(status_record(qbittorrent="connected", version="v5.1.0"), "box")
+    hub.publish_action({"id": "a1", "instance": "home", "action": "stop", "hashes": [H1], "result": "ok"})
+    diff, status, action = queued(v2)
+    assert diff["data"] == {"instance": "box", "changed": {H1: {"progress": 0.4}}}
+    assert status["data"]["instance"] == "box"
+    assert status["data"]["version"] == "v5.1.0"
+    assert action["data"]["instance"] == "home"
+    v1_diff, v1_status = queued(v1)  # the home action is not box's
+    assert "instance" not in v1_diff["data"]
+    assert "instance" not in v1_status["data"]
+
+
+def test_v2_replay_after_last_event_id_spans_instances_and_v1_replay_skips_others() -> None:
+    hub = two_instances()
+    start = hub.last_event_id
+    hub.publish_changes(progress(H1, 0.1), "home")
+    hub.publish_changes(progress(H1, 0.2), "box")
+    hub.publish_changes(progress(H1, 0.3), "home")
+    _, opening, how = hub.subscribe(v2=True, last_event_id=start)
+    assert how == "replay"
+    assert [(only(f)["data"]["instance"], only(f)["id"]) for f in opening] == [
+        ("home", f"{EPOCH}-1"),
+        ("box", f"{EPOCH}-2"),
+        ("home", f"{EPOCH}-3"),
+    ]
+    _, opening, how = hub.subscribe(instance="box", last_event_id=start)
+    assert how == "replay"
+    assert [only(f)["id"] for f in opening] == [f"{EPOCH}-2"]
+
+
+def test_held_v2_streams_get_the_v2_chunk_and_held_v1_streams_skip_other_instances() -> None:
+    hub = two_instances()
+    v1_transport, v2_transport = FakeTransport(), FakeTransport()
+    hub.subscribe(transport=v1_transport)
+    hub.subscribe(transport=v2_transport, v2=True)
+    v1_transport.written.clear()
+    v2_transport.written.clear()
+    event = hub.publish_changes(progress(H2, 0.9), "box")
+    assert event is not None
+    assert v1_transport.written == []
+    assert v2_transport.written == [event.chunk_v2]
+    assert b'"instance":"box"' in event.chunk_v2
+
+
+def test_late_frames_name_their_instance_in_v2_only() -> None:
+    hub = two_instances()
+    event = hub.publish_changes(ChangeSet(changed={}, removed=[H2]), "box")
+    assert event is not None
+    assert json.loads(parse_frames(event.late_frame(v2=True))[0]["data"])["instance"] == "box"
+    assert "instance" not in json.loads(parse_frames(event.late_frame())[0]["data"])

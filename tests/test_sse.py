@@ -350,3 +350,51 @@ async def _read_to_end(conn: Any) -> bytes:
         if chunk == b"":
             return rest
         rest += chunk
+
+
+# -- protocol 2 and instances -------------------------------------------------------------------
+
+
+async def test_v2_stream_opens_with_every_instance_and_diffs_name_theirs(served: RunningApp) -> None:
+    hub = served.runtime.hub
+    async with served.client.request("/api/events?v=2") as conn:
+        reader = StreamReader(conn)
+        await reader.next_frame()  # retry
+        snap = data(await reader.next_frame())
+        assert snap["v"] == 2
+        assert list(snap["instances"]) == ["default"]
+        assert set(snap["torrents"]["default"]) == {H1, H2}
+        hub.publish_changes(ChangeSet(changed={H1: {"progress": 0.5}}), "default")
+        diff = await reader.next_frame()
+        assert data(diff) == {"instance": "default", "changed": {H1: {"progress": 0.5}}}
+        await close(conn)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/events?instance=nope", "/api/instances/nope/events", f"/api/instances/nope/torrents/{H1}/events"],
+)
+async def test_an_unknown_instance_is_a_404_naming_it(served: RunningApp, path: str) -> None:
+    response = await served.client.get(path)
+    assert response.status_code == 404
+    body = await response.get_json()
+    assert (body["error"], body["field"]) == ("unknown_instance", "instance")
+    assert "'nope'" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/events?v=3", "/api/events?v=two", f"/api/torrents/{H1}/events?v=2"])
+async def test_a_protocol_version_other_than_1_or_2_is_a_400(served: RunningApp, path: str) -> None:
+    response = await served.client.get(path)
+    assert response.status_code == 400
+    assert (await response.get_json())["field"] == "v"
+
+
+async def test_the_instance_routes_stream_that_instance_in_v1(served: RunningApp) -> None:
+    for path in ("/api/instances/default/events", f"/api/instances/default/torrents/{H1}/events"):
+        async with served.client.request(path) as conn:
+            reader = StreamReader(conn)
+            await reader.next_frame()
+            snap = data(await reader.next_frame())
+            assert snap["v"] == 1
+            assert H1 in snap["torrents"]
+            await close(conn)

@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 PROTOCOL_VERSION = 1
+#: The protocol that follows several instances in one stream (docs/protocol.md, "Protocol 2").
+PROTOCOL_V2 = 2
 
 
 def dumps(payload: Any) -> str:
@@ -55,9 +57,27 @@ class Event:
     pruned; both are kept by the durable log. An event read back from the database carries
     only its frame: its payload is decoded from it on first use (a replay to a whole-library
     stream never needs it).
+
+    ``instance`` names the qBittorrent instance it is about (None: the server as a whole).
+    ``data`` is the protocol 1 frame, byte for byte what a v1 client got before there were
+    several instances; ``data_v2`` (the same payload naming its ``instance``) is encoded on
+    first demand, so a server whose viewers all speak v1 never pays for it.
     """
 
-    __slots__ = ("_by_hash", "_chunk", "_payload", "data", "id", "kind", "lifecycle", "seq", "t")
+    __slots__ = (
+        "_by_hash",
+        "_chunk",
+        "_chunk_v2",
+        "_payload",
+        "_v2",
+        "data",
+        "id",
+        "instance",
+        "kind",
+        "lifecycle",
+        "seq",
+        "t",
+    )
 
     def __init__(
         self,
@@ -68,32 +88,46 @@ class Event:
         *,
         t: float | None = None,
         lifecycle: dict[str, Any] | None = None,
+        instance: str | None = None,
     ) -> None:
         self.seq = seq
         self.id = f"{epoch}-{seq}"
         self.kind = kind
+        self.instance = instance
         self._payload: dict[str, Any] | None = payload
         self.data = frame(kind, payload, self.id)
         self.t = time.time() if t is None else t
         self.lifecycle = lifecycle
         self._by_hash: dict[str, bytes | None] | None = None
         self._chunk: bytes | None = None
+        self._v2: bytes | None = None
+        self._chunk_v2: bytes | None = None
 
     @classmethod
     def stored(
-        cls, seq: int, event_id: str, kind: str, data: bytes, t: float, lifecycle: dict[str, Any] | None
+        cls,
+        seq: int,
+        event_id: str,
+        kind: str,
+        data: bytes,
+        t: float,
+        lifecycle: dict[str, Any] | None,
+        instance: str | None = None,
     ) -> Event:
         """An event as the durable log kept it: its frame as written, not encoded again."""
         event = cls.__new__(cls)
         event.seq = seq
         event.id = event_id
         event.kind = kind
+        event.instance = instance
         event._payload = None
         event.data = data
         event.t = t
         event.lifecycle = lifecycle
         event._by_hash = None
         event._chunk = None
+        event._v2 = None
+        event._chunk_v2 = None
         return event
 
     @property
@@ -104,12 +138,33 @@ class Event:
             self._payload = json.loads(line[6:])
         return self._payload
 
-    def late_frame(self) -> bytes:
+    def late_frame(self, v2: bool = False) -> bytes:
         """The ``late`` event that tells a client resuming after the diff window what it
-        missed of this event: its id, when it happened, and its lifecycle part."""
+        missed of this event: its id, when it happened, and its lifecycle part (and, in
+        protocol 2, its instance)."""
         body: dict[str, Any] = {"id": self.id, "t": round(self.t, 3), "kind": self.kind}
+        if v2 and self.instance is not None:
+            body["instance"] = self.instance
         body.update(self.lifecycle or {})
         return frame("late", body, self.id)
+
+    @property
+    def data_v2(self) -> bytes:
+        """The protocol 2 frame: the payload with its ``instance`` first (built once)."""
+        if self._v2 is None:
+            payload = self.payload
+            if self.instance is None or "instance" in payload:
+                self._v2 = self.data  # server-wide, or it names its instance already (action)
+            else:
+                self._v2 = frame(self.kind, {"instance": self.instance, **payload}, self.id)
+        return self._v2
+
+    @property
+    def chunk_v2(self) -> bytes:
+        """``data_v2`` as one HTTP chunk, framed once for every v2 stream."""
+        if self._chunk_v2 is None:
+            self._chunk_v2 = chunk(self.data_v2)
+        return self._chunk_v2
 
     @property
     def chunk(self) -> bytes:

@@ -84,12 +84,32 @@ class EventLog(Protocol):
         """The newest delivered event's id (``<epoch>-0`` before the first)."""
         ...
 
-    def append(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+    @property
+    def server_id(self) -> str:
+        """What names the server: the database's id for the durable log (stable across
+        restarts), the epoch in memory."""
+        ...
+
+    def append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lifecycle: dict[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+    ) -> Event:
         """Give the event the next id and encode it once; it is ready once every earlier
         reserved event is published (``take_ready``)."""
         ...
 
-    def reserve(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
+    def reserve(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lifecycle: dict[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+    ) -> Event:
         """Give the event the next id; it is delivered after ``publish``."""
         ...
 
@@ -145,23 +165,43 @@ class MemoryEventLog:
     def last_id(self) -> str:
         return self._last_id
 
-    def _new(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None) -> Event:
+    @property
+    def server_id(self) -> str:
+        return self._epoch
+
+    def _new(
+        self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None, instance: str | None
+    ) -> Event:
         self._next += 1
         summary = lifecycle_of(kind, payload, lifecycle)
-        event = Event(self._next, self._epoch, kind, payload, lifecycle=summary)
+        event = Event(self._next, self._epoch, kind, payload, lifecycle=summary, instance=instance)
         self._created(event)
         return event
 
     def _created(self, event: Event) -> None:
         """Hook: a new event got its id (the durable log queues it for writing)."""
 
-    def reserve(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
-        event = self._new(kind, payload, lifecycle)
+    def reserve(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lifecycle: dict[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+    ) -> Event:
+        event = self._new(kind, payload, lifecycle, instance)
         self._held[event.seq] = (event, False)
         return event
 
-    def append(self, kind: str, payload: dict[str, Any], lifecycle: dict[str, Any] | None = None) -> Event:
-        event = self._new(kind, payload, lifecycle)
+    def append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lifecycle: dict[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+    ) -> Event:
+        event = self._new(kind, payload, lifecycle, instance)
         self._held[event.seq] = (event, True)
         self._advance()
         return event

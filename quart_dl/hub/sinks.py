@@ -52,12 +52,14 @@ class Sink(ABC):
         "close_reason",
         "connected_at",
         "heartbeat_as_event",
+        "instance",
         "last_sent",
         "queue_size",
         "remote",
         "sending_since",
         "since_seq",
         "torrent_hash",
+        "v2",
     )
 
     def __init__(
@@ -68,10 +70,17 @@ class Sink(ABC):
         heartbeat_as_event: bool,
         now: float,
         queue_size: int,
+        *,
+        instance: str | None = None,
+        v2: bool = False,
     ) -> None:
         self.client_id = client_id
         self.remote = remote
         self.torrent_hash = torrent_hash
+        #: The one instance this stream follows (None: every instance, protocol 2 only).
+        self.instance = instance
+        #: Protocol 2 frames (each event naming its instance), else protocol 1's.
+        self.v2 = v2
         self.heartbeat_as_event = heartbeat_as_event
         self.queue_size = queue_size
         #: The newest event the opening (snapshot or replay) already covered.
@@ -96,9 +105,15 @@ class Sink(ABC):
     def close(self, reason: str) -> None:
         """End the stream from the server's side, even when it is blocked sending."""
 
+    def concerns(self, event: Event) -> bool:
+        """Whether ``event`` is for this stream's instance (a v1 stream follows one)."""
+        return self.instance is None or event.instance is None or event.instance == self.instance
+
     def _frame(self, event: Event) -> bytes | None:
+        if not self.concerns(event):
+            return None
         if self.torrent_hash is None:
-            return event.data
+            return event.data_v2 if self.v2 else event.data
         return event.for_torrent(self.torrent_hash)
 
 
@@ -117,8 +132,13 @@ class TransportSink(Sink):
         queue_size: int,
         transport: Transport,
         chunked: bool = True,
+        *,
+        instance: str | None = None,
+        v2: bool = False,
     ) -> None:
-        super().__init__(client_id, remote, torrent_hash, heartbeat_as_event, now, queue_size)
+        super().__init__(
+            client_id, remote, torrent_hash, heartbeat_as_event, now, queue_size, instance=instance, v2=v2
+        )
         self.transport = transport
         #: Frames go out as HTTP/1.1 chunks (else as they are: HTTP/1.0, ended by closing).
         self.chunked = chunked
@@ -128,8 +148,14 @@ class TransportSink(Sink):
     def deliver(self, event: Event, now: float) -> None:
         if self.close_reason is not None:
             return
+        instance = event.instance
+        if instance is not None and self.instance is not None and instance != self.instance:
+            return  # another instance's (inlined ``concerns``: this loop runs per stream)
         if self.torrent_hash is None:
-            data = event.chunk if self.chunked else event.data  # framed once for all
+            if self.v2:
+                data = event.chunk_v2 if self.chunked else event.data_v2
+            else:
+                data = event.chunk if self.chunked else event.data  # framed once for all
         else:
             frame = event.for_torrent(self.torrent_hash)
             if frame is None:
@@ -196,8 +222,13 @@ class QueueSink(Sink):
         heartbeat_as_event: bool,
         now: float,
         queue_size: int,
+        *,
+        instance: str | None = None,
+        v2: bool = False,
     ) -> None:
-        super().__init__(client_id, remote, torrent_hash, heartbeat_as_event, now, queue_size)
+        super().__init__(
+            client_id, remote, torrent_hash, heartbeat_as_event, now, queue_size, instance=instance, v2=v2
+        )
         self.queue: deque[tuple[int, bytes]] = deque()
         self.wake = asyncio.Event()
         self.heartbeat_due = False

@@ -71,6 +71,7 @@ class Instance:
         self.session: Session = session if session is not None else config.session()
         self.status = InstanceStatus()
         self.store = Store(config.id, config.url)
+        hub.add_instance(config.id, getattr(config, "name", config.id))
         self.poller = Poller(
             session=self.session,
             hub=hub,

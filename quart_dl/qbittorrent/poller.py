@@ -74,6 +74,8 @@ class Poller:
     ) -> None:
         self.session = session
         self.hub = hub
+        #: The instance this poller follows (its store's rows and its view in the hub).
+        self.instance = store.instance_name
         self.status = status if status is not None else InstanceStatus()
         self.store = store
         self.metrics = metrics
@@ -95,7 +97,7 @@ class Poller:
         self._next_sample = 0.0
         self._next_prune = 0.0
         self._follow_until = 0.0
-        hub.watch_status(self.status.record)
+        hub.watch_status(self.status.record, self.instance)
         hub.demand.listen(self._on_viewer)
 
     @property
@@ -150,7 +152,7 @@ class Poller:
         """Load what the database knows, then start polling in the background."""
         known = await self.store.open_instance()
         self.table = TorrentTable(known, first_run=self.store.created)
-        self.hub.seed(self.table.records)
+        self.hub.seed(self.table.records, self.instance)
         self._task = asyncio.create_task(self._run(), name="quart-dl poller")
 
     async def stop(self) -> None:
@@ -174,7 +176,7 @@ class Poller:
             except Exception as exc:
                 # Whatever poll_once did not expect (an unencodable value, a bug) costs one
                 # poll, never the loop: a dead loop would leave the panel silently stale.
-                log.exception("poll failed unexpectedly")
+                log.exception("%s: poll failed unexpectedly", self.instance)
                 delay = await self._failed(QbtError(f"unexpected error ({exc.__class__.__name__})"))
             async with self._polled:
                 self._polled.notify_all()
@@ -197,18 +199,18 @@ class Poller:
         except QbtError as exc:
             return await self._failed(exc)
         except Exception as exc:
-            log.exception("unexpected error while polling qBittorrent")
+            log.exception("%s: unexpected error while polling qBittorrent", self.instance)
             return await self._failed(QbtError(f"unexpected answer ({exc.__class__.__name__})"))
 
         self.last_error = None
         if self.failures:
-            log.info("qBittorrent is back after %d failed polls", self.failures)
+            log.info("%s: qBittorrent is back after %d failed polls", self.instance, self.failures)
         self.failures = 0
         now = time.time()
         # A store that fell behind retries on every poll, not only when something changed:
         # otherwise a table that went quiet during a database fault (a download that
         # completed meanwhile) would never reach the database (test_faults, "catches up").
-        event = self.hub.prepare_changes(changes, self.table.records)
+        event = self.hub.prepare_changes(changes, self.table.records, self.instance)
         try:
             if changes or self.store.behind:
                 await self.store.commit(changes, self.table.records)
@@ -223,9 +225,9 @@ class Poller:
             now=now,
         )
         if newly:
-            log.info("connected to qBittorrent %s", self._version)
+            log.info("%s: connected to qBittorrent %s", self.instance, self._version)
         if visible:
-            self.hub.publish_status(self.status.record)
+            self.hub.publish_status(self.status.record, self.instance)
         if newly:
             await self.store.save_status(self.status.record)
         self.last_duration = time.perf_counter() - started
@@ -246,11 +248,17 @@ class Poller:
         else:
             delay = backoff(self.failures, UNREACHABLE_BASE, UNREACHABLE_CAP)
         if self.status.failed(exc.kind, str(exc), time.time()):
-            self.hub.publish_status(self.status.record)
-            log.warning("qBittorrent %s: %s; retrying in %.1f s", exc.kind.replace("_", " "), exc, delay)
+            self.hub.publish_status(self.status.record, self.instance)
+            log.warning(
+                "%s: qBittorrent %s: %s; retrying in %.1f s",
+                self.instance,
+                exc.kind.replace("_", " "),
+                exc,
+                delay,
+            )
             await self.store.save_status(self.status.record)
         else:
-            log.debug("still %s; retrying in %.1f s", exc.kind, delay)
+            log.debug("%s: still %s; retrying in %.1f s", self.instance, exc.kind, delay)
         return delay
 
     async def _housekeeping(self, now: float) -> None:

@@ -55,7 +55,7 @@ from .store import DB_ERRORS, _describe, _placeholders
 
 log = logging.getLogger("quart_dl.store.event_log")
 
-_COLUMNS = ("seq", "run", "kind", "t", "lifecycle", "frame", "size", "late")
+_COLUMNS = ("seq", "run", "kind", "t", "lifecycle", "frame", "size", "late", "instance")
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -162,6 +162,11 @@ class DurableEventLog(MemoryEventLog):
         except TimeoutError:
             log.warning("event log: %d events left unwritten at shutdown", len(self._pending))
 
+    @property
+    def server_id(self) -> str:
+        """The database's id: the same after a restart, another for another database."""
+        return self.database_id or self._epoch
+
     # -- ids -----------------------------------------------------------------------------
 
     def _created(self, event: Event) -> None:
@@ -234,6 +239,7 @@ class DurableEventLog(MemoryEventLog):
                 e.data.decode(),
                 len(e.data),
                 _JSON.encode(e.lifecycle) if e.lifecycle is not None else None,
+                e.instance,
             ]
             for e in events
         ]
@@ -391,10 +397,10 @@ def last_id_of(database_id: str, run: int, seq: int) -> str:
 
 #: The columns an event is read back with (plain tuples: no model object per row, which
 #: cost most of a replay's time).
-_READ = ("seq", "run", "kind", "t", "frame", "late")
+_READ = ("seq", "run", "kind", "t", "frame", "late", "instance")
 
 
 def _stored(database_id: str, row: tuple[Any, ...]) -> Event:
-    seq, run, kind, t, frame_text, late = row
+    seq, run, kind, t, frame_text, late, instance = row
     lifecycle: dict[str, Any] | None = json.loads(late) if late else None
-    return Event.stored(seq, f"{database_id}.{run}-{seq}", kind, frame_text.encode(), t, lifecycle)
+    return Event.stored(seq, f"{database_id}.{run}-{seq}", kind, frame_text.encode(), t, lifecycle, instance)

@@ -145,6 +145,9 @@ class EventRow(Model):
     size = fields.IntField(default=0)
     #: The lifecycle part (JSON text), what a ``late`` frame tells; null for plain diffs.
     late = fields.TextField(null=True)
+    #: The instance the event is about (null: the server as a whole, or a row written before
+    #: there were several instances). Added to older databases by ``store.upgrade_schema``.
+    instance = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "event_log"

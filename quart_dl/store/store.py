@@ -90,7 +90,37 @@ async def open_database(url: str) -> None:
         modules={"models": ["quart_dl.store.models"]},
         _enable_global_fallback=True,
     )
+    # Upgraded first: the schema generation comments on every column, and fails on a table
+    # that lacks one.
+    await upgrade_schema()
     await Tortoise.generate_schemas(safe=True)
+
+
+#: Columns added after a table was first released: (table, column, SQL type). ``generate_schemas``
+#: creates missing tables only, so a database from an earlier release gets them here.
+ADDED_COLUMNS = (("event_log", "instance", "VARCHAR(32)"),)
+
+
+async def upgrade_schema() -> None:
+    """Add the columns a database from an earlier release lacks (idempotent, both dialects)."""
+    conn = Tortoise.get_connection("default")
+    for table, column, kind in ADDED_COLUMNS:
+        # Our own constant names only. Asking for the table, then the column, tells whether
+        # either is there (a new database has neither: the schema generation makes both).
+        if not await _answers(conn, f'SELECT 1 FROM "{table}" LIMIT 0'):  # noqa: S608
+            continue
+        # Qualified: SQLite takes an unknown bare "name" for a string literal, not an error.
+        if not await _answers(conn, f'SELECT "{table}"."{column}" FROM "{table}" LIMIT 0'):  # noqa: S608
+            await conn.execute_script(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+            log.info("database upgraded: %s.%s added", table, column)
+
+
+async def _answers(conn: BaseDBAsyncClient, sql: str) -> bool:
+    try:
+        await conn.execute_query(sql)
+    except DB_ERRORS:  # OperationalError on both dialects, a BaseORMException
+        return False
+    return True
 
 
 async def close_database() -> None:

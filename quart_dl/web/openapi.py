@@ -157,6 +157,15 @@ class StreamQuery(_Query):
     lastEventId: str | None = Field(
         None, description="Resume after this event id (the `Last-Event-ID` header wins)."
     )
+    v: int = Field(
+        1,
+        description="Protocol version: 1 (one instance, as before) or 2 (every instance, each event"
+        " naming its instance; docs/protocol.md).",
+        json_schema_extra={"enum": [1, 2]},
+    )
+    instance: str | None = Field(
+        None, description="Follow this instance only (protocol 1: default the primary, the first configured)."
+    )
 
     @field_validator("heartbeat", mode="before")
     @classmethod
@@ -165,6 +174,19 @@ class StreamQuery(_Query):
         if text not in ("comment", "event"):
             raise ValueError("heartbeat must be 'comment' or 'event'")
         return text
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> int:
+        text = _one(value, "v")
+        if text not in ("1", "2"):
+            raise ValueError("v must be 1 or 2")
+        return int(text)
+
+    @field_validator("instance", mode="before")
+    @classmethod
+    def _instance(cls, value: Any) -> str:
+        return _one(value, "instance")
 
 
 # -- answers (documentation only: nothing is validated on the way out) ------------------------

@@ -73,8 +73,21 @@ STREAM_HEADERS = {
 @document_response(ErrorBody, 400)
 @document_response(ErrorBody, 503)
 async def all_events(query_args: StreamQuery) -> Response:
-    """Every torrent, status and transfer: the panel's dashboard and Home Assistant."""
-    return await _stream_response(None, query_args)
+    """Every torrent, status and transfer: the panel's dashboard and Home Assistant.
+
+    Protocol 1 (default) follows one instance, the primary unless ``instance`` names
+    another; ``v=2`` follows every instance (or the one named)."""
+    return await _stream_response(None, query_args.instance, query_args)
+
+
+@bp.get("/api/instances/<instance>/events")
+@validate_querystring(StreamQuery)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 503)
+async def instance_events(instance: str, query_args: StreamQuery) -> Response:
+    """One instance's stream: ``/api/events?instance=<id>``."""
+    return await _stream_response(None, instance, query_args)
 
 
 @bp.get("/api/torrents/<torrent_hash>/events")
@@ -83,13 +96,38 @@ async def all_events(query_args: StreamQuery) -> Response:
 @document_response(ErrorBody, 404)
 @document_response(ErrorBody, 503)
 async def torrent_events(torrent_hash: str, query_args: StreamQuery) -> Response:
-    """One torrent, for a detail view."""
+    """One torrent, for a detail view (of the primary instance unless ``instance`` names one)."""
+    return await _torrent_stream(torrent_hash, query_args.instance, query_args)
+
+
+@bp.get("/api/instances/<instance>/torrents/<torrent_hash>/events")
+@validate_querystring(StreamQuery)
+@document_response(ErrorBody, 400)
+@document_response(ErrorBody, 404)
+@document_response(ErrorBody, 503)
+async def instance_torrent_events(instance: str, torrent_hash: str, query_args: StreamQuery) -> Response:
+    """One torrent of one instance."""
+    return await _torrent_stream(torrent_hash, instance, query_args)
+
+
+async def _torrent_stream(torrent_hash: str, instance: str | None, query: StreamQuery) -> Response:
     torrent_hash = torrent_hash.lower()
     if not HASH_RE.match(torrent_hash):
         return api_error(400, "invalid_hash", "the hash must be 40 or 64 hexadecimal characters", "hash")
-    if torrent_hash not in runtime().hub.torrents:
-        return api_error(404, "not_found", f"no torrent with hash {torrent_hash}")
-    return await _stream_response(torrent_hash, query_args)
+    hub = runtime().hub
+    instance = instance if instance is not None else hub.primary
+    if instance not in hub.views:
+        return unknown_instance(instance)
+    if query.v != 1:
+        return api_error(400, "invalid_parameter", "a torrent's stream speaks protocol 1 only", "v")
+    if torrent_hash not in hub.view(instance).torrents:
+        return api_error(404, "not_found", f"no torrent with hash {torrent_hash} in instance {instance}")
+    return await _stream_response(torrent_hash, instance, query)
+
+
+def unknown_instance(instance: str) -> Response:
+    """The 404 for an instance id nobody configured (named, bounded: it is the client's text)."""
+    return api_error(404, "unknown_instance", f"no qBittorrent instance named {instance[:64]!r}", "instance")
 
 
 @bp.record_once
@@ -107,8 +145,11 @@ def _count_streams_by_carrier(state: BlueprintSetupState) -> None:
     rt.metrics.labelled_gauges["sse_streams"] = by_carrier
 
 
-async def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Response:
+async def _stream_response(torrent_hash: str | None, instance: str | None, query: StreamQuery) -> Response:
     rt = runtime()
+    if instance is not None and instance not in rt.hub.views:
+        return unknown_instance(instance)
+    v2 = query.v == 2
     if rt.hub.closing:
         response = api_error(503, "shutting_down", "the server is restarting; retry shortly")
         response.headers["Retry-After"] = "1"
@@ -117,12 +158,20 @@ async def _stream_response(torrent_hash: str | None, query: StreamQuery) -> Resp
     remote = request.remote_addr or "-"
     # Read from the durable log what memory no longer holds (an id from before a restart),
     # here, before subscribing: ``subscribe`` itself must not await (hub.py).
-    resume = await rt.hub.resume(last_event_id)
+    resume = await rt.hub.resume(last_event_id, v2)
     ticket = admit_stream(remote)
     if isinstance(ticket, Response):
         return ticket
     plan = StreamPlan(
-        rt.hub, rt.settings.retry_ms, torrent_hash, last_event_id, remote, query.heartbeat == "event", ticket
+        rt.hub,
+        rt.settings.retry_ms,
+        torrent_hash,
+        last_event_id,
+        remote,
+        query.heartbeat == "event",
+        ticket,
+        instance=instance,
+        v2=v2,
     )
     plan.resume = resume
     takeover = request.scope.get("extensions", {}).get(TAKEOVER)
@@ -144,6 +193,8 @@ class _Subscription(TypedDict):
     last_event_id: str | None
     heartbeat_as_event: bool
     resume: Resume | None
+    instance: str | None
+    v2: bool
 
 
 class StreamPlan:
@@ -152,12 +203,14 @@ class StreamPlan:
     __slots__ = (
         "heartbeat_as_event",
         "hub",
+        "instance",
         "last_event_id",
         "remote",
         "resume",
         "retry_ms",
         "ticket",
         "torrent_hash",
+        "v2",
     )
 
     def __init__(
@@ -169,8 +222,13 @@ class StreamPlan:
         remote: str,
         heartbeat_as_event: bool,
         ticket: Ticket,
+        *,
+        instance: str | None = None,
+        v2: bool = False,
     ) -> None:
         self.hub = hub
+        self.instance = instance
+        self.v2 = v2
         self.retry_ms = retry_ms
         self.torrent_hash = torrent_hash
         self.last_event_id = last_event_id
@@ -199,10 +257,16 @@ class StreamPlan:
             "last_event_id": self.last_event_id,
             "heartbeat_as_event": self.heartbeat_as_event,
             "resume": self.resume,
+            "instance": self.instance,
+            "v2": self.v2,
         }
 
     def _opened(self, sink: Sink, opening: list[bytes], how: str) -> bytes:
         scope = f"torrent {self.torrent_hash[:12]}" if self.torrent_hash else "all torrents"
+        if self.instance is not None:
+            scope = f"{scope} of {self.instance}"
+        if self.v2:
+            scope = f"{scope}, protocol 2"
         carrier = CARRIER_SOCKET if isinstance(sink, TransportSink) else CARRIER_QUART
         log.info(
             "%s connected from %s (%s, opened with %s, carried by %s)",
