@@ -46,19 +46,25 @@ export function detailAddress(hash, instance, multi) {
   return withInstance(`#/torrent/${hash}`, multi ? instance : null);
 }
 
-const SUMMED = ["dl_speed", "up_speed", "dl_total", "up_total", "dl_limit", "up_limit"];
+const SUMMED = ["dl_speed", "up_speed", "dl_total", "up_total"];
+const LIMITS = ["dl_limit", "up_limit"];
 
 /**
- * The total over instances' transfer objects: speeds, totals and limits summed, `alt_speed`
- * true if any instance has it on (what the server's snapshot total says too). A diff carries
- * only its own instance's transfer, so the client adds them up itself.
+ * The total over instances' transfer objects, as the server's snapshot total counts it:
+ * speeds and totals summed, limits summed unless one instance is unlimited (0: then the total
+ * is unlimited too), `alt_speed` true if any instance has it on. A diff carries only its own
+ * instance's transfer, so the client adds them up itself.
  */
 export function sumTransfer(transfers) {
   const list = transfers.filter((t) => t && typeof t === "object");
   if (!list.length) return null;
   const total = {};
+  const sum = (k) => list.reduce((s, t) => s + (typeof t[k] === "number" ? t[k] : 0), 0);
   for (const k of SUMMED) {
-    if (list.some((t) => typeof t[k] === "number")) total[k] = list.reduce((s, t) => s + (typeof t[k] === "number" ? t[k] : 0), 0);
+    if (list.some((t) => typeof t[k] === "number")) total[k] = sum(k);
+  }
+  for (const k of LIMITS) {
+    if (list.some((t) => typeof t[k] === "number")) total[k] = list.some((t) => t[k] === 0) ? 0 : sum(k);
   }
   if (list.some((t) => typeof t.alt_speed === "boolean")) total.alt_speed = list.some((t) => t.alt_speed === true);
   return total;
