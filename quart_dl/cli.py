@@ -2,7 +2,8 @@
 
 Every setting is a flag here, generated from ``settings.SETTING_SPECS``. A bad flag or value prints
 one line (``quart-dl: error: …``) and exits 2; an unreachable qBittorrent in ``check`` exits
-1. No traceback reaches the user, and the password is never printed.
+1 (``check`` tries every configured instance and names the one that fails). No traceback
+reaches the user, and the password is never printed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .instance_settings import InstanceSettings
 from .settings import SETTING_SPECS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("quart_dl")
@@ -24,9 +26,7 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 
 #: What ``quart-dl demo`` says when the ``demo`` extra (``torf``) is not installed.
-DEMO_NEEDS_EXTRA = (
-    "quart-dl: error: the demo needs the 'demo' extra (torf): pip install 'quart-dl[demo]'"
-)
+DEMO_NEEDS_EXTRA = "quart-dl: error: the demo needs the 'demo' extra (torf): pip install 'quart-dl[demo]'"
 
 
 class UsageError(Exception):
@@ -118,24 +118,39 @@ def _serve(settings: Settings) -> int:
 
 
 def _check(settings: Settings) -> int:
-    return asyncio.run(_check_instance(settings))
+    return asyncio.run(_check_instances(settings))
 
 
-async def _check_instance(settings: Settings) -> int:
+async def _check_instances(settings: Settings) -> int:
+    """Check every instance at once, then print one line each in configured order.
+
+    With one instance the lines are as they always were; with several each names its
+    instance, so the one that fails is plain. Exit 1 if any fails.
+    """
+    instances = settings.instances
+    results = await asyncio.gather(*(_check_instance(config) for config in instances))
+    several = len(instances) > 1
+    for config, (ok, line) in zip(instances, results, strict=True):
+        if ok:
+            print(f"{config.id}: {line}" if several else line)
+        else:
+            print(f"quart-dl: {config.id}: {line}" if several else f"quart-dl: {line}", file=sys.stderr)
+    return 0 if all(ok for ok, _ in results) else EXIT_FAILED
+
+
+async def _check_instance(config: InstanceSettings) -> tuple[bool, str]:
+    """Whether one qBittorrent answers with these credentials, and the line that says so."""
     from .qbittorrent.client import QbtError
-    from .qbittorrent.instance import InstanceSettings
 
-    session = InstanceSettings.from_settings(settings).session()
+    session = config.session()
     try:
         version = await session.login()
         count = await session.torrent_count()
     except QbtError as exc:
-        print(f"quart-dl: {exc.kind.replace('_', ' ')}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return False, f"{exc.kind.replace('_', ' ')}: {exc}"
     finally:
         await session.close()
-    print(f"qBittorrent {version} at {settings.qbt_url}: {count} torrents")
-    return 0
+    return True, f"qBittorrent {version} at {config.url}: {count} torrents"
 
 
 def _demo(settings: Settings, args: Any) -> int:

@@ -7,6 +7,10 @@ another. Validation happens here, before anything starts, and a bad value raises
 
 The qBittorrent password is kept in a ``Secret`` whose ``repr``/``str`` hide it, so no log
 line or error message built from settings can leak it.
+
+Several qBittorrent instances: the TOML file's ``[[instances]]`` tables, each checked here
+(``_parse_instances``); the flat ``qbt_*`` settings describe instance ``default``, followed
+when there is no table or when any ``qbt_*`` setting is given (``Settings.instances``).
 """
 
 from __future__ import annotations
@@ -20,38 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .instance_settings import DEFAULT_ID, ID_RE, InstanceSettings, same_url_key
+from .secret import Secret as Secret  # re-exported: settings hold secrets
+
 ENV_PREFIX = "QUART_DL_"
 
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the setting and the problem."""
-
-
-class Secret:
-    """A string that never shows itself in ``repr``, ``str`` or f-strings."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one place that must send it (the qBittorrent login)."""
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
 
 
 def default_data_dir() -> Path:
@@ -65,6 +45,7 @@ class Settings:
     """Everything the service is configured with, validated."""
 
     qbt_url: str = "http://127.0.0.1:8080"
+    qbt_name: str = "qBittorrent"
     qbt_username: str = "admin"
     qbt_password: Secret = field(default_factory=lambda: Secret(""))
     qbt_password_file: Path | None = None
@@ -98,6 +79,33 @@ class Settings:
     read_token_file: Path | None = None
     open_actions: bool = False
     max_upload_bytes: int = 16 * 1024 * 1024
+    # Not settings of their own (no flag, no variable: ``TABLE_FIELDS``):
+    #: The TOML file's ``[[instances]]`` tables, validated, in the file's order.
+    instance_tables: tuple[InstanceSettings, ...] = ()
+    #: Whether a ``qbt_*`` setting was given (flag, variable or TOML key): the flat settings
+    #: then describe instance ``default`` next to the tables, so a file that had ``qbt_url``
+    #: and gained one ``[[instances]]`` table follows both.
+    qbt_given: bool = False
+
+    @property
+    def instances(self) -> tuple[InstanceSettings, ...]:
+        """Every followed qBittorrent, in configured order; the first is the primary (the one
+        protocol-1 routes without ``instance`` mean)."""
+        if self.instance_tables and not self.qbt_given:
+            return self.instance_tables
+        return (self.default_instance(), *self.instance_tables)
+
+    def default_instance(self) -> InstanceSettings:
+        """The instance the flat ``qbt_*`` settings describe (id ``default``)."""
+        return InstanceSettings(
+            id=DEFAULT_ID,
+            name=self.qbt_name,
+            url=self.qbt_url,
+            username=self.qbt_username,
+            password=self.qbt_password,
+            poll_interval=self.poll_interval,
+            idle_poll_interval=self.idle_poll_interval,
+        )
 
     @property
     def host(self) -> str:
@@ -136,8 +144,10 @@ def _parse_int(name: str, raw: Any, minimum: int, maximum: int) -> int:
     return value
 
 
-def _parse_url(name: str, raw: Any) -> str:
-    text = str(raw).strip()
+def _parse_url(name: str, raw: Any, credentials: str = "qbt_username/qbt_password") -> str:
+    if not isinstance(raw, str):
+        raise SettingsError(f"{name}: expected an http:// or https:// URL, got {raw!r}")
+    text = raw.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(f"{name}: expected an http:// or https:// URL, got {text!r}")
@@ -146,7 +156,7 @@ def _parse_url(name: str, raw: Any) -> str:
     except ValueError:
         raise SettingsError(f"{name}: the port in {text!r} is not valid") from None
     if parts.username or parts.password:
-        raise SettingsError(f"{name}: put credentials in qbt_username/qbt_password, not the URL")
+        raise SettingsError(f"{name}: put credentials in {credentials}, not the URL")
     return text.rstrip("/")
 
 
@@ -271,13 +281,32 @@ def _parse_str(name: str, raw: Any) -> str:
     return raw
 
 
+def _parse_secret(name: str, raw: Any) -> Secret:
+    """A password: text, and an error that never repeats it (a number in the TOML file)."""
+    if not isinstance(raw, str):
+        raise SettingsError(f"{name}: expected text (quote it in the TOML file)")
+    return Secret(raw)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _parse_name(name: str, raw: Any) -> str:
+    """A display name: the panel's chips and Home Assistant's device names show it."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text or len(text) > 64 or _CONTROL.search(text):
+        raise SettingsError(f"{name}: expected a display name of 1 to 64 characters on one line, got {raw!r}")
+    return text
+
+
 Parser = Callable[[str, Any], Any]
 
 #: Every setting: name → (parser, CLI help). The order is the order of ``--help``.
 SETTING_SPECS: dict[str, tuple[Parser, str]] = {
     "qbt_url": (_parse_url, "qBittorrent Web UI URL (default http://127.0.0.1:8080)"),
+    "qbt_name": (_parse_name, "display name of that qBittorrent (instance 'default'; default qBittorrent)"),
     "qbt_username": (_parse_str, "qBittorrent Web UI user name (default admin)"),
-    "qbt_password": (lambda n, v: Secret(_parse_str(n, v)), "qBittorrent Web UI password"),
+    "qbt_password": (_parse_secret, "qBittorrent Web UI password"),
     "qbt_password_file": (
         lambda n, v: Path(str(v)).expanduser(),
         "file holding the qBittorrent password",
@@ -396,7 +425,11 @@ def env_name(name: str) -> str:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: top-level keys, or a ``[quart_dl]`` table."""
+    """Settings from a TOML file: top-level keys, or a ``[quart_dl]`` table.
+
+    The ``[[instances]]`` tables (``[[quart_dl.instances]]`` in a ``[quart_dl]`` file) come
+    back unparsed under ``"instances"``; ``load_settings`` checks them.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -408,10 +441,35 @@ def read_toml(path: Path) -> dict[str, Any]:
     table = data.get("quart_dl", data)
     if not isinstance(table, dict):
         raise SettingsError("config: [quart_dl] must be a table")
-    unknown = sorted(k for k in table if k.replace("-", "_") not in SETTING_SPECS)
+    if table is not data and INSTANCES in data:
+        # A table written after [quart_dl] is top-level in TOML: it would be ignored silently.
+        raise SettingsError(
+            f"config: {str(path)!r} has a [quart_dl] table, so write [[quart_dl.instances]],"
+            " not [[instances]]"
+        )
+    unknown = sorted(k for k in table if k != INSTANCES and k.replace("-", "_") not in SETTING_SPECS)
     if unknown:
         raise SettingsError(f"config: unknown setting {unknown[0]!r} in {str(path)!r}")
     return {k.replace("-", "_"): v for k, v in table.items()}
+
+
+#: Fields of ``Settings`` that are not in ``SETTING_SPECS``: built from the TOML tables.
+TABLE_FIELDS = ("instance_tables", "qbt_given")
+
+#: The TOML key of the instance tables.
+INSTANCES = "instances"
+
+#: Keys of an ``[[instances]]`` table.
+INSTANCE_KEYS = (
+    "id",
+    "name",
+    "url",
+    "username",
+    "password",
+    "password_file",
+    "poll_interval",
+    "idle_poll_interval",
+)
 
 
 def load_settings(
@@ -427,8 +485,10 @@ def load_settings(
     if config_file is None and environ.get(env_name("config")):
         config_file = Path(environ[env_name("config")])
     raw: dict[str, Any] = {}
+    tables: Any = []
     if config_file is not None:
         raw.update(read_toml(config_file))
+        tables = raw.pop(INSTANCES, [])
     for name in SETTING_SPECS:
         if env_name(name) in environ:
             raw[name] = environ[env_name(name)]
@@ -439,8 +499,88 @@ def load_settings(
     for name, value in raw.items():
         parser = SETTING_SPECS[name][0]
         values[name] = parser(name, value)
-    settings = Settings(**values)
-    return _finish(settings)
+    values["qbt_given"] = any(name.startswith("qbt_") for name in values)
+    settings = _finish(Settings(**values))
+    settings = replace(settings, instance_tables=_parse_instances(tables, settings))
+    _check_instances(settings)
+    return settings
+
+
+def _parse_instances(tables: Any, settings: Settings) -> tuple[InstanceSettings, ...]:
+    """The ``[[instances]]`` tables, each checked; intervals default to the flat settings'."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise SettingsError("config: instances must be [[instances]] tables")
+    return tuple(_parse_instance(number, table, settings) for number, table in enumerate(tables, 1))
+
+
+def _parse_instance(number: int, table: dict[str, Any], settings: Settings) -> InstanceSettings:
+    keys = {k.replace("-", "_"): v for k, v in table.items()}
+    instance_id = keys.get("id")
+    if instance_id is None:
+        raise SettingsError(f'[[instances]] table {number}: needs an id (such as id = "home")')
+    if not isinstance(instance_id, str) or not ID_RE.match(instance_id):
+        raise SettingsError(
+            f"[[instances]] table {number}: id {str(instance_id)[:40]!r} is not URL-safe: use 1 to 32 of"
+            " a-z 0-9 _ -, starting with a letter or digit"
+        )
+    where = f"instance {instance_id!r}"
+    unknown = [k for k in keys if k not in INSTANCE_KEYS]
+    if unknown:
+        raise SettingsError(f"{where}: unknown key {unknown[0][:40]!r} (expected {', '.join(INSTANCE_KEYS)})")
+    if "url" not in keys:
+        raise SettingsError(f'{where}: needs a url (such as url = "http://127.0.0.1:8080")')
+    url = _parse_url(f"{where}: url", keys["url"], "username/password")
+    name = _parse_name(f"{where}: name", keys["name"]) if "name" in keys else instance_id
+    username = _parse_str(f"{where}: username", keys["username"]) if "username" in keys else "admin"
+    password = _parse_secret(f"{where}: password", keys.get("password", ""))
+    if "password_file" in keys:
+        if "password" in keys:
+            raise SettingsError(f"{where}: give either password or password_file, not both")
+        path = Path(_parse_str(f"{where}: password_file", keys["password_file"])).expanduser()
+        password = Secret(_read_secret_file(f"{where}: password_file", path))
+    poll = settings.poll_interval
+    if "poll_interval" in keys:
+        poll = _parse_float(f"{where}: poll_interval", keys["poll_interval"], 0.1, 3600)
+    idle = settings.idle_poll_interval
+    if "idle_poll_interval" in keys:
+        idle = _parse_float(f"{where}: idle_poll_interval", keys["idle_poll_interval"], 0.1, 3600)
+    if idle < poll:
+        raise SettingsError(
+            f"{where}: idle_poll_interval must not be shorter than poll_interval ({idle:g} < {poll:g})"
+        )
+    return InstanceSettings(
+        id=instance_id,
+        name=name,
+        url=url,
+        username=username,
+        password=password,
+        poll_interval=poll,
+        idle_poll_interval=idle,
+    )
+
+
+def _check_instances(settings: Settings) -> None:
+    """No id twice (the flat settings' ``default`` included), no qBittorrent followed twice."""
+    ids: set[str] = set()
+    urls: dict[str, str] = {}
+    flat = settings.qbt_given or not settings.instance_tables
+    for instance in settings.instances:
+        if instance.id in ids:
+            if instance.id == DEFAULT_ID and flat:
+                raise SettingsError(
+                    f"instance {DEFAULT_ID!r}: the id is taken by the qbt_* settings (they describe"
+                    f" instance {DEFAULT_ID!r}); choose another id, or drop the qbt_* settings"
+                )
+            raise SettingsError(
+                f"instance {instance.id!r}: the id is given twice; each instance needs its own"
+            )
+        ids.add(instance.id)
+        key = same_url_key(instance.url)
+        if key in urls:
+            raise SettingsError(
+                f"instance {instance.id!r}: same qBittorrent URL as instance {urls[key]!r} ({instance.url})"
+            )
+        urls[key] = instance.id
 
 
 def _finish(settings: Settings) -> Settings:

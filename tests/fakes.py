@@ -10,15 +10,19 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter
 from quart import Quart
 
+from quart_dl.instance_settings import InstanceSettings
 from quart_dl.lab.wait import wait_for_async
 from quart_dl.qbittorrent.fake import FakeSession
+from quart_dl.qbittorrent.poller import Poller
 from quart_dl.record import FIELDS, TorrentRecord
+from quart_dl.secret import Secret
 from quart_dl.settings import Settings, load_settings
 from quart_dl.web.runtime import Runtime, runtime
 
@@ -120,8 +124,6 @@ def partial_update(
     return answer
 
 
-
-
 class FakeTransport(asyncio.Transport):
     """A unit-test fake of ``asyncio.Transport``: records writes and how it was closed."""
 
@@ -176,18 +178,54 @@ class RunningApp:
     qbt: FakeSession
 
 
+def instance_tables(settings: Settings, ids: Iterable[str]) -> tuple[InstanceSettings, ...]:
+    """``[[instances]]`` tables with these ids (named after them, title case), on distinct
+    loopback ports, with the flat settings' intervals."""
+    return tuple(
+        InstanceSettings(
+            id=instance_id,
+            name=instance_id.title(),
+            url=f"http://127.0.0.1:{18080 + number}",
+            username="admin",
+            password=Secret(f"pw-{instance_id}-not-shown"),
+            poll_interval=settings.poll_interval,
+            idle_poll_interval=settings.idle_poll_interval,
+        )
+        for number, instance_id in enumerate(ids)
+    )
+
+
+def _polled(poller: Poller) -> bool:
+    """Whether a poller has been through its first poll (good or not)."""
+    return poller.last_success is not None or bool(poller.errors)
+
+
 @contextlib.asynccontextmanager
-async def running_app(qbt: FakeSession | None = None, **settings: Any) -> AsyncIterator[RunningApp]:
-    """``create_app`` over a ``FakeSession``, started, with its first poll done."""
+async def running_app(
+    qbt: FakeSession | None = None,
+    *,
+    instances: Mapping[str, FakeSession] | None = None,
+    **settings: Any,
+) -> AsyncIterator[RunningApp]:
+    """``create_app`` over ``FakeSession``s, started, with every instance's first poll done.
+
+    Without ``instances``: the one instance ``default`` of the flat settings, over ``qbt``.
+    With: those instances (``[[instances]]`` tables, in that order), each over its session;
+    ``qbt`` is then the first one's.
+    """
     from quart_dl.web.app import create_app
 
     forget_sql_dialect()
+    config = make_settings(**settings)
+    if instances:
+        config = replace(config, instance_tables=instance_tables(config, instances))
+        qbt = next(iter(instances.values()))
     qbt = qbt if qbt is not None else FakeSession()
-    app = create_app(make_settings(**settings), session=qbt)
+    app = create_app(config, session=qbt, sessions=instances)
     async with app.test_app() as test_app:
         rt = runtime(app)
-        poller = rt.default.poller
-        await wait_for_async(lambda: poller.last_success is not None or poller.errors, what="first poll")
+        for instance in rt.instances.values():
+            await wait_for_async(partial(_polled, instance.poller), what=f"the first poll of {instance.id}")
         yield RunningApp(app, test_app.test_client(), rt, qbt)
 
 

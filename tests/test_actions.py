@@ -718,3 +718,88 @@ async def test_open_actions_still_refuses_other_pages() -> None:
             status, answer = await post(served, POSTS[0][1], headers=headers)
             assert (status, answer["error"]) == (403, "cross_site")
         assert served.qbt.acted == []
+
+
+# -- several instances ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two() -> AsyncIterator[RunningApp]:
+    """Two instances, ``home`` (the primary) and ``seedbox``, both holding H1 (cross-seeding)."""
+    sessions = {"home": fake(), "seedbox": fake()}
+    async with running_app(instances=sessions, open_actions=True) as running:
+        hub = running.runtime.hub
+        await wait_for_async(
+            lambda: H1 in hub.view("home").torrents and H1 in hub.view("seedbox").torrents,
+            what="both instances' torrents",
+        )
+        yield running
+
+
+def session_of(served: RunningApp, instance_id: str) -> FakeSession:
+    session = served.runtime.instances[instance_id].session
+    assert isinstance(session, FakeSession)
+    return session
+
+
+async def test_an_action_goes_to_the_instance_it_names_default_the_primary(two: RunningApp) -> None:
+    status, body = await post(two, {"action": "pause", "hashes": [H1], "instance": "seedbox"}, headers={})
+    assert (status, body["instance"]) == (200, "seedbox")
+    assert [a[0] for a in session_of(two, "seedbox").acted] == ["pause"]
+    assert session_of(two, "home").acted == []
+    status, body = await post(two, {"action": "resume", "hashes": [H1]}, headers={})
+    assert (status, body["instance"]) == (200, "home")
+    assert [a[0] for a in session_of(two, "home").acted] == ["resume"]
+    announced = [(e["action"], e["instance"]) for e in events(two)]
+    assert announced == [("pause", "seedbox"), ("resume", "home")]
+
+
+async def test_transfer_and_add_go_to_the_instance_they_name(two: RunningApp) -> None:
+    status, body = await post(two, {"alt_speed": True, "instance": "seedbox"}, "/api/transfer", headers={})
+    assert (status, body["instance"]) == (200, "seedbox")
+    assert session_of(two, "seedbox").transfer["alt_speed"] is True
+    assert session_of(two, "home").transfer["alt_speed"] is False
+    magnet = "magnet:?xt=urn:btih:" + H3
+    status, body = await post(two, {"urls": [magnet], "instance": "seedbox"}, "/api/torrents/add", headers={})
+    assert (status, body["instance"]) == (200, "seedbox")
+    assert len(session_of(two, "seedbox").added) == 1
+    assert session_of(two, "home").added == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (ACTIONS, {"action": "pause", "hashes": [H1], "instance": "nope"}),
+        ("/api/transfer", {"alt_speed": True, "instance": "nope"}),
+        ("/api/torrents/add", {"urls": ["magnet:?xt=urn:btih:" + H3], "instance": "nope"}),
+    ],
+)
+async def test_an_unknown_instance_is_a_404_naming_it_on_every_action(
+    two: RunningApp, path: str, body: dict[str, Any]
+) -> None:
+    status, answer = await post(two, body, path, headers={})
+    assert status == 404
+    assert answer == {
+        "error": "unknown_instance",
+        "message": "no qBittorrent instance named 'nope'",
+        "field": "instance",
+    }
+    assert events(two) == []
+
+
+async def test_categories_and_tags_of_the_instance_named(two: RunningApp) -> None:
+    session_of(two, "home").category_list = [{"name": "home-cat", "save_path": "/h"}]
+    session_of(two, "seedbox").category_list = [{"name": "box-cat", "save_path": "/b"}]
+    session_of(two, "seedbox").tag_list = ["box"]
+    home = await (await two.client.get("/api/categories")).get_json()
+    assert home == {"categories": [{"name": "home-cat", "save_path": "/h"}]}
+    box = await (await two.client.get("/api/categories?instance=seedbox")).get_json()
+    assert box == {"categories": [{"name": "box-cat", "save_path": "/b"}]}
+    assert await (await two.client.get("/api/tags?instance=seedbox")).get_json() == {"tags": ["box"]}
+    assert await (await two.client.get("/api/tags")).get_json() == {"tags": []}
+    for path in ("/api/categories?instance=nope", "/api/tags?instance=nope"):
+        response = await two.client.get(path)
+        assert response.status_code == 404
+        assert (await response.get_json())["error"] == "unknown_instance"
+    response = await two.client.get("/api/tags?instance=home&instance=seedbox")
+    assert (response.status_code, (await response.get_json())["field"]) == (400, "instance")

@@ -73,7 +73,8 @@ async def test_list_defaults_to_added_at_ascending(served: RunningApp) -> None:
     assert record["name"] == "debian.iso"
     assert record["phase"] == "stalled"
     assert record["tags"] == ["b", "a"]
-    assert list(record) == list(served.runtime.hub.torrents[H3])
+    assert list(record) == [*served.runtime.hub.torrents[H3], "instance"]
+    assert record["instance"] == "default"
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ async def test_a_request_when_idle_gets_fresh_data() -> None:
 
 async def test_one_torrent(served: RunningApp) -> None:
     body = await get_json(served, f"/api/torrents/{H2}")
-    assert body == served.runtime.hub.torrents[H2]
+    assert body == {**served.runtime.hub.torrents[H2], "instance": "default"}
     assert body["complete"] is True
     assert body["eta"] is None
     assert await get_json(served, f"/api/torrents/{H2.upper()}") == body
@@ -274,3 +275,125 @@ async def test_metrics(served: RunningApp) -> None:
     assert "# TYPE quart_dl_poll_duration_seconds histogram" in lines
     assert any(line.startswith("quart_dl_poll_duration_seconds_count ") for line in lines)
     assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
+
+
+# -- several instances -------------------------------------------------------------------------
+
+HOME_STATE = {"dl_info_speed": 1000, "up_info_speed": 0, "dl_info_data": 5000, "up_info_data": 100}
+SEEDBOX_STATE = {"dl_info_speed": 0, "up_info_speed": 3000, "dl_info_data": 700, "up_info_data": 9000}
+
+
+@pytest.fixture
+async def two() -> AsyncIterator[RunningApp]:
+    """``home`` (H1 downloading, H2) and ``seedbox`` (H1 seeding: cross-seeded, H3)."""
+    sessions = {
+        "home": FakeSession(
+            [
+                full_update(
+                    {H1: raw_torrent("one.iso", added_on=10, dlspeed=1000), H2: TORRENTS[H2]}, HOME_STATE
+                )
+            ]
+        ),
+        "seedbox": FakeSession(
+            [
+                full_update(
+                    {H1: seeding_torrent("one.iso", added_on=5, upspeed=3000), H3: TORRENTS[H3]},
+                    SEEDBOX_STATE,
+                )
+            ],
+            version="v5.1.0",
+        ),
+    }
+    async with running_app(instances=sessions) as running:
+        hub = running.runtime.hub
+        await wait_for_async(
+            lambda: len(hub.view("home").torrents) == 2 and len(hub.view("seedbox").torrents) == 2,
+            what="both instances' torrents",
+        )
+        yield running
+
+
+def pairs(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(t["instance"], t["hash"]) for t in body["torrents"]]
+
+
+async def test_torrents_of_every_instance_each_naming_its_instance(two: RunningApp) -> None:
+    body = await get_json(two, "/api/torrents")
+    # added_at ascending across instances: H1 on seedbox (5), H1 at home (10), H2 (100), H3 (200)
+    assert pairs(body) == [("seedbox", H1), ("home", H1), ("home", H2), ("seedbox", H3)]
+    assert body["count"] == 4
+    assert body["event_id"] == two.runtime.hub.last_event_id
+    body = await get_json(two, "/api/torrents?phase=seeding&sort=name")
+    assert pairs(body) == [("home", H2), ("seedbox", H1)]
+
+
+async def test_torrents_of_one_instance(two: RunningApp) -> None:
+    body = await get_json(two, "/api/torrents?instance=seedbox")
+    assert pairs(body) == [("seedbox", H1), ("seedbox", H3)]
+
+
+async def test_a_torrent_by_hash_is_the_primarys_then_the_first_holding_it(two: RunningApp) -> None:
+    assert (await get_json(two, f"/api/torrents/{H1}"))["instance"] == "home"  # the primary
+    assert (await get_json(two, f"/api/torrents/{H3}"))["instance"] == "seedbox"  # only there
+    body = await get_json(two, f"/api/torrents/{H1}?instance=seedbox")
+    assert (body["instance"], body["phase"]) == ("seedbox", "seeding")
+    body = await get_json(two, f"/api/torrents/{H2}?instance=seedbox", status=404)
+    assert body["error"] == "not_found"
+
+
+async def test_status_has_every_instance_and_the_total(two: RunningApp) -> None:
+    body = await get_json(two, "/api/status")
+    hub = two.runtime.hub
+    assert body["status"] == hub.view("home").status  # protocol 1: the primary's
+    assert body["transfer"]["dl_speed"] == 1000
+    assert body["protocol"] == 1
+    assert body["server_id"] == hub.server_id
+    assert list(body["instances"]) == ["home", "seedbox"]
+    seedbox = body["instances"]["seedbox"]
+    assert (seedbox["name"], seedbox["status"]["version"]) == ("Seedbox", "v5.1.0")
+    assert seedbox["transfer"]["up_speed"] == 3000
+    total = body["total_transfer"]
+    # Speeds add up from the torrents' (home's H2 uploads 2000, seedbox's H1 3000).
+    assert (total["dl_speed"], total["up_speed"], total["dl_total"], total["up_total"]) == (
+        1000,
+        5000,
+        5700,
+        9100,
+    )
+
+
+async def test_history_of_one_instance(two: RunningApp) -> None:
+    home = await get_json(two, "/api/history")
+    assert [(s["dl_speed"], s["up_speed"]) for s in home["samples"]] == [(1000, 2000)]  # H1 + H2
+    seedbox = await get_json(two, "/api/history?instance=seedbox")
+    assert [(s["dl_speed"], s["up_speed"]) for s in seedbox["samples"]] == [(0, 3000)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/torrents?instance=nope",
+        f"/api/torrents/{H1}?instance=nope",
+        "/api/history?instance=nope",
+    ],
+)
+async def test_an_unknown_instance_is_a_404_naming_it(two: RunningApp, path: str) -> None:
+    body = await get_json(two, path, status=404)
+    assert body == {
+        "error": "unknown_instance",
+        "message": "no qBittorrent instance named 'nope'",
+        "field": "instance",
+    }
+
+
+@pytest.mark.parametrize("path", ["/api/torrents", f"/api/torrents/{H1}", "/api/history"])
+async def test_a_repeated_instance_is_a_400_naming_it(two: RunningApp, path: str) -> None:
+    body = await get_json(two, f"{path}?instance=home&instance=seedbox", status=400)
+    assert (body["error"], body["field"]) == ("invalid_parameter", "instance")
+
+
+async def test_v1_status_of_a_single_instance_server_has_the_additions(served: RunningApp) -> None:
+    body = await get_json(served, "/api/status")
+    assert list(body["instances"]) == ["default"]
+    assert body["instances"]["default"]["name"] == "qBittorrent"
+    assert body["total_transfer"] == body["transfer"]

@@ -176,6 +176,93 @@ def test_check_auth_failed_exits_1(
     assert fake.count("close") == 1
 
 
+def _two_instances(tmp_path: Path, down_port: int) -> Path:
+    config = tmp_path / "q.toml"
+    config.write_text(
+        f"""
+[[instances]]
+id = "home"
+name = "Home"
+url = "http://qbt.lan:8080"
+password = "{PASSWORD}"
+
+[[instances]]
+id = "seedbox"
+url = "http://127.0.0.1:{down_port}"
+password = "{PASSWORD}"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_check_every_instance_names_the_one_that_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    port = closed_port()
+    fake = FakeSession(version="v5.1.0")
+    real_session = InstanceSettings.session
+
+    def session(config: InstanceSettings) -> object:
+        # "home" is a fake qBittorrent; "seedbox" a real session to a closed port.
+        return fake if config.id == "home" else real_session(config)
+
+    monkeypatch.setattr(InstanceSettings, "session", session)
+    code = main(["check", "--config", str(_two_instances(tmp_path, port))])
+    assert code == EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert out == "home: qBittorrent v5.1.0 at http://qbt.lan:8080: 0 torrents\n"
+    assert one_line(err) == (
+        f"quart-dl: seedbox: unreachable: cannot reach qBittorrent at http://127.0.0.1:{port}"
+        " (connection refused)"
+    )
+    assert PASSWORD not in out + err
+    assert fake.count("close") == 1
+
+
+def test_check_every_instance_all_good(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fakes = {"home": FakeSession(version="v5.1.0"), "seedbox": FakeSession(version="v4.5.2")}
+    monkeypatch.setattr(InstanceSettings, "session", lambda config: fakes[config.id])
+    assert main(["check", "--config", str(_two_instances(tmp_path, closed_port()))]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "home: qBittorrent v5.1.0 at http://qbt.lan:8080: 0 torrents"
+    assert lines[1].startswith("seedbox: qBittorrent v4.5.2 at http://127.0.0.1:")
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (
+            'id = "a"\nurl = "http://x:1"\n[[instances]]\nid = "a"\nurl = "http://y:1"',
+            "the id is given twice",
+        ),
+        ('id = "A b"\nurl = "http://x:1"', "is not URL-safe"),
+        (
+            'id = "a"\nurl = "http://x:1"\n[[instances]]\nid = "b"\nurl = "http://X:1/"',
+            "same qBittorrent URL",
+        ),
+        ('id = "a"', "needs a url"),
+        ('id = "a"\nurl = "http://x:1"\npasswrd = "x"', "unknown key 'passwrd'"),
+    ],
+)
+def test_bad_instances_exit_2_with_one_line(
+    tables: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text("[[instances]]\n" + tables + "\n", encoding="utf-8")
+    for command in ("check", "serve"):
+        assert main([command, "--config", str(config)]) == EXIT_USAGE
+        out, err = capsys.readouterr()
+        assert out == ""
+        line = one_line(err)
+        assert line.startswith("quart-dl: error: ")
+        assert message in line, line
+
+
 # -- the real process --------------------------------------------------------------------------
 
 

@@ -30,6 +30,15 @@ STREAMS = ("/api/events", "/api/torrents/{torrent_hash}/events")
 #: open_actions is off: tests/test_actions*.py act) and the label routes beside them.
 ACTION_ROUTES = ("/api/torrents/actions", "/api/transfer", "/api/torrents/add")
 LABEL_ROUTES = ("/api/access", "/api/categories", "/api/tags")
+#: One instance's routes (instance_api.py).
+INSTANCE_ROUTES = (
+    "/api/instances",
+    "/api/instances/{instance_id}",
+    "/api/instances/{instance_id}/torrents",
+    "/api/instances/{instance_id}/torrents/{torrent_hash}",
+    "/api/instances/{instance_id}/status",
+    "/api/instances/{instance_id}/history",
+)
 
 
 @pytest.fixture
@@ -56,6 +65,7 @@ def test_openapi_json_is_valid_and_lists_every_route(server: ServerProcess) -> N
         "/api/events",
         "/api/status",
         "/api/history",
+        *INSTANCE_ROUTES,
         "/healthz",
         "/metrics",
         *ACTION_ROUTES,
@@ -70,9 +80,11 @@ def test_openapi_json_is_valid_and_lists_every_route(server: ServerProcess) -> N
             assert methods[method]["requestBody"], path
             assert {"200", "400", "403"} <= set(methods[method]["responses"]), path
     params = {p["name"] for p in spec["paths"]["/api/torrents"]["get"]["parameters"]}
-    assert params == {"phase", "sort", "order"}
+    assert params == {"phase", "sort", "order", "instance"}
+    params = {p["name"] for p in spec["paths"]["/api/instances/{instance_id}/torrents"]["get"]["parameters"]}
+    assert params == {"instance_id", "phase", "sort", "order"}
     params = {p["name"] for p in spec["paths"]["/api/history"]["get"]["parameters"]}
-    assert params == {"minutes", "hash"}
+    assert params == {"minutes", "hash", "instance"}
     events = spec["paths"]["/api/events"]["get"]
     assert {p["name"] for p in events["parameters"]} == {"heartbeat", "lastEventId"}
     assert "text/event-stream" in events["responses"]["200"]["content"]
@@ -151,8 +163,15 @@ def test_schemathesis(server: ServerProcess, mode: GenerationMode) -> None:
             case.call_and_validate(base_url=server.url.rstrip("/"), checks=checks, timeout=10)
 
         run()
-    with_parameters = {"/api/torrents", "/api/torrents/{torrent_hash}", "/api/history"}
-    without = {"/api/status", "/healthz", "/metrics", *ACTION_ROUTES, *LABEL_ROUTES}
+    with_parameters = {
+        "/api/torrents",
+        "/api/torrents/{torrent_hash}",
+        "/api/history",
+        "/api/categories",
+        "/api/tags",
+        *INSTANCE_ROUTES[1:],
+    }
+    without = {"/api/status", "/healthz", "/metrics", "/api/instances", "/api/access", *ACTION_ROUTES}
     assert set(tested) == (with_parameters | without if mode == GenerationMode.POSITIVE else with_parameters)
     assert time.monotonic() - started < 60
     assert "Traceback" not in server.log_text()

@@ -138,9 +138,11 @@ def answer_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
 async def test_the_openapi_record_has_a_property_for_every_field() -> None:
     async with running_app() as served:
         spec = await (await served.client.get("/openapi.json")).get_json()
-    described = spec["components"]["schemas"]["TorrentRecord"]
-    assert list(described["properties"]) == list(FIELDS)
-    assert described["required"] == list(FIELDS)
+    # REST records are the declared record plus the instance that holds the torrent.
+    described = spec["components"]["schemas"]["InstanceTorrentRecord"]
+    assert list(described["properties"]) == [*FIELDS, "instance"]
+    assert described["required"] == [*FIELDS, "instance"]
+    assert described["properties"]["instance"]["type"] == "string"
     for name in FIELDS:
         may_be_null = {"type": "null"} in described["properties"][name].get("anyOf", [])
         assert may_be_null == nullable(name), name
@@ -213,8 +215,11 @@ def test_real_snapshot_and_answers_carry_exactly_the_declared_and_documented_fie
         lambda: get_json(server.url + "api/torrents")["torrents"], 15, "the torrent to show up"
     )
     (one,) = listed
+    assert one.pop("instance") == "default"
     check_record(one)
-    check_record(get_json(server.url + f"api/torrents/{one['hash']}"))
+    alone = get_json(server.url + f"api/torrents/{one['hash']}")
+    assert alone.pop("instance") == "default"
+    check_record(alone)
     spec = get_json(server.url + "openapi.json")
     assert_described(get_json(server.url + "api/status"), answer_schema(spec, "/api/status"), spec, "status")
 
@@ -238,4 +243,4 @@ async def test_regression_openapi_failed_on_python_3_12() -> None:
     async with running_app() as served:
         reply = await served.client.get("/openapi.json")
         assert reply.status_code == 200
-        assert "TorrentRecord" in (await reply.get_json())["components"]["schemas"]
+        assert "InstanceTorrentRecord" in (await reply.get_json())["components"]["schemas"]

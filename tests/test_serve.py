@@ -321,3 +321,21 @@ async def test_a_hypercorn_whose_internals_changed_serves_every_stream_through_q
 async def read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 5.0) -> bytes:
     """Read until ``marker`` (what was read before it is gone: each call reads on)."""
     return await asyncio.wait_for(reader.readuntil(marker), timeout)
+
+
+def test_the_start_line_names_every_instance(caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from fakes import instance_tables, make_settings
+
+    from quart_dl.server.serve import _listening
+
+    one = make_settings(qbt_url="http://10.0.0.1:8080")
+    two = replace(one, instance_tables=instance_tables(one, ["seedbox"]))
+    with caplog.at_level(logging.INFO, logger="quart_dl"):
+        _listening(one)
+        _listening(two)
+    lines = [r.getMessage() for r in caplog.records if "listening on" in r.getMessage()]
+    assert "(qBittorrent at http://10.0.0.1:8080, heartbeat 15 s)" in lines[0]
+    assert "(qBittorrent default at http://10.0.0.1:8080, seedbox at http://127.0.0.1:18080," in lines[1]
+    assert "pw-" not in " ".join(lines)

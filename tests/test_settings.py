@@ -8,6 +8,7 @@ import pytest
 
 from quart_dl.settings import (
     SETTING_SPECS,
+    TABLE_FIELDS,
     Secret,
     Settings,
     SettingsError,
@@ -72,7 +73,7 @@ def test_toml_table_and_dashed_keys(tmp_path: Path) -> None:
 
 
 def test_every_field_has_an_env_name_and_a_parser() -> None:
-    names = {f for f in Settings.__dataclass_fields__}
+    names = {f for f in Settings.__dataclass_fields__} - set(TABLE_FIELDS)
     assert set(SETTING_SPECS) == names
     assert env_name("qbt_url") == "QUART_DL_QBT_URL"
 
@@ -269,3 +270,215 @@ def test_a_token_given_as_a_number_in_toml_is_refused_without_repeating_it(tmp_p
         load_settings(environ={}, config_file=config)
     assert name in str(info.value)
     assert secret not in str(info.value)
+
+
+def test_regression_a_qbt_password_given_as_a_number_is_refused_without_repeating_it(
+    tmp_path: Path,
+) -> None:
+    """Regression: ``qbt_password = 12345678`` (unquoted) was refused with "expected text,
+    got 12345678": the password in the error, the terminal and the service's log."""
+    config = write(tmp_path / "q.toml", "qbt_password = 9876543210123\n")
+    with pytest.raises(SettingsError, match=r"^qbt_password: expected text") as info:
+        load_settings(environ={}, config_file=config)
+    assert "9876543210123" not in str(info.value)
+
+
+# -- several instances -------------------------------------------------------------------------
+
+TWO_INSTANCES = f"""
+[[instances]]
+id = "home"
+name = "Home"
+url = "http://127.0.0.1:8080/"
+password = "{PASSWORD}"
+
+[[instances]]
+id = "seedbox"
+url = "https://seedbox.example:8443"
+username = "me"
+poll_interval = 2
+idle_poll_interval = 60
+"""
+
+
+def test_instances_from_toml_in_order(tmp_path: Path) -> None:
+    config = write(tmp_path / "q.toml", TWO_INSTANCES)
+    settings = load_settings(environ={}, config_file=config)
+    home, seedbox = settings.instances
+    assert (home.id, home.name, home.url, home.username) == ("home", "Home", "http://127.0.0.1:8080", "admin")
+    assert home.password.reveal() == PASSWORD
+    assert (home.poll_interval, home.idle_poll_interval) == (1.0, 30.0)  # the flat settings'
+    assert (seedbox.id, seedbox.name, seedbox.username) == ("seedbox", "seedbox", "me")
+    assert (seedbox.poll_interval, seedbox.idle_poll_interval) == (2.0, 60.0)
+    assert not seedbox.password
+    assert PASSWORD not in repr(settings) + repr(settings.instances)
+
+
+def test_instances_inside_a_quart_dl_table(tmp_path: Path) -> None:
+    text = '[quart_dl]\nheartbeat = 5\n\n[[quart_dl.instances]]\nid = "a"\nurl = "http://10.0.0.1:8080"\n'
+    settings = load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+    assert [i.id for i in settings.instances] == ["a"]
+    assert settings.heartbeat == 5
+
+
+def test_instances_after_a_quart_dl_table_are_not_ignored_silently(tmp_path: Path) -> None:
+    text = '[quart_dl]\nheartbeat = 5\n\n[[instances]]\nid = "a"\nurl = "http://10.0.0.1:8080"\n'
+    with pytest.raises(SettingsError, match=r"write \[\[quart_dl\.instances\]\], not \[\[instances\]\]$"):
+        load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+
+
+def test_the_flat_settings_alone_describe_instance_default() -> None:
+    settings = load_settings(cli={"qbt_url": "http://10.0.0.2:8080", "qbt_name": "Box"}, environ={})
+    (only,) = settings.instances
+    assert (only.id, only.name, only.url) == ("default", "Box", "http://10.0.0.2:8080")
+    assert load_settings(environ={}).instances[0].name == "qBittorrent"
+    assert Settings().instances == (Settings().default_instance(),)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["toml", "env", "cli"],
+)
+def test_a_qbt_setting_next_to_tables_follows_default_first(tmp_path: Path, source: str) -> None:
+    text = TWO_INSTANCES
+    environ: dict[str, str] = {}
+    cli: dict[str, str] = {}
+    if source == "toml":
+        text = 'qbt_url = "http://10.0.0.9:8080"\n' + text
+    elif source == "env":
+        environ[env_name("qbt_url")] = "http://10.0.0.9:8080"
+    else:
+        cli["qbt_url"] = "http://10.0.0.9:8080"
+    settings = load_settings(cli=cli, environ=environ, config_file=write(tmp_path / "q.toml", text))
+    assert [i.id for i in settings.instances] == ["default", "home", "seedbox"]
+    assert settings.instances[0].url == "http://10.0.0.9:8080"
+
+
+def test_an_instance_password_file(tmp_path: Path) -> None:
+    pw_file = write(tmp_path / "pw", PASSWORD + "\n")
+    text = f'[[instances]]\nid = "a"\nurl = "http://10.0.0.1:8080"\npassword_file = "{pw_file}"\n'
+    (only,) = load_settings(environ={}, config_file=write(tmp_path / "q.toml", text)).instances
+    assert only.password.reveal() == PASSWORD
+
+
+def _table(**keys: object) -> str:
+    lines = ["[[instances]]"]
+    for key, value in keys.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"'))
+    return "\n".join(lines) + "\n"
+
+
+A = _table(id="a", url="http://10.0.0.1:8080")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (A + A, r"^instance 'a': the id is given twice; each instance needs its own$"),
+        (
+            'qbt_url = "http://10.0.0.5:8080"\n' + _table(id="default", url="http://10.0.0.1:8080"),
+            r"^instance 'default': the id is taken by the qbt_\* settings",
+        ),
+        (
+            _table(id="Home", url="http://10.0.0.1:8080"),
+            r"^\[\[instances\]\] table 1: id 'Home' is not URL-safe",
+        ),
+        (
+            A + _table(id="a/b", url="http://10.0.0.2:8080"),
+            r"^\[\[instances\]\] table 2: id 'a/b' is not URL-safe",
+        ),
+        (
+            _table(id="x" * 33, url="http://10.0.0.1:8080"),
+            r"^\[\[instances\]\] table 1: id 'x+' is not URL-safe",
+        ),
+        (_table(id="-a", url="http://10.0.0.1:8080"), r"is not URL-safe"),
+        (
+            _table(id="a\n", url="http://10.0.0.1:8080"),
+            r"^\[\[instances\]\] table 1: id 'a\\n' is not URL-safe",
+        ),
+        (_table(id=7, url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: id '7' is not URL-safe"),
+        (_table(url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: needs an id"),
+        (_table(id="a"), r"^instance 'a': needs a url"),
+        (_table(id="a", url="ftp://x"), r"^instance 'a': url: expected an http:// or https:// URL"),
+        (
+            _table(id="a", url="http://u:p@x:8080"),
+            r"^instance 'a': url: put credentials in username/password",
+        ),
+        (
+            _table(id="a", url="http://x:8080", pasword="x"),
+            r"^instance 'a': unknown key 'pasword' \(expected id, name",
+        ),
+        (_table(id="a", url="http://x:8080", name=""), r"^instance 'a': name: expected a display name"),
+        (_table(id="a", url="http://x:8080", username=3), r"^instance 'a': username: expected text"),
+        (
+            _table(id="a", url="http://x:8080", poll_interval=0),
+            r"^instance 'a': poll_interval: must be between",
+        ),
+        (
+            _table(id="a", url="http://x:8080", poll_interval=5, idle_poll_interval=2),
+            r"^instance 'a': idle_poll_interval must not be shorter than poll_interval \(2 < 5\)$",
+        ),
+        (
+            _table(id="a", url="http://x:8080", password="p", password_file="/p"),
+            r"^instance 'a': give either password or password_file, not both$",
+        ),
+        (
+            _table(id="a", url="http://x:8080", password_file="/nonexistent/pw"),
+            r"^instance 'a': password_file: file '/nonexistent/pw' does not exist$",
+        ),
+        ("instances = 3\n", r"^config: instances must be \[\[instances\]\] tables$"),
+        ('instances = ["a"]\n', r"^config: instances must be \[\[instances\]\] tables$"),
+    ],
+)
+def test_bad_instance_tables_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "q.toml", text)
+    with pytest.raises(SettingsError, match=message) as info:
+        load_settings(environ={}, config_file=config)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("http://10.0.0.1:8080", "http://10.0.0.1:8080/"),
+        ("http://QBT.lan", "http://qbt.lan:80"),
+        ("HTTPS://qbt.lan/", "https://qbt.lan:443"),
+        ("http://qbt.lan:8080/qbt", "http://qbt.lan:8080/qbt/"),
+    ],
+)
+def test_two_instances_with_the_same_url(tmp_path: Path, first: str, second: str) -> None:
+    text = _table(id="a", url=first) + _table(id="b", url=second)
+    with pytest.raises(
+        SettingsError, match=r"^instance 'b': same qBittorrent URL as instance 'a' \("
+    ) as info:
+        load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+    assert "\n" not in str(info.value)
+
+
+def test_the_flat_url_clashes_with_a_table_url(tmp_path: Path) -> None:
+    text = 'qbt_password = "x"\n' + _table(id="a", url="http://127.0.0.1:8080")  # qbt_url's default
+    with pytest.raises(SettingsError, match=r"^instance 'a': same qBittorrent URL as instance 'default'"):
+        load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+
+
+def test_different_paths_or_ports_are_different_instances(tmp_path: Path) -> None:
+    text = (
+        _table(id="a", url="http://qbt.lan:8080")
+        + _table(id="b", url="http://qbt.lan:8081")
+        + _table(id="c", url="http://qbt.lan:8080/other")
+    )
+    settings = load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+    assert [i.id for i in settings.instances] == ["a", "b", "c"]
+
+
+def test_an_instance_table_may_be_named_default_without_qbt_settings(tmp_path: Path) -> None:
+    text = _table(id="default", url="http://10.0.0.1:8080") + _table(id="b", url="http://10.0.0.2:8080")
+    settings = load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+    assert [i.id for i in settings.instances] == ["default", "b"]
+
+
+def test_an_instance_password_never_in_errors(tmp_path: Path) -> None:
+    text = _table(id="a", url="http://x:8080", password=12345678901234)
+    with pytest.raises(SettingsError, match=r"^instance 'a': password: expected text") as info:
+        load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
+    assert "12345678901234" not in str(info.value)

@@ -11,47 +11,15 @@ the web layer: data still flows one way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..hub import Hub
+from ..instance_settings import DEFAULT_ID as DEFAULT_ID  # re-exported: where it used to live
+from ..instance_settings import InstanceSettings as InstanceSettings
 from ..metrics import Metrics
-from ..settings import Secret, Settings
 from ..status import InstanceStatus
 from ..store.store import Store
 from ..torrents import TorrentTable
 from .poller import Poller
-from .session import QbtSession, Session
-
-#: The id of the instance the flat ``qbt_*`` settings describe.
-DEFAULT_ID = "default"
-
-
-@dataclass(frozen=True)
-class InstanceSettings:
-    """What one qBittorrent is configured with."""
-
-    id: str
-    url: str
-    username: str
-    password: Secret
-    poll_interval: float
-    idle_poll_interval: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> InstanceSettings:
-        """The one instance the flat ``qbt_*`` settings describe (``default``)."""
-        return cls(
-            id=DEFAULT_ID,
-            url=settings.qbt_url,
-            username=settings.qbt_username,
-            password=settings.qbt_password,
-            poll_interval=settings.poll_interval,
-            idle_poll_interval=settings.idle_poll_interval,
-        )
-
-    def session(self) -> QbtSession:
-        """A real session for this qBittorrent."""
-        return QbtSession.connect(self.url, self.username, self.password.reveal())
+from .session import Session
 
 
 class Instance:
@@ -71,7 +39,7 @@ class Instance:
         self.session: Session = session if session is not None else config.session()
         self.status = InstanceStatus()
         self.store = Store(config.id, config.url)
-        hub.add_instance(config.id, getattr(config, "name", config.id))
+        hub.add_instance(config.id, config.name)
         self.poller = Poller(
             session=self.session,
             hub=hub,

@@ -133,11 +133,16 @@ def _hypercorn_problem() -> str | None:
 
 
 def _listening(settings: Settings) -> None:
+    instances = settings.instances
+    if len(instances) == 1:
+        following = f"qBittorrent at {instances[0].url}"
+    else:
+        following = "qBittorrent " + ", ".join(f"{i.id} at {i.url}" for i in instances)
     log.info(
-        "quart-dl listening on http://%s%s/ (qBittorrent at %s, heartbeat %g s)",
+        "quart-dl listening on http://%s%s/ (%s, heartbeat %g s)",
         settings.bind,
         settings.root_path,
-        settings.qbt_url,
+        following,
         settings.heartbeat,
     )
     warning = open_bind_warning(settings)

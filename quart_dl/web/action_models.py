@@ -54,7 +54,11 @@ def tag_list(value: list[str] | None) -> list[str] | None:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    instance: str = Field("default", description="The qBittorrent instance (only `default` today).")
+    instance: str | None = Field(
+        None,
+        description="The qBittorrent instance's id (GET /api/instances); default: the primary (the first"
+        " configured). Unknown: 404 `unknown_instance`.",
+    )
     client: str | None = Field(
         None,
         description="Who asks (shown to every viewer in the `action` event): `[A-Za-z0-9._-]{1,64}`.",

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Quart, Request, Response, jsonify, request
-from quart_schema import document_request, document_response
+from quart_schema import document_request, document_response, validate_querystring
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..qbittorrent.client import QbtError, Refused, UnknownTorrents
@@ -49,9 +49,9 @@ from .action_models import (
     params_of,
 )
 from .auth import token_kind
-from .errors import _first_problem, api_error
+from .errors import UnknownInstance, _first_problem, api_error, unknown_instance
 from .limits import client_key
-from .openapi import ErrorBody
+from .openapi import ErrorBody, InstanceQuery
 from .runtime import runtime
 
 log = logging.getLogger("quart_dl.web.actions")
@@ -129,13 +129,12 @@ def _validated(model: type[M], data: dict[str, Any]) -> M:
         raise _Problem(api_error(400, "invalid_parameter", message, field)) from None
 
 
-def _instance(name: str) -> Instance:
-    instance = runtime().instances.get(name)
-    if instance is None:
-        raise _Problem(
-            api_error(404, "unknown_instance", f"no qBittorrent instance named {name[:64]!r}", "instance")
-        )
-    return instance
+def _instance(name: str | None) -> Instance:
+    """The instance a body or query names (None: the primary), or a 404 naming it."""
+    try:
+        return runtime().instance(name)
+    except UnknownInstance:
+        raise _Problem(unknown_instance(str(name))) from None
 
 
 def _abbreviated(hashes: list[str] | str) -> str:
@@ -452,13 +451,15 @@ async def access() -> Response:
 
 
 @bp.get("/api/categories")
+@validate_querystring(InstanceQuery)
 @document_response(Categories)
+@document_response(ErrorBody, 400)
 @document_response(ErrorBody, 404)
 @document_response(ErrorBody, 503)
 @_problems
-async def categories() -> Response:
-    """The instance's categories, for editors."""
-    instance = _instance(request.args.get("instance", "default"))
+async def categories(query_args: InstanceQuery) -> Response:
+    """The categories of an instance (default the primary), for editors."""
+    instance = _instance(query_args.instance)
     try:
         found = await instance.session.categories()
     except QbtError as exc:
@@ -467,13 +468,15 @@ async def categories() -> Response:
 
 
 @bp.get("/api/tags")
+@validate_querystring(InstanceQuery)
 @document_response(Tags)
+@document_response(ErrorBody, 400)
 @document_response(ErrorBody, 404)
 @document_response(ErrorBody, 503)
 @_problems
-async def tags() -> Response:
-    """The instance's tags, for editors."""
-    instance = _instance(request.args.get("instance", "default"))
+async def tags(query_args: InstanceQuery) -> Response:
+    """The tags of an instance (default the primary), for editors."""
+    instance = _instance(query_args.instance)
     try:
         found = await instance.session.tags()
     except QbtError as exc:

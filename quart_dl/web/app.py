@@ -9,12 +9,13 @@ stream, stop the instances (poller and session) and the tick, close the database
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from quart import Quart
 
 from ..hub import Hub
 from ..metrics import Metrics
-from ..qbittorrent.instance import Instance, InstanceSettings
+from ..qbittorrent.instance import Instance
 from ..qbittorrent.session import Session
 from ..settings import Settings
 from ..store.event_log import DurableEventLog
@@ -26,6 +27,7 @@ from .auth import install_auth
 from .cors import install_cors
 from .errors import install_error_handlers
 from .hosts import install_hosts
+from .instance_api import bp as instance_api_bp
 from .limits import install_limits
 from .openapi import install_openapi
 from .panel import bp as panel_bp
@@ -36,9 +38,17 @@ from .sse import bp as sse_bp
 log = logging.getLogger("quart_dl")
 
 
-def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
-    """A ready-to-serve app; ``session`` replaces the qBittorrent session (tests: a
-    ``FakeSession``)."""
+def create_app(
+    settings: Settings,
+    *,
+    session: Session | None = None,
+    sessions: Mapping[str, Session] | None = None,
+) -> Quart:
+    """A ready-to-serve app following every instance of ``settings.instances``.
+
+    ``sessions`` replaces the qBittorrent sessions of the instances it names, ``session``
+    the primary's (tests: ``FakeSession``); the others get real sessions.
+    """
     app = Quart("quart_dl")
     # First: quart-schema replaces app.json, which the lines below configure.
     install_openapi(app)
@@ -65,18 +75,25 @@ def create_app(settings: Settings, *, session: Session | None = None) -> Quart:
         log=event_log,
     )
     metrics.gauges["sse_clients"] = lambda: hub.client_count
-    instance = Instance(
-        InstanceSettings.from_settings(settings),
-        hub=hub,
-        metrics=metrics,
-        session=session,
-        sample_interval=settings.sample_interval,
-        history_seconds=settings.history_minutes * 60.0,
-    )
-    instance.store.journal = event_log
-    app.extensions["quart_dl"] = Runtime(settings, hub, {instance.id: instance}, metrics)
+    given = dict(sessions or {})
+    instances: dict[str, Instance] = {}
+    for number, config in enumerate(settings.instances):
+        # Each instance has its own session, poller (its own intervals) and status; they
+        # share the hub (one event log, one fan-out) and the database.
+        instance = Instance(
+            config,
+            hub=hub,
+            metrics=metrics,
+            session=given.get(config.id, session if number == 0 else None),
+            sample_interval=settings.sample_interval,
+            history_seconds=settings.history_minutes * 60.0,
+        )
+        instance.store.journal = event_log
+        instances[instance.id] = instance
+    app.extensions["quart_dl"] = Runtime(settings, hub, instances, metrics)
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(instance_api_bp)
     app.register_blueprint(sse_bp)
     app.register_blueprint(panel_bp)
     install_actions(app, settings)

@@ -27,6 +27,23 @@ def api_error(status: int, code: str, message: str, field: str | None = None) ->
     return response
 
 
+class UnknownInstance(LookupError):
+    """A request named a qBittorrent instance that is not configured: a 404 naming it.
+
+    Raised by ``Runtime.instance`` from any route (REST, actions, streams); the app-wide
+    handler below answers it, so every route says it the same way.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def unknown_instance(name: str) -> Response:
+    """The answer to an unknown instance id (cut to 64 characters: it is the client's text)."""
+    return api_error(404, "unknown_instance", f"no qBittorrent instance named {name[:64]!r}", "instance")
+
+
 _CODES = {
     400: "bad_request",
     404: "not_found",
@@ -54,6 +71,10 @@ def install_error_handlers(app: Quart) -> None:
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(UnknownInstance)
+    async def no_such_instance(exc: UnknownInstance) -> Response:
+        return unknown_instance(exc.name)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_parameter(exc: RequestSchemaValidationError) -> Response:

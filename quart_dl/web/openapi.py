@@ -71,8 +71,12 @@ def _one(value: Any, name: str) -> str:
     return str(value)
 
 
-class TorrentsQuery(_Query):
-    """``GET /api/torrents``."""
+INSTANCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_INSTANCE_DESCRIPTION = "A configured qBittorrent instance's id (GET /api/instances); unknown: 404."
+
+
+class InstanceTorrentsQuery(_Query):
+    """``GET /api/instances/<id>/torrents``."""
 
     phase: str = Field(
         "",
@@ -117,8 +121,30 @@ class TorrentsQuery(_Query):
         return {p.strip() for p in self.phase.split(",") if p.strip()}
 
 
-class HistoryQuery(_Query):
-    """``GET /api/history``."""
+class TorrentsQuery(InstanceTorrentsQuery):
+    """``GET /api/torrents``: every instance's torrents, or one instance's."""
+
+    instance: str | None = Field(None, description=_INSTANCE_DESCRIPTION + " Default: every instance.")
+
+
+class TorrentQuery(_Query):
+    """``GET /api/torrents/<hash>``."""
+
+    instance: str | None = Field(
+        None,
+        description=_INSTANCE_DESCRIPTION
+        + " Default: the primary instance's torrent, else the first instance holding the hash.",
+    )
+
+
+class InstanceQuery(_Query):
+    """``GET /api/categories`` and ``GET /api/tags``."""
+
+    instance: str | None = Field(None, description=_INSTANCE_DESCRIPTION + " Default: the primary.")
+
+
+class InstanceHistoryQuery(_Query):
+    """``GET /api/instances/<id>/history``."""
 
     minutes: float = Field(60.0, gt=0, le=MAX_MINUTES, description="How far back, in minutes.")
     hash: str | None = Field(
@@ -144,6 +170,12 @@ class HistoryQuery(_Query):
         if not HASH_RE.match(text):
             raise ValueError("the hash must be 40 or 64 hexadecimal characters")
         return text
+
+
+class HistoryQuery(InstanceHistoryQuery):
+    """``GET /api/history``."""
+
+    instance: str | None = Field(None, description=_INSTANCE_DESCRIPTION + " Default: the primary.")
 
 
 class StreamQuery(_Query):
@@ -201,10 +233,16 @@ class ErrorBody(BaseModel):
     field: str | None = None
 
 
+class InstanceTorrentRecord(TorrentRecord):
+    """A torrent record as REST lists it: with the id of the instance that holds it."""
+
+    instance: str
+
+
 class TorrentList(BaseModel):
     """The torrents, and the id of the newest event they reflect."""
 
-    torrents: list[TorrentRecord]
+    torrents: list[InstanceTorrentRecord]
     count: int
     event_id: str
 
@@ -248,8 +286,17 @@ class PollerState(BaseModel):
     last_duration: float | None
 
 
+class InstanceBrief(BaseModel):
+    """One instance in ``/api/status``: its name, status and transfer."""
+
+    name: str
+    status: StatusObject
+    transfer: Transfer
+
+
 class Status(BaseModel):
-    """The poller's and the server's state."""
+    """The primary instance's poller and the server's state (protocol 1), and every
+    instance's status and transfer with their total."""
 
     status: StatusObject
     transfer: Transfer
@@ -261,6 +308,47 @@ class Status(BaseModel):
     heartbeat: float
     version: str
     protocol: int
+    server_id: str
+    instances: dict[str, InstanceBrief]
+    total_transfer: Transfer
+
+
+class InstanceSummary(BaseModel):
+    """One configured qBittorrent: status, version, torrents by phase, transfer."""
+
+    id: str
+    name: str
+    status: StatusObject
+    version: str | None
+    counts: dict[str, int] = Field(description="`torrents` (all), then one count per phase.")
+    transfer: Transfer
+
+
+class Total(BaseModel):
+    """Every instance together."""
+
+    torrents: int
+    transfer: Transfer
+
+
+class InstanceList(BaseModel):
+    """Every configured qBittorrent, in configured order (the first is the primary)."""
+
+    instances: list[InstanceSummary]
+    total: Total
+    server_id: str
+
+
+class InstanceStatusAnswer(BaseModel):
+    """One instance's status, transfer, poller and database state."""
+
+    id: str
+    name: str
+    status: StatusObject
+    transfer: Transfer
+    poller: PollerState
+    database: DatabaseState
+    event_id: str
 
 
 class Sample(BaseModel):
@@ -292,6 +380,8 @@ class _Provider(OpenAPIProvider):
             for parameter in operations.get("get", {}).get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] == "torrent_hash":
                     parameter["schema"] = {"type": "string", "pattern": HASH_PATTERN}
+                if parameter["in"] == "path" and parameter["name"] == "instance_id":
+                    parameter["schema"] = {"type": "string", "pattern": INSTANCE_PATTERN}
         for path, (content_type, description) in _NOT_JSON.items():
             operation = spec.get("paths", {}).get(path, {}).get("get")
             if operation is not None:

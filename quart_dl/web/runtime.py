@@ -8,8 +8,9 @@ from quart import Quart, current_app
 
 from ..hub import Hub
 from ..metrics import Metrics
-from ..qbittorrent.instance import DEFAULT_ID, Instance
+from ..qbittorrent.instance import Instance
 from ..settings import Settings
+from .errors import UnknownInstance
 
 
 @dataclass
@@ -18,13 +19,29 @@ class Runtime:
 
     settings: Settings
     hub: Hub
+    #: Every followed qBittorrent by id, in configured order (``settings.instances``).
     instances: dict[str, Instance]
     metrics: Metrics
 
     @property
+    def primary(self) -> Instance:
+        """The first configured instance: what protocol-1 routes without ``instance`` mean."""
+        return next(iter(self.instances.values()))
+
+    def instance(self, instance_id: str | None) -> Instance:
+        """The instance a request names (``None``: the primary); ``UnknownInstance`` (a 404
+        naming it) when no instance has that id."""
+        if instance_id is None:
+            return self.primary
+        found = self.instances.get(instance_id)
+        if found is None:
+            raise UnknownInstance(instance_id)
+        return found
+
+    @property
     def default(self) -> Instance:
-        """The instance the flat ``qbt_*`` settings describe (the only one, for now)."""
-        return self.instances[DEFAULT_ID]
+        """An alias of ``primary`` (its name from when there was one instance, ``default``)."""
+        return self.primary
 
 
 def runtime(app: Quart | None = None) -> Runtime:
