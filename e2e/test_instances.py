@@ -203,12 +203,17 @@ def test_two_instances_show_two_live_rows_and_one_down_instance_leaves_the_other
     expect(box_row).to_have_attribute("data-stale", "false")
     expect(totals.nth(0)).to_have_attribute("data-health", "down")
     expect(totals.nth(1)).to_have_attribute("data-health", "ok")
+    # A down instance's last speeds are not flowing now: its line says so.
+    expect(totals.nth(0).get_by_test_id("instance-total-dl")).to_have_text("↓ –")
     wait_for(
         lambda: rises(recorded(page, torrent_hash, since=stopped_from, instance=BOX)) >= 2,
         30,
         "the Box row's progress to keep rising with Home down",
     )
     assert (row_progress(page, torrent_hash, BOX) or 0) > 0
+    # Box's row was drawn again since (its progress rose): it is still not marked stale.
+    assert box_row.get_attribute("data-stale") == "false"
+    assert home_row.get_attribute("data-stale") == "true"
     # quart-dl itself is fine: the one stream stays open and live, nothing greys the page.
     state = debug(page)
     assert state["state"] == "live", state

@@ -827,7 +827,9 @@ export class Dashboard {
   }
 
   renderTotals() {
-    const t = this.transfer;
+    // Several instances: the speeds of the ones answering (a down instance's last speeds are
+    // not flowing now). `this.transfer` keeps every instance for the alt-speed toggle.
+    const t = this.multi ? this.liveTransfer() : this.transfer;
     const dl = t ? fmt.speed(t.dl_speed) : "–";
     const up = t ? fmt.speed(t.up_speed) : "–";
     if (this.totalDl.textContent !== dl) this.totalDl.textContent = dl;
@@ -859,19 +861,24 @@ export class Dashboard {
     this.instTotals.replaceChildren(...items);
   }
 
+  liveTransfer() {
+    const up = [...this.instances.values()].filter((i) => health(i.status) !== "down");
+    return up.length ? sumTransfer(up.map((i) => i.transfer)) : null;
+  }
+
   renderInstanceTotals() {
     const counts = new Map();
     for (const rec of this.records.values()) counts.set(rec.instance, (counts.get(rec.instance) || 0) + 1);
     for (const [id, li] of this.instTotalEls) {
       const inst = this.instances.get(id);
-      const t = inst.transfer;
+      const state = health(inst.status);
+      const t = state === "down" ? null : inst.transfer;
       const [name, dl, up, count] = li.children;
       const texts = [fmt.bidiSafe(inst.name), `↓ ${t ? fmt.speed(t.dl_speed) : "–"}`,
         `↑ ${t ? fmt.speed(t.up_speed) : "–"}`, torrents(counts.get(id) || 0)];
       [name, dl, up, count].forEach((el, i) => {
         if (el.textContent !== texts[i]) el.textContent = texts[i];
       });
-      const state = health(inst.status);
       if (li.dataset.health !== state) li.dataset.health = state;
     }
   }
