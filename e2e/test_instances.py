@@ -4,8 +4,9 @@ follows a qBittorrent 4.5.2 leecher (the flat ``--qbt-*`` settings: instance ``d
 "Box"), both downloading the same .torrent from one seeder. The panel shows two rows for the
 one hash, each with its instance, both live; the instance chips filter them; the detail view
 and its address name the instance; stopping one daemon shows exactly one banner, naming it,
-and marks only its rows stale while the other's keep moving. With one instance there is no
-instance column and no chips (the panel as it was).
+and marks only its rows stale while the other's keep moving. An action on a row goes to
+that row's instance only. With one instance there is no instance column and no chips (the
+panel as it was).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from quart_dl.lab.wait import wait_for
 
 HOME = "default"  # the flat settings' instance, first: the primary
 BOX = "box"
+PAUSED_STATES = {"pausedDL", "pausedUP", "stoppedDL", "stoppedUP"}
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +243,33 @@ def test_one_instance_has_no_instance_column_and_no_chips(
     expect(row.get_by_test_id("torrent-name")).to_have_attribute("href", f"#/torrent/{torrent_hash}")
     expect(page.locator("[data-testid=instance-banner]")).to_have_count(0)
     assert debug(page)["stream"] == "api/events?v=2&heartbeat=event"
+
+
+def test_an_action_on_a_row_goes_to_that_rows_instance(
+    page: Page,
+    pair: TransferPair,
+    leecher5: QbtInstance,
+    client5: qbittorrentapi.Client,
+    make_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+) -> None:
+    torrent_hash = pair.add_transfer("act-twins.bin", size=8 * MiB, rate=64 * KiB)
+    add_twin(pair, leecher5, client5, torrent_hash, rate=64 * KiB)
+    config = two_instance_config(tmp_path, leecher5)
+    server = make_server(
+        heartbeat=15, extra_args=("--config", str(config)), env={"QUART_DL_OPEN_ACTIONS": "true"}
+    )
+    page.goto(server.url)
+    wait_live(page)
+    box_row = page.locator(row_selector(torrent_hash, BOX))
+    home_row = page.locator(row_selector(torrent_hash, HOME))
+    expect(box_row.get_by_test_id("torrent-toggle")).to_be_visible(timeout=10_000)
+
+    box_row.get_by_test_id("torrent-toggle").click()
+    expect(box_row.get_by_test_id("torrent-state")).to_have_text("Paused", timeout=15_000)
+    (paused,) = client5.torrents_info(torrent_hashes=torrent_hash)
+    assert paused.state in PAUSED_STATES, paused.state
+    # The same hash in the other instance was not touched.
+    (home,) = pair.leecher_client.torrents_info(torrent_hashes=torrent_hash)
+    assert home.state not in PAUSED_STATES, home.state
+    expect(home_row.get_by_test_id("torrent-state")).not_to_have_text("Paused")
