@@ -521,7 +521,7 @@ def _parse_instance(number: int, table: dict[str, Any], settings: Settings) -> I
     if not isinstance(instance_id, str) or not ID_RE.match(instance_id):
         raise SettingsError(
             f"[[instances]] table {number}: id {str(instance_id)[:40]!r} is not URL-safe: use 1 to 32 of"
-            " a-z 0-9 _ -, starting with a letter or digit"
+            " a-z 0-9 _ -, starting with a letter"
         )
     where = f"instance {instance_id!r}"
     unknown = [k for k in keys if k not in INSTANCE_KEYS]

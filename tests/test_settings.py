@@ -397,6 +397,9 @@ A = _table(id="a", url="http://10.0.0.1:8080")
             r"^\[\[instances\]\] table 1: id 'a\\n' is not URL-safe",
         ),
         (_table(id=7, url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: id '7' is not URL-safe"),
+        # A regression guard: the panel lists instances in a JavaScript object, which puts
+        # all-digit keys first whatever the configured order.
+        (_table(id="1", url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: id '1' is not URL-safe"),
         (_table(url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: needs an id"),
         (_table(id="a"), r"^instance 'a': needs a url"),
         (_table(id="a", url="ftp://x"), r"^instance 'a': url: expected an http:// or https:// URL"),
