@@ -970,6 +970,21 @@ async def test_a_stream_whose_client_closes_is_unsubscribed_as_client_closed(tmp
         assert stream_limits_open(app) == 0
 
 
+async def test_a_stream_whose_client_ends_its_side_is_unsubscribed_as_client_closed(tmp_path: Path) -> None:
+    """A half-close (EOF) ends the stream as a close does: the fan-out stops sending on the
+    socket at once (``TransportSink.lost``) and the reason stays the client's."""
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, stream_head())
+        await client.read_until(b"event: snapshot")
+        client.writer.write_eof()
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be unsubscribed")
+        assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
+        assert stream_limits_open(app) == 0
+        client.close()
+
+
 async def test_regression_an_app_error_on_a_stream_request_is_a_json_500_and_gives_the_place_back(
     tmp_path: Path,
 ) -> None:
