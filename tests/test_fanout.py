@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from fakes import H1, parse_frames, raw_torrent
 
 from quart_dl.hub import CLIENT_CLOSED, OVERFLOW, Hub, TransportSink
+from quart_dl.hub.frames import HEARTBEAT_COMMENT, chunk
 from quart_dl.torrents import ChangeSet, project
 
 EPOCH = "f00d0001"
@@ -181,3 +183,21 @@ async def test_a_torrents_stream_on_a_real_socket_gets_only_its_torrent(
     assert int(size, 16) == len(rest) - 2
     (frame,) = parse_frames(rest[:-2])
     assert json.loads(frame["data"])["changed"] == {H1: {"progress": 0.4}}
+
+
+async def test_a_heartbeat_round_writes_each_kind_once_encoded_and_counts_every_stream(
+    streams: Streams,
+) -> None:
+    hub, opened = streams
+    browsers = [await hold(hub, opened, heartbeat_as_event=True) for _ in range(2)]
+    _, comments, _ = await hold(hub, opened)
+    now = time.monotonic() + 10 * hub.heartbeat
+    assert hub.beat(now) == 3
+    assert hub.metrics.value("heartbeats_sent_total") == 3
+    first, second = (received(theirs) for _, theirs, _ in browsers)
+    assert first == second  # one heartbeat event for the round
+    (frame,) = parse_frames(first.partition(b"\r\n")[2][:-2])
+    assert frame["event"] == "heartbeat"
+    assert received(comments) == chunk(HEARTBEAT_COMMENT)
+    assert hub.beat(now) == 0
+    assert hub.metrics.value("heartbeats_sent_total") == 3
