@@ -85,7 +85,7 @@ from .const import (
     STREAM_READ_MARGIN,
     UNREACHABLE_ISSUE_AFTER,
 )
-from .device import async_device_id, async_remove_stale_devices
+from .device import async_device_id, async_remove_stale_devices, async_rename_devices
 from .issues import TOKEN_REJECTED, UNREACHABLE, async_clear, async_raise
 from .models import ServerState, TorrentRecord
 from .sse import SseEvent, SseParser
@@ -153,8 +153,8 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         #: failing numbers the events it could not write again, with new ids).
         self._announced: OrderedDict[str, None] = OrderedDict()
         self._download_listeners: list[DownloadListener] = []
-        #: The instance ids the devices were last checked against (stale devices).
-        self._synced_instances: tuple[str, ...] | None = None
+        #: The instances (id, name) the devices were last checked against.
+        self._synced_instances: tuple[tuple[str, str], ...] | None = None
         #: Set when the server refused a protocol 2 stream (400): protocol 1 from then on.
         self._v1_only = False
 
@@ -167,15 +167,18 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
 
     @callback
     def async_sync_devices(self) -> None:
-        """Remove the devices of instances the server no longer follows (a listener of
-        this coordinator; it runs on every update, and acts when the set changed)."""
+        """Remove the devices of instances the server no longer follows, rename those it
+        renamed (a listener of this coordinator; it runs on every update, and acts when
+        the set or a name changed)."""
         if self.data is None:
             return
-        current = tuple(self.data.instances)
+        current = tuple((key, i.name) for key, i in self.data.instances.items() if i.described)
         if current == self._synced_instances:
             return
         self._synced_instances = current
-        async_remove_stale_devices(self.hass, self.config_entry.entry_id, current)
+        entry_id = self.config_entry.entry_id
+        async_remove_stale_devices(self.hass, entry_id, self.data.instances)
+        async_rename_devices(self.hass, entry_id, dict(current))
 
     @callback
     def async_add_download_listener(self, listener: DownloadListener) -> Callable[[], None]:

@@ -89,6 +89,17 @@ def async_device_id(hass: HomeAssistant, entry_id: str, instance_id: str) -> str
 
 
 @callback
+def async_rename_devices(hass: HomeAssistant, entry_id: str, names: dict[str, str]) -> None:
+    """Give the instances' devices the names the server now gives the instances (a name
+    the user gave a device is kept: it is ``name_by_user``, not touched here)."""
+    registry = dr.async_get(hass)
+    for instance_id, name in names.items():
+        found = registry.async_get_device(identifiers={device_identifier(entry_id, instance_id)})
+        if found is not None and found.name != name:
+            registry.async_update_device(found.id, name=name)
+
+
+@callback
 def async_remove_stale_devices(
     hass: HomeAssistant, entry_id: str, instance_ids: Iterable[str]
 ) -> list[str]:

@@ -150,9 +150,9 @@ def async_add_instance_entities(
     def _add_new() -> None:
         if coordinator.data is None:
             return
-        current = list(coordinator.data.instances)
-        known.intersection_update(current)
-        new = [instance_id for instance_id in current if instance_id not in known]
+        instances = coordinator.data.instances
+        known.intersection_update(instances)
+        new = [key for key, instance in instances.items() if instance.described and key not in known]
         if not new:
             return
         known.update(new)

@@ -59,6 +59,10 @@ class InstanceState:
     transfer: dict[str, Any] = field(default_factory=dict)
     #: qBittorrent's version (``/api/instances``; ``None`` from an older server).
     version: str | None = None
+    #: False for an instance known only from a diff that named it (its name unknown yet):
+    #: it gets no entities until ``/api/instances`` or a snapshot describes it, so that
+    #: its entity ids come from its name, not its id.
+    described: bool = True
 
     @property
     def qbittorrent_state(self) -> str | None:
@@ -262,7 +266,7 @@ class ServerState:
             return self.primary
         instance = self.instances.get(named)
         if instance is None:
-            instance = self.instances[named] = InstanceState(id=named, name=named)
+            instance = self.instances[named] = InstanceState(id=named, name=named, described=False)
         return instance
 
     def apply_instances(self, answer: Mapping[str, Any]) -> bool:
@@ -282,8 +286,9 @@ class ServerState:
             if known is None:
                 rebuilt[fresh.id] = fresh
                 continue
-            changed = changed or known.name != fresh.name
+            changed = changed or known.name != fresh.name or not known.described
             known.name = fresh.name
+            known.described = True
             known.version = fresh.version or known.version
             rebuilt[fresh.id] = known
         self.instances = rebuilt
