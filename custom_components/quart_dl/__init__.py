@@ -21,7 +21,6 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -29,9 +28,9 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .api import QuartDlClient
 from .config_flow import keyed_on_server_id
-from .const import DEFAULT_INSTANCE_ID, DOMAIN, LOGGER, STORAGE_KEY, STORAGE_VERSION
+from .const import DOMAIN, LOGGER, STORAGE_KEY, STORAGE_VERSION
 from .coordinator import QuartDlCoordinator
-from .device import async_migrate_device, instance_of, unique_id
+from .device import async_migrate_device, instance_of
 from .entity import server_device_info
 from .issues import async_clear
 from .panel import async_register_panel, async_remove_panel
@@ -96,7 +95,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     )
     primary = coordinator.data.primary.id
     async_migrate_device(hass, entry.entry_id, primary)
-    await _async_migrate_unique_ids(hass, entry, primary, set(coordinator.data.instances))
     _async_adopt_server_id(hass, entry, coordinator.data.server_id)
     # The parent of the instances' devices exists before they name it (via_device).
     dr.async_get(hass).async_get_or_create(
@@ -120,30 +118,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     # Options only change the panel, but a reload keeps one code path for setup.
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
-
-
-async def _async_migrate_unique_ids(
-    hass: HomeAssistant, entry: QuartDlConfigEntry, primary: str, instances: set[str]
-) -> None:
-    """Give the primary instance the entities of an entry made before devices per instance.
-
-    Their unique ids (``<entry id>_<key>``) are those of the instance ``default`` now. On
-    a server whose primary instance has another id (it follows only ``[[instances]]``
-    tables), they would be left orphaned next to new ones; moved to the primary's unique
-    ids, they keep their entity ids and history.
-    """
-    if primary == DEFAULT_INSTANCE_ID or DEFAULT_INSTANCE_ID in instances:
-        return
-    prefix = f"{entry.entry_id}_"
-
-    @callback
-    def _move(entity: er.RegistryEntry) -> dict[str, Any] | None:
-        key = entity.unique_id.removeprefix(prefix)
-        if not entity.unique_id.startswith(prefix) or "." in key or key.startswith("total_"):
-            return None
-        return {"new_unique_id": unique_id(entry.entry_id, primary, key)}
-
-    await er.async_migrate_entries(hass, entry.entry_id, _move)
 
 
 async def async_remove_config_entry_device(

@@ -327,3 +327,25 @@ async def test_an_older_server_is_one_default_device_in_protocol_1(
             await hass.async_add_executor_job(qbt.transfer_set_speed_limits_mode, False)
     finally:
         await hass.async_add_executor_job(process.stop)
+
+
+async def test_a_user_may_delete_only_the_device_of_an_instance_that_is_gone(
+    hass: HomeAssistant, actions_entry: MockConfigEntry
+) -> None:
+    """A device of an instance the server does not follow may be deleted by hand; the
+    device of a followed instance and the server's may not (they would come back)."""
+    from custom_components.quart_dl import async_remove_config_entry_device
+
+    registry = dr.async_get(hass)
+    ghost = registry.async_get_or_create(
+        config_entry_id=actions_entry.entry_id,
+        identifiers={(DOMAIN, f"{actions_entry.entry_id}_ghost")},
+        name="ghost",
+    )
+    followed = device(hass, actions_entry, "_default")
+    server = device(hass, actions_entry, "/server")
+    assert followed is not None
+    assert server is not None
+    assert await async_remove_config_entry_device(hass, actions_entry, ghost)
+    assert not await async_remove_config_entry_device(hass, actions_entry, followed)
+    assert not await async_remove_config_entry_device(hass, actions_entry, server)
