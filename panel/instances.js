@@ -8,7 +8,7 @@
 // which every route without `instance` means.
 
 /** What an instance id looks like (the server refuses any other). */
-export const INSTANCE_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+export const INSTANCE_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
 /** The key of one torrent of one instance ("home/5a1b…"), or the bare hash for the primary of v1. */
 export function keyOf(instance, hash) {
