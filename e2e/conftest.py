@@ -41,6 +41,7 @@ RECORDER = """
       rec.progress.push({
         t: Date.now(),
         hash: owner ? owner.dataset.hash : null,
+        instance: owner ? owner.dataset.instance || null : null,
         kind: el.dataset.testid === "detail-progress" ? "detail" : "row",
         v: Number(el.getAttribute("aria-valuenow")),
       });

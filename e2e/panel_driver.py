@@ -45,15 +45,19 @@ def wait_live(target: Target, timeout: float = 15.0) -> None:
         raise AssertionError(f"the panel did not go live within {timeout:g} s: {state}") from exc
 
 
-def row_progress(target: Target, torrent_hash: str) -> float | None:
-    """The percentage the dashboard row shows now (its bar's aria-valuenow), or None."""
+def row_progress(target: Target, torrent_hash: str, instance: str | None = None) -> float | None:
+    """The percentage the dashboard row shows now (its bar's aria-valuenow), or None.
+
+    ``instance``: the row of that qBittorrent instance (the same hash can be in several).
+    """
     value = target.evaluate(
-        """(h) => {
+        """([h, instance]) => {
+          const where = instance ? `[data-instance="${instance}"]` : "";
           const bar = document.querySelector(
-            `[data-testid=torrent-row][data-hash="${h}"] [data-testid=torrent-progress]`);
+            `[data-testid=torrent-row][data-hash="${h}"]${where} [data-testid=torrent-progress]`);
           return bar ? bar.getAttribute("aria-valuenow") : null;
         }""",
-        torrent_hash,
+        [torrent_hash, instance],
     )
     return None if value is None else float(value)
 
@@ -69,16 +73,20 @@ def detail_progress(target: Target) -> float | None:
     return None if value is None else float(value)
 
 
-def recorded(target: Target, torrent_hash: str, kind: str = "row", since: float = 0) -> list[float]:
+def recorded(
+    target: Target, torrent_hash: str, kind: str = "row", since: float = 0, instance: str | None = None
+) -> list[float]:
     """Every progress value the DOM showed for one torrent (``kind`` row or detail), in order.
 
-    ``since`` is a browser timestamp (ms since the epoch, see :func:`browser_now`).
+    ``since`` is a browser timestamp (ms since the epoch, see :func:`browser_now`);
+    ``instance``: only what that qBittorrent instance's row (or detail view) showed.
     """
     values = target.evaluate(
-        """([h, kind, since]) => window.__e2e.progress
-             .filter((p) => p.hash === h && p.kind === kind && p.t >= since)
+        """([h, kind, since, instance]) => window.__e2e.progress
+             .filter((p) => p.hash === h && p.kind === kind && p.t >= since
+               && (!instance || p.instance === instance))
              .map((p) => p.v)""",
-        [torrent_hash, kind, since],
+        [torrent_hash, kind, since, instance],
     )
     return [float(v) for v in values]
 
@@ -194,9 +202,10 @@ def action_marks(target: Target, torrent_hash: str, kind: str = "torrent-action"
     )
 
 
-def row_selector(torrent_hash: str) -> str:
-    """The CSS selector of one torrent's dashboard row."""
-    return f'[data-testid=torrent-row][data-hash="{torrent_hash}"]'
+def row_selector(torrent_hash: str, instance: str | None = None) -> str:
+    """The CSS selector of one torrent's dashboard row (of one instance, when given)."""
+    where = f'[data-instance="{instance}"]' if instance else ""
+    return f'[data-testid=torrent-row][data-hash="{torrent_hash}"]{where}'
 
 
 #: Test ids of every control that acts (hidden when ``GET /api/access`` says ``act: false``).

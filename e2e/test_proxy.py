@@ -205,7 +205,8 @@ def test_embedded_under_a_path_prefix_in_another_origin_goes_live(
     expect(row.get_by_test_id("torrent-name")).to_have_text("embedded.bin", timeout=10_000)
     wait_for(lambda: rises(recorded(frame, torrent_hash)) >= 3, 30, "progress to rise 3 times in the frame")
     assert (row_progress(frame, torrent_hash) or 0) > 0
-    assert streams == [panel_url + "api/events?heartbeat=event"], streams
+    # One stream, the panel's protocol 2 one, under the prefix (no reconnect loop).
+    assert streams == [panel_url + "api/events?v=2&heartbeat=event"], streams
     state = debug(frame)
     assert state["state"] == "live", state
     assert state["opened"] == 1, state

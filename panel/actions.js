@@ -6,9 +6,13 @@
 // but shows the change only at its next refresh. The answer says it was asked, the record's
 // phase says it happened; the row keeps "Pausing…" between the two, so nothing on screen
 // claims a state qBittorrent does not report yet.
+//
+// Marks are keyed by torrent key (instance and hash, instances.js): a selection across
+// instances goes as one request per instance, each naming its `instance`.
 
 import { clientId, postJSON } from "./api.js";
 import * as fmt from "./format.js";
+import { byInstance, keyOf } from "./instances.js";
 
 /** Verb -> words, and how a record shows the action took effect (null: the answer is enough). */
 export const VERBS = {
@@ -48,12 +52,12 @@ const CONFIRM_TIMEOUT_MS = 30000;
 
 export class ActionCenter {
   /**
-   * @param {object} hooks lookup(hash) -> the record shown now (or undefined),
-   *   changed(hashes) after marks change, notify(text, {title}) for a toast.
+   * @param {object} hooks lookup(key) -> the record shown now (or undefined),
+   *   changed(keys) after marks change, notify(text, {title}) for a toast.
    */
   constructor(hooks) {
     this.hooks = hooks;
-    this.marks = new Map(); // hash -> {verb, params, token, state: "pending"|"accepted"|"failed", message, at}
+    this.marks = new Map(); // key -> {verb, params, token, state: "pending"|"accepted"|"failed", message, at}
     this.seq = 0;
     this.timer = setInterval(() => this.expire(), 2000);
     this.debug = { clicks: [], confirmed: [] }; // read by the benchmark and e2e tests
@@ -91,22 +95,31 @@ export class ActionCenter {
   }
 
   /**
-   * Ask for `verb` on `hashes` (an array of hashes): mark them pending now, POST, and
-   * turn the marks into failed ones when the answer says no. Resolves to the answer.
+   * Ask for `verb` on `keys` (torrent keys): mark them pending now, POST (one request per
+   * instance), and turn the marks into failed ones when the answer says no. `params` is an
+   * object, or a function of the instance id giving one (a category new to one instance
+   * only). Resolves to the answer (the first refusal, if any).
    */
-  async run(verb, hashes, params = {}) {
-    if (!hashes.length) return { ok: false, message: "nothing selected" };
+  async run(verb, keys, params = {}) {
+    if (!keys.length) return { ok: false, message: "nothing selected" };
     const token = ++this.seq;
     const at = performance.now();
-    this.debug.clicks.push({ verb, hashes: [...hashes], at });
-    this.set(hashes, { verb, params, token, state: "pending", message: "", at, other: false });
-    // The server takes at most MAX_HASHES a request: a bigger selection goes in parts.
+    const paramsOf = typeof params === "function" ? params : () => params;
+    this.debug.clicks.push({ verb, hashes: [...keys], at });
+    for (const [instance, hashes] of byInstance(keys)) {
+      this.set(hashes.map((h) => keyOf(instance, h)), { verb, params: paramsOf(instance), token, state: "pending", message: "", at, other: false });
+    }
     let res = null;
-    for (let i = 0; i < hashes.length; i += MAX_HASHES) {
-      const part = hashes.slice(i, i + MAX_HASHES);
-      const answer = await postJSON("api/torrents/actions", { action: verb, hashes: part, ...params });
-      this.answered(verb, part, params, token, answer);
-      if (!res || !answer.ok) res = answer;
+    for (const [instance, hashes] of byInstance(keys)) {
+      const p = paramsOf(instance);
+      const where = instance ? { instance } : {}; // none: the primary instance
+      // The server takes at most MAX_HASHES a request: a bigger selection goes in parts.
+      for (let i = 0; i < hashes.length; i += MAX_HASHES) {
+        const part = hashes.slice(i, i + MAX_HASHES);
+        const answer = await postJSON("api/torrents/actions", { action: verb, hashes: part, ...p, ...where });
+        this.answered(verb, part.map((h) => keyOf(instance, h)), p, token, answer);
+        if (!res || !answer.ok) res = answer;
+      }
     }
     return res;
   }
@@ -163,8 +176,11 @@ export class ActionCenter {
    * with (it did, usually; this keeps the two in step). Another viewer's: a toast, and the
    * rows marked pending until their records confirm.
    */
-  event(ev) {
-    if (!ev || typeof ev !== "object" || !Array.isArray(ev.hashes)) return;
+  event(raw) {
+    if (!raw || typeof raw !== "object" || !Array.isArray(raw.hashes)) return;
+    // The event names its instance's hashes; marks know torrents by key.
+    const instance = typeof raw.instance === "string" ? raw.instance : null;
+    const ev = { ...raw, hashes: raw.hashes.map((h) => keyOf(instance, String(h))) };
     const verb = VERBS[ev.action] ? ev.action : ev.action === "stop" ? "pause" : ev.action === "start" ? "resume" : ev.action;
     const refused = ev.result && ev.result !== "accepted";
     if (ev.client === clientId) {

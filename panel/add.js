@@ -3,10 +3,13 @@
 // with save path, category (the instance's own, from GET api/categories), tags and "start
 // stopped". Files go as multipart/form-data `torrents` parts to POST api/torrents/add; links
 // alone as JSON. The dialog stays open with qBittorrent's reason when it refuses.
+// With several qBittorrent instances the dialog asks which one (the first by default) and
+// sends its `instance`; the categories offered are that instance's.
 
 import { getJSON, postForm, postJSON } from "./api.js";
 import { splitTags } from "./commands.js";
 import * as fmt from "./format.js";
+import { withInstance } from "./instances.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -31,11 +34,36 @@ export class AddDialog {
     this.stopped = $("#add-stopped", dialog);
     this.error = $("#add-error", dialog);
     this.submit = $("#add-submit", dialog);
+    this.instanceField = $("#add-instance-field", dialog);
+    this.instance = $("#add-instance", dialog);
     this.bind();
+  }
+
+  /** The instances to offer ([{id, name}], configured order): the chooser shows for several. */
+  setInstances(list) {
+    const ids = list.filter((i) => i.id).map((i) => [i.id, i.name || i.id]);
+    const key = JSON.stringify(ids);
+    if (key === this.instancesKey) return;
+    this.instancesKey = key;
+    const keep = this.instance.value;
+    this.instance.replaceChildren(...ids.map(([id, name]) => {
+      const o = document.createElement("option");
+      o.value = id;
+      o.textContent = fmt.bidiSafe(name);
+      return o;
+    }));
+    if (ids.some(([id]) => id === keep)) this.instance.value = keep;
+    this.instanceField.hidden = ids.length < 2;
+  }
+
+  /** The chosen instance, or null with one (the server's primary, the only one). */
+  chosen() {
+    return this.instanceField.hidden ? null : this.instance.value || null;
   }
 
   bind() {
     $("#add-cancel", this.dlg).addEventListener("click", () => this.dlg.close());
+    this.instance.addEventListener("change", () => this.loadCategories());
     this.fileInput.addEventListener("change", () => {
       this.addFiles([...this.fileInput.files]);
       this.fileInput.value = "";
@@ -116,9 +144,15 @@ export class AddDialog {
     this.error.textContent = "";
     this.urls.value = "";
     this.submit.disabled = false;
+    if (this.instance.options.length) this.instance.selectedIndex = 0; // the first instance, each time
     if (!this.dlg.open) this.dlg.showModal();
     this.urls.focus();
-    const body = await getJSON("api/categories");
+    await this.loadCategories();
+  }
+
+  /** The chosen instance's categories in the select (the one chosen before kept if it has it). */
+  async loadCategories() {
+    const body = await getJSON(withInstance("api/categories", this.chosen()));
     const cats = body && Array.isArray(body.categories) ? body.categories : [];
     const keep = this.category.value;
     const opts = [["", "None"], ...cats.map((c) => [String(c.name), String(c.name)])].map(([v, label]) => {
@@ -146,6 +180,8 @@ export class AddDialog {
     if (this.savePath.value.trim()) opts.save_path = this.savePath.value.trim();
     if (this.category.value) opts.category = this.category.value;
     const tags = splitTags(this.tags.value);
+    const instance = this.chosen();
+    if (instance) opts.instance = instance;
     this.submit.disabled = true;
     this.error.textContent = "";
     let res;

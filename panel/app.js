@@ -1,5 +1,9 @@
-// Entry point: theme, routing (#/ and #/torrent/<hash>), the one open stream, and the
-// connection indicator that always tells the truth about that stream.
+// Entry point: theme, routing (#/ and #/torrent/<hash>[?instance=<id>]), the one open
+// stream, and the connection indicator that always tells the truth about that stream.
+//
+// The dashboard's stream is protocol v2 (every qBittorrent instance in one stream); the
+// detail view's is the per-torrent v1 stream of the instance its address names. An older
+// server answers the v2 request with v1, which the dashboard takes as one instance.
 
 import * as fmt from "./format.js";
 import { setAttr, setText } from "./dom.js";
@@ -7,6 +11,9 @@ import { Stream, auth, markSignedOut, withToken } from "./stream.js";
 import { Dashboard } from "./dashboard.js";
 import { Detail } from "./detail.js";
 import { setupControls } from "./controls.js";
+import { Banners } from "./banners.js";
+import { getJSON } from "./api.js";
+import { INSTANCE_RE, keyOf, withInstance } from "./instances.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -129,42 +136,23 @@ document.addEventListener("visibilitychange", () => {
   if (!document.hidden && stream && stream.state !== "live") stream.retryNow();
 });
 
-// ---- qBittorrent banner ----
-const banner = $("#banner");
-function setStatus(status) {
-  if (!status || typeof status !== "object") return;
-  dash.setStatus(status);
-  const q = status.qbittorrent;
-  setAttr(banner, "data-status", q || "");
-  let title = "";
-  let text = status.message || "";
-  if (q === "unreachable") {
-    title = "qBittorrent is unreachable.";
-    if (!text) text = "Check that it is running and that quart-dl points to its Web UI.";
-  } else if (q === "auth_failed") {
-    title = "qBittorrent rejected the credentials.";
-    if (!text) text = "Check the username and password quart-dl uses for the Web UI.";
-  } else if (q === "connecting") {
-    title = "Connecting to qBittorrent…";
-  }
-  banner.hidden = !title;
-  setText($("#first-run-title"), q === "auth_failed"
-    ? "qBittorrent rejected quart-dl's login"
-    : "quart-dl can't reach qBittorrent yet");
-  banner.dataset.level = q === "connecting" ? "info" : "error";
-  banner.setAttribute("role", q === "connecting" ? "status" : "alert");
-  setText($("#banner-title"), title);
-  setText($("#banner-text"), title ? fmt.bidiSafe(text) : "");
-  if (title && status.since) banner.title = `Since ${new Date(status.since * 1000).toLocaleString()}`;
+// ---- qBittorrent banners: the dashboard's instances, or the detail view's one ----
+const banners = new Banners();
+function showDashboardBanners() {
+  if (view === "dashboard") banners.render(dash.instanceList(), dash.multi);
 }
+dash.onInstances = () => {
+  showDashboardBanners();
+  controls.instancesChanged(dash.instanceList());
+};
 
 // ---- completion notice: one toast; completions close together are counted in it ----
 const toasts = $("#toasts");
 let toast = null;
 let toastNames = [];
 let toastTimer = 0;
-function completed(hashes, nameOf) {
-  if (!hashes || !hashes.length) return;
+function completed(keys, nameOf) {
+  if (!keys || !keys.length) return;
   if (!toast) {
     toast = document.createElement("div");
     toast.className = "toast";
@@ -172,7 +160,7 @@ function completed(hashes, nameOf) {
     toasts.appendChild(toast);
     toastNames = [];
   }
-  for (const h of hashes) toastNames.push(nameOf(h) || h);
+  for (const k of keys) toastNames.push(nameOf(k) || k);
   if (toastNames.length === 1) {
     const name = document.createElement("bdi"); // the name's direction stays inside it
     name.textContent = fmt.bidiSafe(toastNames[0]);
@@ -216,33 +204,49 @@ function showDashboard() {
   document.title = "quart-dl";
   if (view !== "dashboard") {
     view = "dashboard";
-    startStream("api/events", {
-      onSnapshot: (d) => {
-        dash.snapshot(d.torrents, d.transfer);
-        setStatus(d.status);
-      },
+    startStream("api/events?v=2", {
+      onSnapshot: (d) => dash.snapshot(d),
       onDiff: (d) => {
         dash.diff(d);
-        completed(d.completed, (h) => dash.records.get(h)?.name);
+        completed(dash.completedKeys(d), (k) => dash.records.get(k)?.name);
       },
-      onStatus: setStatus,
-      onAction: controls.event,
+      onStatus: (s) => dash.setStatus(s),
+      // v1 (an older server): every action is the primary's, whatever instance it names.
+      onAction: (ev) => controls.event(dash.v2 ? ev : { ...ev, instance: null }),
     });
+    showDashboardBanners();
     requestAnimationFrame(() => window.scrollTo(0, dashScroll));
   }
 }
 
 const HASH_RE = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 
-function showDetail(hash) {
+/**
+ * The detail view of one torrent of one instance. `instance` is the address's (null: a plain
+ * `#/torrent/<hash>`, the primary instance, which the page knows by id when it has only one).
+ */
+function showDetail(hash, instance, route) {
   if (view === "dashboard") dashScroll = window.scrollY;
   $("#dashboard").hidden = true;
   $("#detail").hidden = false;
   document.body.dataset.view = "detail";
   window.scrollTo(0, 0);
-  view = `detail:${hash}`;
-  detail.show(hash);
-  if (!HASH_RE.test(hash)) {
+  view = route;
+  const named = instance || dash.onlyInstance();
+  const known = dash.instances.get(named);
+  detail.show(hash, named, { multi: !!instance, name: known ? known.name : named || "" });
+  let status = known ? known.status : null;
+  const showBanner = () => banners.render([{ id: named, name: detail.instanceName, status }], !!instance);
+  showBanner();
+  if (instance && !known && INSTANCE_RE.test(instance)) {
+    // Opened from an address, before any dashboard: the instance's display name from the API.
+    getJSON(`api/instances/${instance}`).then((body) => {
+      if (view !== route || !body || typeof body.name !== "string") return;
+      detail.setInstanceName(body.name);
+      showBanner();
+    });
+  }
+  if (!HASH_RE.test(hash) || (instance !== null && !INSTANCE_RE.test(instance))) {
     if (stream) stream.stop();
     stream = null;
     detail.notFound();
@@ -250,7 +254,15 @@ function showDetail(hash) {
     return;
   }
   let chartTick = 0;
-  startStream(`api/torrents/${hash}/events`, {
+  // The address's instance, or none: the server's primary (and the only one, with one).
+  const own = (path) => withInstance(path, instance);
+  const setStatus = (s) => {
+    if (!s || typeof s !== "object") return;
+    const { instance: _, ...record } = s;
+    status = record;
+    showBanner();
+  };
+  startStream(own(`api/torrents/${hash}/events`), {
     onSnapshot: (d) => {
       detail.snapshot(d);
       setStatus(d.status);
@@ -260,14 +272,15 @@ function showDetail(hash) {
       completed(d.completed, () => detail.rec?.name);
     },
     onStatus: setStatus,
-    onAction: controls.event,
+    // This stream carries one instance's events: its actions are that instance's.
+    onAction: (ev) => controls.event({ ...ev, instance: named }),
     onTick: () => {
       chartTick += 1;
       if (chartTick % 3 === 0) detail.drawChart();
     },
     // A closed stream may mean the torrent is gone (404): then stop instead of retrying.
     gone: async () => {
-      const res = await fetch(withToken(`api/torrents/${hash}`), { cache: "no-store" });
+      const res = await fetch(withToken(own(`api/torrents/${hash}`)), { cache: "no-store" });
       if (res.status === 401) markSignedOut();
       if (res.status === 404 || res.status === 400) {
         detail.notFound();
@@ -279,10 +292,12 @@ function showDetail(hash) {
 }
 
 function route() {
-  const m = /^#\/torrent\/([^/?]+)\/?$/.exec(location.hash);
+  const m = /^#\/torrent\/([^/?]+)\/?(?:\?(.*))?$/.exec(location.hash);
   if (m) {
     const hash = decodeURIComponent(m[1]).toLowerCase();
-    if (view !== `detail:${hash}`) showDetail(hash);
+    const instance = new URLSearchParams(m[2] || "").get("instance");
+    const key = `detail:${keyOf(instance, hash)}`;
+    if (view !== key) showDetail(hash, instance, key);
   } else {
     showDashboard();
   }

@@ -2,9 +2,26 @@
 // others ask first (delete once, with "also delete files" unticked; a category or tags from
 // the instance's own, through GET api/categories and api/tags; limits; a path; a name).
 // The row menu, the detail view and the selection bar all use these, so the three agree.
+// Torrents are keys (instance and hash): categories and tags are each instance's own, so a
+// selection across instances is offered what any of them knows.
 
 import { getJSON } from "./api.js";
 import { ask, nameList } from "./dialogs.js";
+import { byInstance, withInstance } from "./instances.js";
+
+/** What `list` (GET api/categories or api/tags) says for each instance of `keys`: Map(id -> [name]). */
+async function perInstance(keys, path, pick) {
+  const out = new Map();
+  for (const instance of byInstance(keys).keys()) {
+    const body = (await getJSON(withInstance(path, instance))) || {};
+    out.set(instance, pick(body));
+  }
+  return out;
+}
+
+const categoryNames = (body) => (Array.isArray(body.categories) ? body.categories : []).map((c) => String(c.name));
+const tagNames = (body) => (Array.isArray(body.tags) ? body.tags.map(String) : []);
+const union = (lists) => [...new Set([...lists].flat())];
 
 const KiB = 1024;
 
@@ -20,7 +37,7 @@ export class Commands {
     return hashes.map((h) => this.nameOf(h) || h);
   }
 
-  /** Menu items for `hashes` (one row, the detail view, or the selection). */
+  /** Menu items for `hashes` (torrent keys: one row, the detail view, or the selection). */
   items(hashes) {
     const one = hashes.length === 1;
     const run = (verb, params) => () => this.center.run(verb, hashes, params);
@@ -63,8 +80,8 @@ export class Commands {
   }
 
   async category(hashes) {
-    const body = (await getJSON("api/categories")) || {};
-    const known = (Array.isArray(body.categories) ? body.categories : []).map((c) => String(c.name));
+    const byInst = await perInstance(hashes, "api/categories", categoryNames);
+    const known = union(byInst.values());
     const current = hashes.length === 1 ? (this.recordOf(hashes[0])?.category || "") : "";
     const got = await ask({
       title: "Category",
@@ -78,12 +95,15 @@ export class Commands {
     });
     if (!got) return;
     const category = got.values.category.trim();
-    this.center.run("set_category", hashes, { category, create: !!category && !known.includes(category) });
+    // Created where it is new: each instance has its own categories.
+    this.center.run("set_category", hashes, (instance) => ({
+      category,
+      create: !!category && !(byInst.get(instance) || []).includes(category),
+    }));
   }
 
   async tags(hashes) {
-    const body = (await getJSON("api/tags")) || {};
-    const known = Array.isArray(body.tags) ? body.tags.map(String) : [];
+    const known = union((await perInstance(hashes, "api/tags", tagNames)).values());
     const got = await ask({
       title: "Tags",
       testid: "tags-dialog",

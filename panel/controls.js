@@ -9,6 +9,7 @@ import { ActionCenter } from "./actions.js";
 import { AddDialog } from "./add.js";
 import { clientId, loadAccess, postJSON } from "./api.js";
 import { Commands } from "./commands.js";
+import { splitKey } from "./instances.js";
 import { openMenu } from "./menu.js";
 import { BulkBar, Selection } from "./select.js";
 
@@ -34,8 +35,9 @@ export function notify(text, opts = {}) {
 }
 
 export function setupControls(dash, detail) {
-  const lookup = (hash) => (detail.hash === hash && detail.rec ? detail.rec : dash.records.get(hash));
-  const nameOf = (hash) => lookup(hash)?.name || hash;
+  // Torrents are known by key (instance and hash, instances.js) everywhere here.
+  const lookup = (key) => (detail.key === key && detail.rec ? detail.rec : dash.records.get(key));
+  const nameOf = (key) => lookup(key)?.name || splitKey(key).hash;
 
   let selection = null;
   let bulk = null;
@@ -43,13 +45,13 @@ export function setupControls(dash, detail) {
     lookup,
     nameOf,
     notify,
-    changed: (hashes) => {
-      dash.touch(hashes);
-      if (detail.hash && hashes.includes(detail.hash)) renderDetail();
+    changed: (keys) => {
+      dash.touch(keys);
+      if (detail.key && keys.includes(detail.key)) renderDetail();
     },
   });
   const commands = new Commands(center, nameOf, lookup);
-  selection = new Selection(() => dash.visibleHashes(), (hashes) => dash.touch(hashes));
+  selection = new Selection(() => dash.visibleKeys(), (keys) => dash.touch(keys));
   bulk = new BulkBar($("#bulk"), selection, commands, openMenu);
   const selectAll = $("#select-all");
 
@@ -74,7 +76,7 @@ export function setupControls(dash, detail) {
   rows.addEventListener("click", (ev) => {
     const row = ev.target.closest(".row");
     if (!row) return;
-    const hash = row.dataset.hash;
+    const hash = row.dataset.key;
     const check = ev.target.closest("[data-testid=torrent-select]");
     if (check) {
       selection.click(hash, check.checked, ev.shiftKey);
@@ -104,32 +106,32 @@ export function setupControls(dash, detail) {
   const dToggle = $("#d-toggle");
   const dStatus = $("#d-action");
   dToggle.addEventListener("click", () => {
-    if (detail.hash && dToggle.getAttribute("aria-disabled") !== "true") center.run(dToggle.dataset.verb || "pause", [detail.hash]);
+    if (detail.key && dToggle.getAttribute("aria-disabled") !== "true") center.run(dToggle.dataset.verb || "pause", [detail.key]);
   });
-  $("#d-force").addEventListener("click", () => detail.hash && center.run("force_start", [detail.hash], { value: true }));
-  $("#d-recheck").addEventListener("click", () => detail.hash && center.run("recheck", [detail.hash]));
+  $("#d-force").addEventListener("click", () => detail.key && center.run("force_start", [detail.key], { value: true }));
+  $("#d-recheck").addEventListener("click", () => detail.key && center.run("recheck", [detail.key]));
   const dMore = $("#d-more");
   dMore.addEventListener("click", () => {
-    if (!detail.hash) return;
+    if (!detail.key) return;
     const skip = new Set(["menu-pause", "menu-resume", "menu-force_start", "menu-recheck", "menu-delete"]);
-    const items = commands.items([detail.hash]).filter((i) => i === "-" || !skip.has(i.testid));
+    const items = commands.items([detail.key]).filter((i) => i === "-" || !skip.has(i.testid));
     while (items.length && items[items.length - 1] === "-") items.pop();
     openMenu(dMore, items);
   });
   $("#d-delete").addEventListener("click", async () => {
-    const hash = detail.hash;
-    if (hash && (await commands.delete([hash]))) location.hash = "#/";
+    const key = detail.key;
+    if (key && (await commands.delete([key]))) location.hash = "#/";
   });
-  dStatus.addEventListener("click", () => detail.hash && center.dismiss(detail.hash));
+  dStatus.addEventListener("click", () => detail.key && center.dismiss(detail.key));
 
   function renderDetail() {
     const rec = detail.rec;
-    if (!rec || !detail.hash) return;
+    if (!rec || !detail.key) return;
     const paused = fmt.phaseOf(rec) === "paused";
     dToggle.dataset.verb = paused ? "resume" : "pause";
     dToggle.lastChild.textContent = paused ? "Resume" : "Pause";
     dToggle.firstChild.firstChild.setAttribute("d", paused ? "M5 3.5v9l7-4.5z" : "M5 3.5v9M11 3.5v9");
-    const mark = center.describe(detail.hash);
+    const mark = center.describe(detail.key);
     dStatus.hidden = !mark;
     dStatus.textContent = mark ? mark.text : "";
     dStatus.dataset.state = mark ? (mark.failed ? "failed" : "pending") : "";
@@ -137,10 +139,10 @@ export function setupControls(dash, detail) {
     dToggle.setAttribute("aria-disabled", String(!!mark && !mark.failed));
   }
   detail.afterRender = (rec) => {
-    center.observe(detail.hash, rec);
+    center.observe(detail.key, rec);
     renderDetail();
   };
-  detail.onRemoved = (hash) => center.removed(hash);
+  detail.onRemoved = (key) => center.removed(key);
 
   // ---- add ----
   const add = new AddDialog($("#add-dialog"), notify);
@@ -165,7 +167,13 @@ export function setupControls(dash, detail) {
     const want = alt.getAttribute("aria-pressed") !== "true";
     altPending = want;
     showAlt(dash.transfer);
-    const res = await postJSON("api/transfer", { alt_speed: want });
+    // The toggle shows the total (on if any instance has it on): it turns every instance.
+    const ids = dash.v2 && dash.multi ? [...dash.instances.keys()] : [null];
+    let res = null;
+    for (const id of ids) {
+      const answer = await postJSON("api/transfer", { alt_speed: want, ...(id ? { instance: id } : {}) });
+      if (!res || !answer.ok) res = answer;
+    }
     if (!res.ok) {
       altPending = null;
       showAlt(dash.transfer);
@@ -192,5 +200,12 @@ export function setupControls(dash, detail) {
     }),
   });
 
-  return { center, selection, access, event: (ev) => center.event(ev) };
+  return {
+    center,
+    selection,
+    access,
+    event: (ev) => center.event(ev),
+    /** The dashboard's instance list changed: the add dialog offers them. */
+    instancesChanged: (list) => add.setInstances(list),
+  };
 }

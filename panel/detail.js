@@ -1,11 +1,13 @@
-// The detail view (#/torrent/<hash>): every field of one torrent, live from the
-// per-torrent stream, and a speed chart from the history API.
+// The detail view (#/torrent/<hash>, and ?instance=<id> with several qBittorrent instances):
+// every field of one torrent of one instance, live from that instance's per-torrent stream,
+// and a speed chart from the history API.
 
 import * as fmt from "./format.js";
 import { drawChart } from "./chart.js";
 import { setIsolated, setText } from "./dom.js";
 import { normalize } from "./dashboard.js";
 import { markSignedOut, withToken } from "./stream.js";
+import { keyOf, withInstance } from "./instances.js";
 
 const HISTORY_MINUTES = 60;
 const HISTORY_REFRESH_MS = 15000;
@@ -37,6 +39,9 @@ export class Detail {
   constructor(root) {
     this.root = root;
     this.hash = null;
+    this.instance = null; // the instance id (null: the server's primary, not known by id)
+    this.key = null; // keyOf(instance, hash): what the action controls know it by
+    this.instanceName = "";
     this.rec = null;
     this.samples = [];
     this.raf = 0;
@@ -53,6 +58,7 @@ export class Detail {
     // something, which a new name or a new width can change.
     new ResizeObserver(() => this.checkNameClamp()).observe(this.name);
     this.badge = root.querySelector("#d-state");
+    this.instLabel = root.querySelector("#d-instance");
     this.bar = root.querySelector("#d-bar");
     this.fill = this.bar.firstElementChild;
     this.pct = root.querySelector("#d-pct");
@@ -96,11 +102,20 @@ export class Detail {
     this.fieldEls[name] = node;
   }
 
-  show(hash) {
+  /** `where`: {multi, name}: several instances (the view names its instance), and its name. */
+  show(hash, instance, where) {
     this.hash = hash;
+    this.instance = instance;
+    this.key = keyOf(instance, hash);
+    this.instanceName = where.name || instance || "";
     this.rec = null;
     this.samples = [];
     this.root.dataset.hash = hash;
+    if (instance) this.root.dataset.instance = instance;
+    else delete this.root.dataset.instance;
+    this.instLabel.hidden = !where.multi;
+    this.setInstanceName(this.instanceName);
+    this.instLabel.title = where.multi ? "qBittorrent instance" : "";
     this.expandName(false);
     this.showName("Loading…");
     this.badge.textContent = "";
@@ -113,10 +128,17 @@ export class Detail {
     this.histTimer = setInterval(() => this.loadHistory(), HISTORY_REFRESH_MS);
   }
 
+  /** The instance's display name, once known (an address opened before any dashboard). */
+  setInstanceName(name) {
+    this.instanceName = name;
+    setText(this.instLabel, fmt.bidiSafe(name));
+  }
+
   hide() {
     clearInterval(this.histTimer);
     this.histTimer = 0;
     this.hash = null;
+    this.key = null;
   }
 
   /** The title: the torrent's name (or our placeholder), clamped unless expanded. */
@@ -170,7 +192,7 @@ export class Detail {
       this.notFound();
       return;
     }
-    this.rec = normalize(this.hash, rec);
+    this.rec = normalize(this.hash, rec, this.instance);
     this.setMessage("");
     this.schedule();
   }
@@ -178,13 +200,13 @@ export class Detail {
   diff(d) {
     const f = (d.changed || {})[this.hash];
     if (f) {
-      this.rec = this.rec ? Object.assign(this.rec, f) : normalize(this.hash, f);
+      this.rec = this.rec ? Object.assign(this.rec, f) : normalize(this.hash, f, this.instance);
       if (this.msg.dataset.kind === "removed") this.setMessage("");
       if ("dl_speed" in f || "up_speed" in f) this.addLiveSample();
     }
     if ((d.removed || []).includes(this.hash)) {
       this.setMessage("removed");
-      if (this.onRemoved) this.onRemoved(this.hash);
+      if (this.onRemoved) this.onRemoved(this.key);
     }
     this.schedule();
   }
@@ -234,20 +256,22 @@ export class Detail {
 
   async loadHistory() {
     const hash = this.hash;
+    const key = this.key;
     if (!hash) return;
+    const path = withInstance(`api/history?minutes=${HISTORY_MINUTES}&hash=${hash}`, this.instance);
     try {
-      const res = await fetch(withToken(`api/history?minutes=${HISTORY_MINUTES}&hash=${hash}`), {
+      const res = await fetch(withToken(path), {
         cache: "no-store",
         headers: { Accept: "application/json" },
       });
       if (res.status === 401) markSignedOut();
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body = await res.json();
-      if (hash !== this.hash) return;
+      if (key !== this.key) return;
       this.samples = Array.isArray(body.samples) ? body.samples : [];
       this.chartNote.textContent = "";
     } catch (err) {
-      if (hash !== this.hash) return;
+      if (key !== this.key) return;
       this.chartNote.textContent = "Speed history is unavailable right now.";
     }
     this.drawChart();

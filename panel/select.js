@@ -3,12 +3,13 @@
 // A click on a row's check box toggles it; a shift-click selects (or clears) every row shown
 // between it and the last one clicked, in the order on screen; "Select all" takes every row
 // the filter and search show. A torrent that leaves qBittorrent leaves the selection.
+// Rows are torrent keys (instance and hash, instances.js): a selection may span instances.
 
 export class Selection {
-  /** @param {() => string[]} visibleHashes the rows on screen, in order */
-  constructor(visibleHashes, changed) {
-    this.visibleHashes = visibleHashes;
-    this.changed = changed; // (hashes touched) => void
+  /** @param {() => string[]} visibleKeys the rows on screen, in order */
+  constructor(visibleKeys, changed) {
+    this.visibleKeys = visibleKeys;
+    this.changed = changed; // (keys touched) => void
     this.set = new Set();
     this.anchor = null;
   }
@@ -29,7 +30,7 @@ export class Selection {
   click(hash, on, shift) {
     const touched = [hash];
     if (shift && this.anchor && this.anchor !== hash) {
-      const order = this.visibleHashes();
+      const order = this.visibleKeys();
       const a = order.indexOf(this.anchor);
       const b = order.indexOf(hash);
       if (a >= 0 && b >= 0) {
@@ -48,7 +49,7 @@ export class Selection {
 
   /** Select every visible row, or clear the selection when all of them already are. */
   toggleAll() {
-    const order = this.visibleHashes();
+    const order = this.visibleKeys();
     const all = order.length > 0 && order.every((h) => this.set.has(h));
     const touched = all ? [...this.set] : order;
     if (all) this.set.clear();
@@ -69,7 +70,7 @@ export class Selection {
 
   /** For the "select all" box: "none", "some" or "all" of the visible rows. */
   visibleState() {
-    const order = this.visibleHashes();
+    const order = this.visibleKeys();
     let n = 0;
     for (const h of order) if (this.set.has(h)) n += 1;
     return n === 0 ? "none" : n === order.length ? "all" : "some";

@@ -9,6 +9,10 @@
 //   events (`?heartbeat=event`), so "nothing arrived for twice the heartbeat interval" is
 //   something we can see, show, and act on (the stream is replaced).
 // - The state shown is the state we are in: "live" only while a stream is open.
+// - Event ids are opaque: the browser keeps the last one for Last-Event-ID, we only show it.
+//   They are not contiguous (one log for every qBittorrent instance: a stream restricted to
+//   one instance, or the per-torrent stream, skips the others' ids), so nothing here counts
+//   on the next id being the last one plus one.
 
 const OFFLINE_AFTER = 5; // consecutive failed attempts before "Reconnecting" becomes "Offline"
 const BACKOFF_BASE_MS = 1000;

@@ -24,7 +24,9 @@ DEFAULT_ID = "default"
 
 #: An instance id: short, lower-case and URL-safe (it keys rows, events, routes and Home
 #: Assistant entities, so it must stay the same for as long as the instance is followed).
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "a\n" through
+#: A letter first: an all-digit id ("1") is reordered as a number by JavaScript objects (the
+#: panel's list of instances) and read as one by YAML (Home Assistant's configuration).
+ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "a\n" through
 
 
 @dataclass(frozen=True, kw_only=True)

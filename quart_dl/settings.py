@@ -144,17 +144,28 @@ def _parse_int(name: str, raw: Any, minimum: int, maximum: int) -> int:
     return value
 
 
+def _shown_url(text: str) -> str:
+    """``text`` as an error may repeat it: whatever comes before an ``@`` (a user name and
+    password written into the URL) hidden, so a URL refused for another fault (its scheme,
+    port or host) never puts the password in the terminal or the log."""
+    if "@" not in text:
+        return text
+    head, _, tail = text.rpartition("@")
+    scheme = head.partition("://")[0] + "://" if "://" in head else ""
+    return f"{scheme}***@{tail}"
+
+
 def _parse_url(name: str, raw: Any, credentials: str = "qbt_username/qbt_password") -> str:
     if not isinstance(raw, str):
         raise SettingsError(f"{name}: expected an http:// or https:// URL, got {raw!r}")
     text = raw.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"{name}: expected an http:// or https:// URL, got {text!r}")
+        raise SettingsError(f"{name}: expected an http:// or https:// URL, got {_shown_url(text)!r}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise SettingsError(f"{name}: the port in {text!r} is not valid") from None
+        raise SettingsError(f"{name}: the port in {_shown_url(text)!r} is not valid") from None
     if parts.username or parts.password:
         raise SettingsError(f"{name}: put credentials in {credentials}, not the URL")
     return text.rstrip("/")
@@ -521,7 +532,7 @@ def _parse_instance(number: int, table: dict[str, Any], settings: Settings) -> I
     if not isinstance(instance_id, str) or not ID_RE.match(instance_id):
         raise SettingsError(
             f"[[instances]] table {number}: id {str(instance_id)[:40]!r} is not URL-safe: use 1 to 32 of"
-            " a-z 0-9 _ -, starting with a letter or digit"
+            " a-z 0-9 _ -, starting with a letter"
         )
     where = f"instance {instance_id!r}"
     unknown = [k for k in keys if k not in INSTANCE_KEYS]

@@ -387,7 +387,7 @@ async def test_a_database_from_before_instances_gets_the_instance_column(
     log: DurableEventLog,
 ) -> None:
     """An event_log table of the previous release (no ``instance`` column) is upgraded in place,
-    its rows kept (read back as the server's, which v1 streams of the primary get)."""
+    its rows kept (read back as instance ``default``'s, the one instance there was)."""
     old = log.append("status", status(1))
     assert await log.flush()
     await log.stop()
@@ -400,4 +400,38 @@ async def test_a_database_from_before_instances_gets_the_instance_column(
     resume = await again.resume(f"{log.database_id}.1-0")
     assert resume is not None
     assert resume.events is not None
-    assert [(e.id, e.instance) for e in resume.events] == [(old.id, None), (newer.id, "home")]
+    assert [(e.id, e.instance) for e in resume.events] == [(old.id, "default"), (newer.id, "home")]
+
+
+async def test_regression_rows_from_before_instances_replay_as_instance_default(
+    database: Database,  # noqa: F811
+    log: DurableEventLog,
+) -> None:
+    """Regression: the rows of an event_log from before several instances were read back with
+    no instance, that is as the whole server's: a resume after the upgrade replayed the old
+    ``default`` qBittorrent's diffs to a protocol 1 stream of any instance (another primary,
+    once ``[[instances]]`` replaced the flat settings) and sent them to protocol 2 streams
+    without the ``instance`` every v2 diff names. They were all ``default``'s: the upgrade
+    says so."""
+    old = log.append("diff", {"changed": {"5a1b": {"progress": 0.5}}})
+    assert await log.flush(diffs=True)
+    await log.stop()
+    await close_database()
+    table = database.table.replace("torrent", "event_log")
+    await database.execute(f"ALTER TABLE {table} DROP COLUMN instance")
+    again = await opened(database.url)
+    resume = await again.resume(f"{log.database_id}.1-0")
+    assert resume is not None
+    assert resume.events is not None
+    (event,) = resume.events
+    assert (event.id, event.instance) == (old.id, "default")
+    assert event.data_v2.startswith(f'id: {old.id}\nevent: diff\ndata: {{"instance":"default",'.encode())
+    await again.stop()
+    await close_database()
+    reopened = await opened(database.url)  # the upgrade is done once: later rows keep theirs
+    newer = reopened.append("status", status(2))
+    assert await reopened.flush()
+    resume = await reopened.resume(old.id)
+    assert resume is not None
+    assert resume.events is not None
+    assert [(e.id, e.instance) for e in resume.events] == [(newer.id, None)]

@@ -756,3 +756,32 @@ def test_late_frames_name_their_instance_in_v2_only() -> None:
     assert event is not None
     assert json.loads(parse_frames(event.late_frame(v2=True))[0]["data"])["instance"] == "box"
     assert "instance" not in json.loads(parse_frames(event.late_frame())[0]["data"])
+
+
+class SizeRecordingLog(MemoryEventLog):
+    """A fake durable log that records the replay bound each resume is given."""
+
+    def __init__(self) -> None:
+        super().__init__(epoch=EPOCH)
+        self.bounds: list[int | None] = []
+
+    async def resume(self, event_id: str | None, max_bytes: int | None = None) -> Resume | None:
+        self.bounds.append(max_bytes)
+        return None
+
+
+async def test_regression_a_stream_of_one_instance_bounded_its_replay_by_the_primarys_snapshot() -> None:
+    """A replay bigger than the snapshot the stream would get instead is sent as late events
+    and that snapshot: the bound must be that stream's snapshot (its instance, its protocol),
+    not the primary's v1 one (which was used for every stream)."""
+    log = SizeRecordingLog()
+    hub = Hub(log=log)
+    hub.add_instance("home", "Home")
+    hub.add_instance("box", "Box")
+    hub.seed({H1: project(H1, raw_torrent("one")), H2: project(H2, raw_torrent("two"))}, "box")
+    await hub.resume("0badc0de.1-7")
+    await hub.resume("0badc0de.1-7", instance="box")
+    await hub.resume("0badc0de.1-7", v2=True)
+    expected = [len(hub.snapshot_frame()), len(hub.snapshot_frame(None, "box")), len(hub.snapshot_v2())]
+    assert log.bounds == expected
+    assert len(set(log.bounds)) == 3

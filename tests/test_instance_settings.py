@@ -33,12 +33,12 @@ def test_the_password_is_not_in_the_repr() -> None:
     assert "pw-not-shown" not in repr(config())
 
 
-@pytest.mark.parametrize("good", ["default", "a", "home-2", "vpn_1", "0", "x" * 32])
+@pytest.mark.parametrize("good", ["default", "a", "home-2", "vpn_1", "b0", "x" * 32])
 def test_url_safe_ids(good: str) -> None:
     assert ID_RE.match(good)
 
 
-@pytest.mark.parametrize("bad", ["", "Home", "-a", "_a", "a b", "a/b", "é", "x" * 33, "a\n"])
+@pytest.mark.parametrize("bad", ["", "Home", "-a", "_a", "0", "1seedbox", "a b", "a/b", "é", "x" * 33, "a\n"])
 def test_ids_that_are_not_url_safe(bad: str) -> None:
     assert not ID_RE.match(bad)
 

@@ -397,6 +397,9 @@ A = _table(id="a", url="http://10.0.0.1:8080")
             r"^\[\[instances\]\] table 1: id 'a\\n' is not URL-safe",
         ),
         (_table(id=7, url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: id '7' is not URL-safe"),
+        # A regression guard: the panel lists instances in a JavaScript object, which puts
+        # all-digit keys first whatever the configured order.
+        (_table(id="1", url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: id '1' is not URL-safe"),
         (_table(url="http://10.0.0.1:8080"), r"^\[\[instances\]\] table 1: needs an id"),
         (_table(id="a"), r"^instance 'a': needs a url"),
         (_table(id="a", url="ftp://x"), r"^instance 'a': url: expected an http:// or https:// URL"),
@@ -482,3 +485,27 @@ def test_an_instance_password_never_in_errors(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"^instance 'a': password: expected text") as info:
         load_settings(environ={}, config_file=write(tmp_path / "q.toml", text))
     assert "12345678901234" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"ftp://admin:{PASSWORD}@10.0.0.1:8080", "expected an http:// or https:// URL"),
+        (f"http://admin:{PASSWORD}@10.0.0.1:99999", "the port in"),
+        (f"admin:{PASSWORD}@10.0.0.1:8080", "expected an http:// or https:// URL"),
+        (f"http://admin:{PASSWORD}@", "expected an http:// or https:// URL"),
+    ],
+)
+@pytest.mark.parametrize("where", ["qbt_url", "instances"])
+def test_regression_a_url_with_credentials_and_another_fault_is_refused_without_repeating_them(
+    tmp_path: Path, url: str, problem: str, where: str
+) -> None:
+    """Regression: a URL with a password in it and a wrong scheme, port or host was refused
+    with the whole URL repeated ("got 'ftp://admin:hunter2@…'"): the password in the error,
+    the terminal and the service's log. Only the credentials check came after the others."""
+    text = f"qbt_url = {url!r}\n" if where == "qbt_url" else _table(id="a", url=url)
+    config = write(tmp_path / "q.toml", text.replace("'", '"'))
+    with pytest.raises(SettingsError, match=problem) as info:
+        load_settings(environ={}, config_file=config)
+    assert PASSWORD not in str(info.value)
+    assert "10.0.0.1" in str(info.value) or url.endswith("@")  # still says which URL

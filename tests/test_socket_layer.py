@@ -187,6 +187,29 @@ async def test_regression_a_stream_on_a_reused_keep_alive_connection_took_the_sl
         assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
 
 
+async def test_fresh_and_taken_back_streams_are_both_sent_to_on_the_socket_itself(tmp_path: Path) -> None:
+    """A connection taken back from Hypercorn keeps asyncio's own TCP transport (no layer of
+    Python per write): the fan-out sends on its socket as on a fresh connection's."""
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        fresh = await RawClient.open(settings.port, stream_head())
+        await fresh.read_until(b"event: snapshot")
+        reused = await RawClient.open(settings.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reused)).startswith(b"HTTP/1.1 200 ")
+        reused.writer.write(stream_head())
+        await reused.read_until(b"event: snapshot")
+        assert runtime(app).metrics.value("connections_taken_back_total") == 1
+        sinks = [sub for sub in hub.subscribers() if isinstance(sub, TransportSink)]
+        assert len(sinks) == 2
+        assert all(sink.send is not None for sink in sinks)
+        hub.publish_changes(change(0.42))
+        for client in (fresh, reused):
+            await client.read_until(b'"progress":0.42')
+            client.close()
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the streams to be forgotten", interval=0.02)
+
+
 async def test_regression_a_taken_back_connection_kept_hypercorns_handler_for_its_keep_alive_timeout(
     tmp_path: Path,
 ) -> None:
@@ -968,6 +991,21 @@ async def test_a_stream_whose_client_closes_is_unsubscribed_as_client_closed(tmp
         await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be unsubscribed")
         assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
         assert stream_limits_open(app) == 0
+
+
+async def test_a_stream_whose_client_ends_its_side_is_unsubscribed_as_client_closed(tmp_path: Path) -> None:
+    """A half-close (EOF) ends the stream as a close does: the fan-out stops sending on the
+    socket at once (``TransportSink.lost``) and the reason stays the client's."""
+    settings = settings_for(tmp_path)
+    async with serving(settings) as app:
+        hub = runtime(app).hub
+        client = await RawClient.open(settings.port, stream_head())
+        await client.read_until(b"event: snapshot")
+        client.writer.write_eof()
+        await wait_for_async(lambda: hub.client_count == 0, 5, "the stream to be unsubscribed")
+        assert runtime(app).metrics.value("sse_disconnects_total", reason="client closed") == 1
+        assert stream_limits_open(app) == 0
+        client.close()
 
 
 async def test_regression_an_app_error_on_a_stream_request_is_a_json_500_and_gives_the_place_back(

@@ -1,7 +1,9 @@
 """The quart-dl integration: a live download panel and push-updated sensors.
 
-One config entry per quart-dl server. Setting it up fetches the state once over REST (an
-unreachable server fails the setup, and Home Assistant retries), adds the entities, starts
+One config entry per quart-dl server, with one device per qBittorrent instance the server
+follows and the server's own device (the totals) as their parent. Setting it up fetches
+the state once over REST (an unreachable server fails the setup, and Home Assistant
+retries), adds the entities, starts
 the event stream as a background task of the entry and puts the server's web panel in the
 sidebar. Unloading undoes all of it: the entry cancels its background task, the panel is
 removed, and no task, timer or connection is left behind.
@@ -13,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_URL, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -27,7 +30,8 @@ from .api import QuartDlClient
 from .config_flow import keyed_on_server_id
 from .const import DOMAIN, LOGGER, STORAGE_KEY, STORAGE_VERSION
 from .coordinator import QuartDlCoordinator
-from .device import async_migrate_device
+from .device import async_migrate_device, instance_of
+from .entity import server_device_info
 from .issues import async_clear
 from .panel import async_register_panel, async_remove_panel
 from .services import async_setup_services
@@ -89,8 +93,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     entry.runtime_data = QuartDlRuntimeData(
         client=client, coordinator=coordinator, options=dict(entry.options)
     )
-    async_migrate_device(hass, entry.entry_id, coordinator.data.instance_id)
+    primary = coordinator.data.primary.id
+    async_migrate_device(hass, entry.entry_id, primary)
     _async_adopt_server_id(hass, entry, coordinator.data.server_id)
+    # The parent of the instances' devices exists before they name it (via_device).
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **server_device_info(coordinator)
+    )
+    # Devices of instances the server no longer follows go (now, and on every update).
+    coordinator.async_sync_devices()
+    entry.async_on_unload(coordinator.async_add_listener(coordinator.async_sync_devices))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
@@ -106,6 +118,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     # Options only change the panel, but a reload keeps one code path for setup.
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: QuartDlConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user delete an instance's device once the server no longer follows it
+    (its devices are removed by themselves then; this covers one left while unloaded)."""
+    instance = instance_of(entry.entry_id, device)
+    if instance is None:
+        return False
+    data = (
+        entry.runtime_data.coordinator.data if entry.state is ConfigEntryState.LOADED else None
+    )
+    return data is None or instance not in data.instances
 
 
 @callback

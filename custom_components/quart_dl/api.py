@@ -13,6 +13,7 @@ import json
 import socket
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -71,7 +72,16 @@ class QuartDlRateLimitedError(QuartDlConnectionError):
 
 
 class QuartDlResponseError(QuartDlError):
-    """The server answered, but not like a quart-dl server of our protocol version."""
+    """The server answered, but not like a quart-dl server of our protocol version.
+
+    ``status`` is the HTTP status when that was the problem: a 404 from ``/api/instances``
+    or a 400 from ``/api/events?v=2`` is an older server (protocol 1 only), not a fault.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep the message and the HTTP status, if any."""
+        super().__init__(message)
+        self.status = status
 
 
 class QuartDlActionError(QuartDlError):
@@ -140,7 +150,7 @@ async def _check_status(path: str, response: aiohttp.ClientResponse) -> None:
         raise QuartDlAuthError(f"{path}: HTTP {status}")
     if status == 429:
         raise QuartDlRateLimitedError(path)
-    raise QuartDlResponseError(f"{path}: HTTP {status}")
+    raise QuartDlResponseError(f"{path}: HTTP {status}", status)
 
 
 def connection_reason(err: BaseException) -> str:
@@ -253,9 +263,23 @@ class QuartDlClient:
             raise QuartDlResponseError("/api/status: not a quart-dl status answer")
         return answer
 
-    async def torrents(self) -> dict[str, Any]:
-        """``GET /api/torrents``: every torrent record."""
-        answer = await self._get_json("/api/torrents")
+    async def instances(self) -> dict[str, Any] | None:
+        """``GET /api/instances`` (protocol 2); ``None`` from an older server (404)."""
+        try:
+            answer = await self._get_json("/api/instances")
+        except QuartDlResponseError as err:
+            if err.status == 404:
+                return None
+            raise
+        if not isinstance(answer.get("instances"), list):
+            raise QuartDlResponseError("/api/instances: no instance list")
+        return answer
+
+    async def torrents(self, instance: str | None = None) -> dict[str, Any]:
+        """``GET /api/torrents``: every torrent record (of every instance on a protocol 2
+        server, each naming its ``instance``; of one with ``instance``)."""
+        path = "/api/torrents" if instance is None else f"/api/torrents?instance={quote(instance)}"
+        answer = await self._get_json(path)
         if not isinstance(answer.get("torrents"), list):
             raise QuartDlResponseError("/api/torrents: no torrent list")
         return answer
@@ -287,16 +311,18 @@ class QuartDlClient:
         return payload
 
     async def torrent_action(
-        self, action: str, hashes: list[str] | str, **params: Any
+        self, action: str, hashes: list[str] | str, *, instance: str | None = None, **params: Any
     ) -> dict[str, Any]:
-        """``POST /api/torrents/actions``: one verb on ``hashes`` (a list, or ``"all"``)."""
+        """``POST /api/torrents/actions``: one verb on ``hashes`` (a list, or ``"all"``) of
+        one instance (``None``: the server's primary, and no field an older server lacks)."""
         return await self._post_json(
-            "/api/torrents/actions", {"action": action, "hashes": hashes, **params}
+            "/api/torrents/actions",
+            {"action": action, "hashes": hashes, **_instance(instance), **params},
         )
 
-    async def set_transfer(self, **changes: Any) -> dict[str, Any]:
+    async def set_transfer(self, *, instance: str | None = None, **changes: Any) -> dict[str, Any]:
         """``POST /api/transfer`` (``alt_speed``, ``dl_limit``, ``up_limit``): the state after."""
-        return await self._post_json("/api/transfer", changes)
+        return await self._post_json("/api/transfer", {**_instance(instance), **changes})
 
     async def add_torrents(
         self,
@@ -306,9 +332,10 @@ class QuartDlClient:
         category: str | None = None,
         tags: list[str] | None = None,
         stopped: bool = False,
+        instance: str | None = None,
     ) -> dict[str, Any]:
         """``POST /api/torrents/add`` with magnet links or URLs of .torrent files."""
-        body: dict[str, Any] = {"urls": urls, "stopped": stopped}
+        body: dict[str, Any] = {"urls": urls, "stopped": stopped, **_instance(instance)}
         if save_path:
             body["save_path"] = save_path
         if category:
@@ -317,9 +344,10 @@ class QuartDlClient:
             body["tags"] = tags
         return await self._post_json("/api/torrents/add", body)
 
-    async def tags(self) -> list[str]:
+    async def tags(self, instance: str | None = None) -> list[str]:
         """``GET /api/tags``: every tag qBittorrent knows (asked of qBittorrent, not cached)."""
-        answer = await self._get_json("/api/tags")
+        path = "/api/tags" if instance is None else f"/api/tags?instance={quote(instance)}"
+        answer = await self._get_json(path)
         tags = answer.get("tags")
         if not isinstance(tags, list):
             raise QuartDlResponseError("/api/tags: no tag list")
@@ -332,6 +360,7 @@ class QuartDlClient:
         read_timeout: float,
         parser: SseParser,
         on_open: Callable[[], None] | None = None,
+        version: int = 1,
     ) -> AsyncGenerator[SseEvent]:
         """Yield the events of ``GET /api/events`` until the stream ends or fails.
 
@@ -341,7 +370,8 @@ class QuartDlClient:
         hint survive the end of this generator. A normal end (the server closed the
         stream) is just the end of iteration; everything else raises a
         :class:`QuartDlError`. ``on_open`` is called once the stream is accepted: a stream
-        resumed with nothing missed sends no event until something happens.
+        resumed with nothing missed sends no event until something happens. ``version`` 2
+        asks for protocol 2 (every instance); an older server answers it with a 400.
         """
         parser.reset()
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
@@ -352,7 +382,7 @@ class QuartDlClient:
         )
         try:
             async with self._session.get(
-                self.url("/api/events"),
+                self.url("/api/events?v=2" if version == 2 else "/api/events"),
                 headers=headers,
                 timeout=timeout,
                 # Never let a compressed stream reach us: compression holds events back.
@@ -417,6 +447,12 @@ async def _action_error(path: str, response: aiohttp.ClientResponse) -> QuartDlE
     except QuartDlError as err:
         return err
     return QuartDlResponseError(f"{path}: HTTP {response.status}")
+
+
+def _instance(instance: str | None) -> dict[str, str]:
+    """The ``instance`` field of an action body, left out for the primary: an older
+    server (protocol 1) knows no such field."""
+    return {} if instance is None else {"instance": instance}
 
 
 def decode_event(event: SseEvent) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Binary sensor: whether the quart-dl server reaches qBittorrent."""
+"""Binary sensor: whether the quart-dl server reaches a qBittorrent instance."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import QuartDlConfigEntry
 from .coordinator import QuartDlCoordinator
-from .entity import QuartDlEntity
-from .models import ServerState
+from .entity import QuartDlEntity, async_add_instance_entities
+from .models import InstanceState
 
 PARALLEL_UPDATES = 0
 
@@ -27,8 +27,8 @@ PARALLEL_UPDATES = 0
 class QuartDlBinarySensorEntityDescription(BinarySensorEntityDescription):
     """Describes a quart-dl binary sensor."""
 
-    is_on_fn: Callable[[ServerState], bool]
-    attributes_fn: Callable[[ServerState], dict[str, Any] | None] = lambda _: None
+    is_on_fn: Callable[[InstanceState], bool]
+    attributes_fn: Callable[[InstanceState], dict[str, Any] | None] = lambda _: None
 
 
 BINARY_SENSORS: tuple[QuartDlBinarySensorEntityDescription, ...] = (
@@ -52,11 +52,15 @@ async def async_setup_entry(
     entry: QuartDlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the binary sensors of one quart-dl server."""
+    """Add the binary sensors of each instance (now, and of every one that appears)."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        QuartDlBinarySensorEntity(coordinator, description)
-        for description in BINARY_SENSORS
+    async_add_instance_entities(
+        entry,
+        async_add_entities,
+        lambda instance_id: (
+            QuartDlBinarySensorEntity(coordinator, description, instance_id)
+            for description in BINARY_SENSORS
+        ),
     )
 
 
@@ -69,17 +73,20 @@ class QuartDlBinarySensorEntity(QuartDlEntity, BinarySensorEntity):
         self,
         coordinator: QuartDlCoordinator,
         description: QuartDlBinarySensorEntityDescription,
+        instance_id: str,
     ) -> None:
-        """Bind the description to the server's coordinator."""
-        super().__init__(coordinator, description.key)
+        """Bind the description to one instance."""
+        super().__init__(coordinator, description.key, instance_id)
         self.entity_description = description
 
     @property
-    def is_on(self) -> bool:
-        """Whether the condition holds in the latest server state."""
-        return self.entity_description.is_on_fn(self.coordinator.data)
+    def is_on(self) -> bool | None:
+        """Whether the condition holds in the instance's latest state."""
+        instance = self.instance
+        return self.entity_description.is_on_fn(instance) if instance is not None else None
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details that explain the state."""
-        return self.entity_description.attributes_fn(self.coordinator.data)
+        instance = self.instance
+        return self.entity_description.attributes_fn(instance) if instance is not None else None

@@ -15,7 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import QuartDlConfigEntry
 from .coordinator import QuartDlCoordinator
-from .entity import QuartDlEntity
+from .entity import QuartDlEntity, async_add_instance_entities
 
 PARALLEL_UPDATES = 0
 
@@ -38,9 +38,15 @@ async def async_setup_entry(
     entry: QuartDlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the buttons of one quart-dl server."""
+    """Add the buttons of each instance (now, and of every one that appears)."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(QuartDlButtonEntity(coordinator, description) for description in BUTTONS)
+    async_add_instance_entities(
+        entry,
+        async_add_entities,
+        lambda instance_id: (
+            QuartDlButtonEntity(coordinator, description, instance_id) for description in BUTTONS
+        ),
+    )
 
 
 class QuartDlButtonEntity(QuartDlEntity, ButtonEntity):
@@ -49,13 +55,20 @@ class QuartDlButtonEntity(QuartDlEntity, ButtonEntity):
     entity_description: QuartDlButtonEntityDescription
 
     def __init__(
-        self, coordinator: QuartDlCoordinator, description: QuartDlButtonEntityDescription
+        self,
+        coordinator: QuartDlCoordinator,
+        description: QuartDlButtonEntityDescription,
+        instance_id: str,
     ) -> None:
-        """Bind the description to the server's coordinator."""
-        super().__init__(coordinator, description.key)
+        """Bind the description to one instance."""
+        super().__init__(coordinator, description.key, instance_id)
         self.entity_description = description
 
     async def async_press(self) -> None:
         """Send the verb for ``all`` torrents; the push shows the effect."""
         client = self.coordinator.client
-        await self._async_act(client.torrent_action(self.entity_description.action, "all"))
+        await self._async_act(
+            client.torrent_action(
+                self.entity_description.action, "all", instance=self.instance_param
+            )
+        )

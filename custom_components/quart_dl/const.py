@@ -16,6 +16,9 @@ LOGGER = logging.getLogger(__package__)
 #: Protocol version this integration speaks (``v`` in a snapshot, ``protocol`` in
 #: ``/api/status``). A server speaking another version is refused by the config flow.
 PROTOCOL_VERSION: Final = 1
+#: The stream protocol asked of a server that follows several instances (it has
+#: ``/api/instances``): ``GET /api/events?v=2``, every instance in one stream.
+STREAM_PROTOCOL_VERSION: Final = 2
 
 # Options (the sidebar panel).
 CONF_SHOW_PANEL: Final = "show_panel"

@@ -11,6 +11,15 @@ interval plus a few milliseconds. Polling (``_async_update_data``) is used only
   off again when it delivers its first event. A failed poll is what marks the entities
   unavailable.
 
+Several qBittorrent instances. A server with ``/api/instances`` speaks protocol 2: one
+stream (``/api/events?v=2``) carries every instance, each diff, status and late event
+naming its ``instance``, and the state keeps one view per instance (a device each). The
+instance set is taken from every v2 snapshot, every poll and ``/api/instances`` at each
+(re)connection of the stream: a stream resumed with ``Last-Event-ID`` after the server
+restarted with another ``[[instances]]`` list replays diffs, and no snapshot says that
+an instance is gone. An older server (no ``/api/instances``, or a 400 to ``v=2``) is
+followed in protocol 1, as one instance ``default``.
+
 Automation events (bus events, and the event entity through
 :meth:`QuartDlCoordinator.async_add_download_listener`) are fired from ``diff`` events
 (their ``added``, ``completed`` and ``removed`` lists) and from ``late`` events, never
@@ -51,6 +60,7 @@ from .api import (
     QuartDlConnectionError,
     QuartDlError,
     QuartDlHostNotAllowedError,
+    QuartDlResponseError,
     decode_event,
 )
 from .const import (
@@ -71,10 +81,11 @@ from .const import (
     STORAGE_DELAY,
     STORAGE_KEY,
     STORAGE_VERSION,
+    STREAM_PROTOCOL_VERSION,
     STREAM_READ_MARGIN,
     UNREACHABLE_ISSUE_AFTER,
 )
-from .device import async_device_id
+from .device import async_device_id, async_remove_stale_devices, async_rename_devices
 from .issues import TOKEN_REJECTED, UNREACHABLE, async_clear, async_raise
 from .models import ServerState, TorrentRecord
 from .sse import SseEvent, SseParser
@@ -142,6 +153,32 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         #: failing numbers the events it could not write again, with new ids).
         self._announced: OrderedDict[str, None] = OrderedDict()
         self._download_listeners: list[DownloadListener] = []
+        #: The instances (id, name) the devices were last checked against.
+        self._synced_instances: tuple[tuple[str, str], ...] | None = None
+        #: Set when the server refused a protocol 2 stream (400): protocol 1 from then on.
+        self._v1_only = False
+
+    def instance_param(self, instance_id: str) -> str | None:
+        """The ``instance`` to send with an action for ``instance_id``: none to a server of
+        protocol 1 (it has one instance, and no such field)."""
+        if self.data is None or self.data.protocol < STREAM_PROTOCOL_VERSION:
+            return None
+        return instance_id
+
+    @callback
+    def async_sync_devices(self) -> None:
+        """Remove the devices of instances the server no longer follows, rename those it
+        renamed (a listener of this coordinator; it runs on every update, and acts when
+        the set or a name changed)."""
+        if self.data is None:
+            return
+        current = tuple((key, i.name) for key, i in self.data.instances.items() if i.described)
+        if current == self._synced_instances:
+            return
+        self._synced_instances = current
+        entry_id = self.config_entry.entry_id
+        async_remove_stale_devices(self.hass, entry_id, self.data.instances)
+        async_rename_devices(self.hass, entry_id, dict(current))
 
     @callback
     def async_add_download_listener(self, listener: DownloadListener) -> Callable[[], None]:
@@ -189,6 +226,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         generation = self._generation
         try:
             status = await self.client.status()
+            instances = await self.client.instances()
             torrents = await self.client.torrents()
         except QuartDlAuthError as err:
             async_raise(self.hass, self.config_entry, TOKEN_REJECTED)
@@ -228,7 +266,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         if generation != self._generation and self.data is not None:
             # The stream delivered while we were polling: its data is newer.
             return self.data
-        state = ServerState.from_rest(status, torrents)
+        state = ServerState.from_rest(status, torrents, instances)
         if state.heartbeat is None and self.data is not None:
             state.heartbeat = self.data.heartbeat
         return state
@@ -265,6 +303,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self.hass, self._async_stream_forever(), f"{DOMAIN} event stream"
         )
 
+    def _stream_version(self) -> int:
+        """Protocol 2 with a server that has ``/api/instances`` (and accepts it), else 1."""
+        if self._v1_only or self.data is None or self.data.protocol < STREAM_PROTOCOL_VERSION:
+            return PROTOCOL_VERSION
+        return STREAM_PROTOCOL_VERSION
+
     def _read_timeout(self) -> float:
         """Silence after which the stream counts as dead: above twice the heartbeat."""
         heartbeat = (self.data.heartbeat if self.data else None) or DEFAULT_HEARTBEAT
@@ -293,6 +337,20 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 if not self.last_update_success:
                     LOGGER.warning("quart-dl at %s refused our token", self.client.base_url)
                     return
+            except QuartDlResponseError as err:
+                self._stream_lost(str(err))
+                if err.status == 400 and self._stream_version() == STREAM_PROTOCOL_VERSION:
+                    # A server with /api/instances but no protocol 2 stream: follow its
+                    # primary instance in protocol 1 rather than fail forever.
+                    LOGGER.warning(
+                        "quart-dl at %s refuses protocol %s streams: following it in"
+                        " protocol 1 (its first instance only)",
+                        self.client.base_url,
+                        STREAM_PROTOCOL_VERSION,
+                    )
+                    self._v1_only = True
+                    self.stream.failures = 0
+                    continue
             except QuartDlError as err:
                 self._stream_lost(str(err))
             else:
@@ -331,6 +389,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             read_timeout=self._read_timeout(),
             parser=self.parser,
             on_open=self._stream_opened,
+            version=self._stream_version(),
         )
         # aclosing: a bad event raises out of the loop; the response must be closed now,
         # not whenever the abandoned generator is garbage-collected.
@@ -356,8 +415,29 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
 
     @callback
     def _stream_opened(self) -> None:
-        """The server accepted the stream (a resumed one may stay silent until news)."""
+        """The server accepted the stream (a resumed one may stay silent until news).
+
+        A protocol 2 stream: the instance set is read once now (see the module docstring:
+        a resumed stream does not say which instances are gone).
+        """
         self._mark_connected()
+        if self._stream_version() == STREAM_PROTOCOL_VERSION:
+            self.config_entry.async_create_background_task(
+                self.hass, self._async_reconcile_instances(), f"{DOMAIN} instances"
+            )
+
+    async def _async_reconcile_instances(self) -> None:
+        """Take the server's instance set from ``/api/instances`` (added, gone, renamed)."""
+        try:
+            answer = await self.client.instances()
+        except QuartDlError as err:
+            LOGGER.debug("Could not read the instances of %s: %s", self.client.base_url, err)
+            return
+        if answer is None or self.data is None:
+            return
+        if self.data.apply_instances(answer):
+            self._generation += 1
+            self.async_set_updated_data(self.data)
 
     @callback
     def _mark_connected(self) -> None:
@@ -382,12 +462,12 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         state = self.data if self.data is not None else ServerState()
         diff = None
         if event.event == "snapshot":
-            if payload.get("v") != PROTOCOL_VERSION:
+            if payload.get("v") != self._stream_version():
                 LOGGER.warning(
-                    "quart-dl at %s speaks protocol %s, this integration %s",
+                    "quart-dl at %s speaks protocol %s, this integration asked for %s",
                     self.client.base_url,
                     payload.get("v"),
-                    PROTOCOL_VERSION,
+                    self._stream_version(),
                 )
             self.stream.snapshots += 1
             state.apply_snapshot(payload)
@@ -409,12 +489,13 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             and self._first_time(event.id)
         ):
             happened = payload.get("t")
+            instance = diff.instance_id
             for record in diff.added:
-                self._fire(EVENT_DOWNLOAD_ADDED, record, happened)
+                self._fire(EVENT_DOWNLOAD_ADDED, record, instance, happened)
             for record in diff.completed:
-                self._fire(EVENT_DOWNLOAD_COMPLETED, record, happened)
+                self._fire(EVENT_DOWNLOAD_COMPLETED, record, instance, happened)
             for record in diff.removed:
-                self._fire(EVENT_DOWNLOAD_REMOVED, record, happened)
+                self._fire(EVENT_DOWNLOAD_REMOVED, record, instance, happened)
             self._store.async_delay_save(self._stored, 0)
         else:
             self._store.async_delay_save(self._stored, STORAGE_DELAY)
@@ -428,6 +509,11 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         if self._first_time(event.id):
             torrents = payload.get("torrents") or {}
             happened = payload.get("t")
+            named = payload.get("instance")
+            if isinstance(named, str) and named:
+                instance = named
+            else:
+                instance = self.data.primary.id if self.data else DEFAULT_INSTANCE_ID
             for key, event_type in (
                 ("added", EVENT_DOWNLOAD_ADDED),
                 ("completed", EVENT_DOWNLOAD_COMPLETED),
@@ -435,7 +521,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             ):
                 for torrent_hash in payload.get(key) or ():
                     record = torrents.get(torrent_hash) or {"hash": torrent_hash}
-                    self._fire(event_type, record, happened)
+                    self._fire(event_type, record, instance, happened)
         self._store.async_delay_save(self._stored, 0)
 
     def _first_time(self, event_id: str | None) -> bool:
@@ -450,13 +536,17 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         return True
 
     @callback
-    def _fire(self, event_type: str, record: TorrentRecord, happened: Any = None) -> None:
+    def _fire(
+        self, event_type: str, record: TorrentRecord, instance_id: str, happened: Any = None
+    ) -> None:
         """Put a download event on the bus and hand it to the event entity, with what an
         automation needs to act (once per download and moment: see ``_announced``).
 
         The moment of an addition or completion is the torrent's ``added_at`` or
         ``completed_at``; a removal's is when it happened (the diff's ``t``, which a late
-        replay of it carries too).
+        replay of it carries too). The same hash in two instances (cross-seeding) is two
+        downloads; the instance ``default`` keeps the key it had before instances, so the
+        announcements stored by an older version still count.
         """
         if event_type == EVENT_DOWNLOAD_REMOVED:
             when = happened
@@ -465,16 +555,19 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
                 "completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at"
             )
         if when is not None:
-            key = f"{event_type} {record.get('hash')} {when}"
+            torrent = record.get("hash")
+            if instance_id != DEFAULT_INSTANCE_ID:
+                torrent = f"{instance_id}/{torrent}"
+            key = f"{event_type} {torrent} {when}"
             if key in self._announced:
                 LOGGER.debug("Not firing %s for %s again", event_type, record.get("hash"))
                 return
             self._announced[key] = None
             while len(self._announced) > ANNOUNCED_KEPT:
                 self._announced.popitem(last=False)
-        instance_id = self.data.instance_id if self.data else DEFAULT_INSTANCE_ID
         data: dict[str, Any] = {
             "config_entry_id": self.config_entry.entry_id,
+            "instance": instance_id,
             "device_id": async_device_id(self.hass, self.config_entry.entry_id, instance_id),
             "hash": record.get("hash"),
             "name": record.get("name"),

@@ -55,11 +55,21 @@ async def async_get_config_entry_diagnostics(
         "server": {
             "version": state.version,
             "heartbeat": state.heartbeat,
-            "status": state.status,
-            "transfer": state.transfer,
-            "torrents": [
-                async_redact_data(record, TO_REDACT_TORRENT)
-                for record in state.torrents.values()
+            "protocol": state.protocol,
+            # Instance ids and names are the user's own labels, not private: kept.
+            "instances": [
+                {
+                    "id": instance.id,
+                    "name": instance.name,
+                    "version": instance.version,
+                    "status": instance.status,
+                    "transfer": instance.transfer,
+                    "torrents": [
+                        async_redact_data(record, TO_REDACT_TORRENT)
+                        for record in instance.torrents.values()
+                    ],
+                }
+                for instance in state.instances.values()
             ],
         },
     }

@@ -18,16 +18,18 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import QuartDlConfigEntry
 from .coordinator import QuartDlCoordinator
-from .entity import QuartDlEntity
+from .entity import QuartDlEntity, async_add_instance_entities
 
 PARALLEL_UPDATES = 0
 
 #: The event types, as the coordinator names them (the bus event without ``quart_dl_``).
 DOWNLOAD_EVENT_TYPES = ["download_added", "download_completed", "download_removed"]
 
-#: What an event carries to the entity's attributes (the bus event also has the entry and
-#: device ids, which the entity already belongs to).
-EVENT_ATTRIBUTES = ("hash", "name", "size", "save_path", "late", "happened_at")
+#: What an event carries to the entity's attributes (the bus event also has the entry id,
+#: which the entity already belongs to).
+EVENT_ATTRIBUTES = (
+    "hash", "name", "size", "save_path", "instance", "device_id", "late", "happened_at"
+)
 
 EVENTS: tuple[EventEntityDescription, ...] = (
     EventEntityDescription(
@@ -43,9 +45,15 @@ async def async_setup_entry(
     entry: QuartDlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the event entity of the server's (primary) instance."""
+    """Add the event entity of each instance (now, and of every one that appears)."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(QuartDlEventEntity(coordinator, description) for description in EVENTS)
+    async_add_instance_entities(
+        entry,
+        async_add_entities,
+        lambda instance_id: (
+            QuartDlEventEntity(coordinator, description, instance_id) for description in EVENTS
+        ),
+    )
 
 
 class QuartDlEventEntity(QuartDlEntity, EventEntity):
@@ -53,9 +61,14 @@ class QuartDlEventEntity(QuartDlEntity, EventEntity):
 
     entity_description: EventEntityDescription
 
-    def __init__(self, coordinator: QuartDlCoordinator, description: EventEntityDescription) -> None:
-        """Bind the description to the server's coordinator."""
-        super().__init__(coordinator, description.key)
+    def __init__(
+        self,
+        coordinator: QuartDlCoordinator,
+        description: EventEntityDescription,
+        instance_id: str,
+    ) -> None:
+        """Bind the description to one instance."""
+        super().__init__(coordinator, description.key, instance_id)
         self.entity_description = description
 
     async def async_added_to_hass(self) -> None:
@@ -65,6 +78,8 @@ class QuartDlEventEntity(QuartDlEntity, EventEntity):
 
     @callback
     def _download(self, event_type: str, data: dict[str, Any]) -> None:
+        if data.get("instance") != self.instance_id:
+            return
         self._trigger_event(
             event_type, {key: data[key] for key in EVENT_ATTRIBUTES if key in data}
         )

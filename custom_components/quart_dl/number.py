@@ -24,16 +24,16 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import QuartDlConfigEntry
 from .coordinator import QuartDlCoordinator
-from .entity import QuartDlEntity
-from .models import ServerState
+from .entity import QuartDlEntity, async_add_instance_entities
+from .models import InstanceState
 
 PARALLEL_UPDATES = 0
 
 KIB = 1024
 
 
-def _limit_kib(key: str) -> Callable[[ServerState], float | None]:
-    def value(state: ServerState) -> float | None:
+def _limit_kib(key: str) -> Callable[[InstanceState], float | None]:
+    def value(state: InstanceState) -> float | None:
         limit = state.transfer.get(key)
         if isinstance(limit, int) and not isinstance(limit, bool):
             return limit // KIB
@@ -46,7 +46,7 @@ def _limit_kib(key: str) -> Callable[[ServerState], float | None]:
 class QuartDlNumberEntityDescription(NumberEntityDescription):
     """Describes a quart-dl number: its value in KiB/s and the transfer key it sets."""
 
-    value_fn: Callable[[ServerState], float | None]
+    value_fn: Callable[[InstanceState], float | None]
     transfer_key: str
 
 
@@ -74,9 +74,15 @@ async def async_setup_entry(
     entry: QuartDlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the numbers of one quart-dl server."""
+    """Add the numbers of each instance (now, and of every one that appears)."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(QuartDlNumberEntity(coordinator, description) for description in NUMBERS)
+    async_add_instance_entities(
+        entry,
+        async_add_entities,
+        lambda instance_id: (
+            QuartDlNumberEntity(coordinator, description, instance_id) for description in NUMBERS
+        ),
+    )
 
 
 class QuartDlNumberEntity(QuartDlEntity, NumberEntity):
@@ -85,10 +91,13 @@ class QuartDlNumberEntity(QuartDlEntity, NumberEntity):
     entity_description: QuartDlNumberEntityDescription
 
     def __init__(
-        self, coordinator: QuartDlCoordinator, description: QuartDlNumberEntityDescription
+        self,
+        coordinator: QuartDlCoordinator,
+        description: QuartDlNumberEntityDescription,
+        instance_id: str,
     ) -> None:
-        """Bind the description to the server's coordinator."""
-        super().__init__(coordinator, description.key)
+        """Bind the description to one instance."""
+        super().__init__(coordinator, description.key, instance_id)
         self.entity_description = description
 
     @property
@@ -96,19 +105,23 @@ class QuartDlNumberEntity(QuartDlEntity, NumberEntity):
         """Available while the server reaches qBittorrent."""
         return (
             super().available
-            and self.coordinator.data is not None
-            and self.coordinator.data.qbittorrent_connected
+            and (instance := self.instance) is not None
+            and instance.qbittorrent_connected
         )
 
     @property
     def native_value(self) -> float | None:
         """The limit in KiB/s (0 = unlimited)."""
-        return self.entity_description.value_fn(self.coordinator.data)
+        instance = self.instance
+        return self.entity_description.value_fn(instance) if instance is not None else None
 
     async def async_set_native_value(self, value: float) -> None:
         """Set the limit in qBittorrent (KiB/s to bytes/s)."""
         client = self.coordinator.client
         answer = await self._async_act(
-            client.set_transfer(**{self.entity_description.transfer_key: int(value) * KIB})
+            client.set_transfer(
+                instance=self.instance_param,
+                **{self.entity_description.transfer_key: int(value) * KIB},
+            )
         )
         self._apply_transfer(answer)

@@ -16,8 +16,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import QuartDlConfigEntry
 from .coordinator import QuartDlCoordinator
-from .entity import QuartDlEntity
-from .models import ServerState
+from .entity import QuartDlEntity, async_add_instance_entities
+from .models import InstanceState
 
 # One request per action is plenty; Home Assistant need not limit us further.
 PARALLEL_UPDATES = 0
@@ -27,7 +27,7 @@ PARALLEL_UPDATES = 0
 class QuartDlSwitchEntityDescription(SwitchEntityDescription):
     """Describes a quart-dl switch: its state, and the transfer setting it changes."""
 
-    is_on_fn: Callable[[ServerState], bool | None]
+    is_on_fn: Callable[[InstanceState], bool | None]
     #: The key of ``POST /api/transfer`` that this switch sets to true or false.
     transfer_key: str
 
@@ -49,9 +49,15 @@ async def async_setup_entry(
     entry: QuartDlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the switches of one quart-dl server."""
+    """Add the switches of each instance (now, and of every one that appears)."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(QuartDlSwitchEntity(coordinator, description) for description in SWITCHES)
+    async_add_instance_entities(
+        entry,
+        async_add_entities,
+        lambda instance_id: (
+            QuartDlSwitchEntity(coordinator, description, instance_id) for description in SWITCHES
+        ),
+    )
 
 
 class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
@@ -60,10 +66,13 @@ class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
     entity_description: QuartDlSwitchEntityDescription
 
     def __init__(
-        self, coordinator: QuartDlCoordinator, description: QuartDlSwitchEntityDescription
+        self,
+        coordinator: QuartDlCoordinator,
+        description: QuartDlSwitchEntityDescription,
+        instance_id: str,
     ) -> None:
-        """Bind the description to the server's coordinator."""
-        super().__init__(coordinator, description.key)
+        """Bind the description to one instance."""
+        super().__init__(coordinator, description.key, instance_id)
         self.entity_description = description
 
     @property
@@ -71,14 +80,15 @@ class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
         """Available while the server reaches qBittorrent (else nothing can be switched)."""
         return (
             super().available
-            and self.coordinator.data is not None
-            and self.coordinator.data.qbittorrent_connected
+            and (instance := self.instance) is not None
+            and instance.qbittorrent_connected
         )
 
     @property
     def is_on(self) -> bool | None:
         """Whether the setting is on, as last pushed (``None`` from an older server)."""
-        return self.entity_description.is_on_fn(self.coordinator.data)
+        instance = self.instance
+        return self.entity_description.is_on_fn(instance) if instance is not None else None
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch the setting on in qBittorrent."""
@@ -91,6 +101,8 @@ class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
     async def _async_set(self, value: bool) -> None:
         client = self.coordinator.client
         answer = await self._async_act(
-            client.set_transfer(**{self.entity_description.transfer_key: value})
+            client.set_transfer(
+                instance=self.instance_param, **{self.entity_description.transfer_key: value}
+            )
         )
         self._apply_transfer(answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import qbittorrentapi
@@ -51,3 +51,16 @@ async def in_qbittorrent(
         return dict(found[0]) if found else None
 
     await until(hass, record, check, what)
+
+
+async def settles[T](read: Callable[[], Awaitable[T]], check: Callable[[T], bool], what: str) -> T:
+    """Read Home Assistant's side (a service's answer, an entity's state) until ``check``
+    holds, 10 s at most: it follows qBittorrent through the server's stream, a poll later."""
+    deadline = time.monotonic() + 10
+    value = await read()
+    while not check(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for Home Assistant: {what} (last: {value!r})")
+        await asyncio.sleep(0.1)
+        value = await read()
+    return value

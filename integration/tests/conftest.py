@@ -295,3 +295,62 @@ def qbt(actions_qbt: QbtInstance) -> qbittorrentapi.Client:
 async def actions_entry(hass: HomeAssistant, actions_server: ServerProcess) -> MockConfigEntry:
     """An entry for :func:`actions_server` with its full access token."""
     return await setup_actions_entry(hass, actions_server)
+
+
+@pytest.fixture(scope="session")
+def second_qbt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QbtInstance]:
+    """A second ``qbittorrent-nox`` (4.5.2), the other instance of a two-instance server."""
+    pytest_socket.enable_socket()  # see qbt_pair
+    daemon = QbtInstance(tmp_path_factory.mktemp("second-qbt"), name="second")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def instances_toml(path: Path, *tables: tuple[str, str, QbtInstance]) -> Path:
+    """Write a TOML file with one ``[[instances]]`` table per (id, name, daemon)."""
+    text = "".join(
+        "[[instances]]\n"
+        f'id = "{key}"\n'
+        f"name = {json.dumps(name)}\n"
+        f'url = "{daemon.url}"\n'
+        f'username = "{daemon.username}"\n'
+        f"password = {json.dumps(daemon.password)}\n"
+        for key, name, daemon in tables
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_instances_server(root: Path, primary: QbtInstance, config: Path) -> ServerProcess:
+    """A server following ``primary`` by the flat flags (instance ``default``) and the
+    ``[[instances]]`` tables of ``config``, with :data:`ACTIONS_TOKEN` (not started)."""
+    return ServerProcess(
+        root,
+        qbt_url=primary.url,
+        qbt_username=primary.username,
+        qbt_password=primary.password,
+        heartbeat=1.0,
+        poll_interval=0.5,
+        extra_args=(*SERVER_ARGS, "--config", str(config)),
+        env={"QUART_DL_ACCESS_TOKEN": ACTIONS_TOKEN},
+    )
+
+
+def wait_for_instances(process: ServerProcess, ids: list[str], timeout: float = 20.0) -> None:
+    """Block until the server lists exactly ``ids``, every one connected to qBittorrent."""
+    from quart_dl.lab.wait import wait_for as wait_sync
+
+    def listed() -> bool:
+        request = urllib.request.Request(
+            process.url + "api/instances", headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            instances = json.load(response)["instances"]
+        return [i["id"] for i in instances] == ids and all(
+            i["status"]["qbittorrent"] == "connected" for i in instances
+        )
+
+    wait_sync(listed, timeout, f"the server to follow {ids}, connected")

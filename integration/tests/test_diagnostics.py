@@ -26,9 +26,11 @@ async def test_diagnostics_are_redacted(
     assert result["entry"]["data"][CONF_URL] == "**REDACTED**"
     assert result["stream"]["connected"] is True
     assert result["stream"]["snapshots"] == 1
-    assert result["server"]["status"]["qbittorrent"] == "connected"
+    [instance] = result["server"]["instances"]
+    assert instance["id"] == "default"
+    assert instance["status"]["qbittorrent"] == "connected"
     coordinator = entry.runtime_data.coordinator
-    for torrent_hash, record in coordinator.data.torrents.items():
+    for torrent_hash, record in coordinator.data.primary.torrents.items():
         assert torrent_hash not in text
         assert record["name"] not in text
-    assert all(t["name"] == "**REDACTED**" for t in result["server"]["torrents"])
+    assert all(t["name"] == "**REDACTED**" for t in instance["torrents"])

@@ -1,5 +1,5 @@
 """The event entity: each download's added, completed and removed, once, across a restart
-of the server, against a real download in real qBittorrent."""
+of the server and of Home Assistant, against a real download in real qBittorrent."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from custom_components.quart_dl.const import DOMAIN, EVENT_DOWNLOAD_REMOVED
 from custom_components.quart_dl.event import DOWNLOAD_EVENT_TYPES
 
 from .helpers import EventRecorder, StateRecorder, entity_id, state_of
-from .test_push import wait_caught_up
+from .test_push import _completed_on_server, wait_caught_up
 
 KIB = 1024
 
@@ -90,3 +90,36 @@ async def test_event_entity_announces_each_download_once_across_a_server_restart
     assert bus["name"] == name
     recorder.stop()
     removed_bus.stop()
+
+
+async def test_event_entity_announces_a_download_completed_while_home_assistant_was_down_once(
+    hass: HomeAssistant,
+    server: ServerProcess,
+    entry: MockConfigEntry,
+    qbt_pair: TransferPair,
+) -> None:
+    """The entry is unloaded (as when Home Assistant stops), a download is added and completes,
+    the entry is set up again: the entity announces the missed download_completed once (from
+    the server's durable log, resumed at the stored id), and a reload announces nothing again."""
+    events = entity_id(hass, entry.entry_id, "event", "downloads")
+    recorder = StateRecorder(hass, events)
+    await wait_caught_up(hass, server, entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    info_hash = await hass.async_add_executor_job(
+        partial(qbt_pair.add_transfer, f"ha-down-{uuid.uuid4().hex[:8]}.bin", 1024 * KIB, 512 * KIB)
+    )
+    await _completed_on_server(hass, server, info_hash)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for_async(
+        lambda: _events(recorder, "download_completed", info_hash), 30, "the missed download_completed"
+    )
+    await wait_caught_up(hass, server, entry)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for_async(lambda: entry.runtime_data.coordinator.stream.connected, 10, "the stream")
+    await wait_caught_up(hass, server, entry)
+    assert len(_events(recorder, "download_completed", info_hash)) == 1
+    assert len(_events(recorder, "download_added", info_hash)) == 1
+    recorder.stop()

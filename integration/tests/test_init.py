@@ -17,7 +17,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 from quart_dl.lab.qbittorrent_nox import free_port
-from quart_dl.lab.server_process import ServerProcess
+from quart_dl.lab.server_process import ServerProcess, get_json
 from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for_async
 
@@ -106,7 +106,19 @@ async def test_entity_ids_say_what_they_are(
     )
     assert device is not None
     assert device.name == "qBittorrent"
-    assert device.sw_version == (await hass.async_add_executor_job(server.status))["version"]
+    listed = await hass.async_add_executor_job(get_json, server.url + "api/instances")
+    # The instance's device shows its qBittorrent's version; the server's device (its
+    # parent, with the totals) quart-dl's.
+    assert device.sw_version == listed["instances"][0]["version"]
+    parent = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}/server")}
+    )
+    assert parent is not None
+    assert device.via_device_id == parent.id
+    assert parent.sw_version == (await hass.async_add_executor_job(server.status))["version"]
+    assert entity_id(hass, entry.entry_id, "sensor", "total_download_speed") == (
+        "sensor.quart_dl_total_download_speed"
+    )
     entities = er.async_entries_for_device(er.async_get(hass), device.id)
     assert len(entities) >= len(expected)
 
@@ -124,7 +136,11 @@ async def test_device_of_an_older_entry_keeps_its_id(
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
+    devices = [
+        device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if (DOMAIN, f"{entry.entry_id}/server") not in device.identifiers
+    ]
     assert [device.id for device in devices] == [old.id]
     assert devices[0].identifiers == {(DOMAIN, f"{entry.entry_id}_default")}
     assert await hass.config_entries.async_unload(entry.entry_id)

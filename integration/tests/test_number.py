@@ -8,8 +8,18 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 
-from .actions_helpers import until
+from .actions_helpers import settles, until
 from .helpers import entity_id, state_of
+
+
+async def number_shows(hass: HomeAssistant, number: str, value: float) -> None:
+    """The entity follows qBittorrent through the stream (a regression: read at once under
+    load, it still showed the limit before the action)."""
+
+    async def read() -> float:
+        return float(state_of(hass, number).state)
+
+    await settles(read, lambda shown: shown == value, f"{number} to show {value}")
 
 
 async def test_limits_are_disabled_by_default_and_set_qbittorrent(
@@ -35,7 +45,7 @@ async def test_limits_are_disabled_by_default_and_set_qbittorrent(
             blocking=True,
         )
         await until(hass, qbt.transfer_download_limit, lambda v: v == 512 * 1024, "dl limit")
-        assert float(state_of(hass, numbers["dl_limit"]).state) == 512
+        await number_shows(hass, numbers["dl_limit"], 512)
         await hass.services.async_call(
             "number",
             "set_value",
@@ -43,7 +53,7 @@ async def test_limits_are_disabled_by_default_and_set_qbittorrent(
             blocking=True,
         )
         await until(hass, qbt.transfer_upload_limit, lambda v: v == 100 * 1024, "up limit")
-        assert float(state_of(hass, numbers["up_limit"]).state) == 100
+        await number_shows(hass, numbers["up_limit"], 100)
     finally:
         await hass.async_add_executor_job(qbt.transfer_set_download_limit, 0)
         await hass.async_add_executor_job(qbt.transfer_set_upload_limit, 0)

@@ -192,6 +192,7 @@ async def test_completion_event_fires_once(
     assert device is not None
     assert event == {
         "config_entry_id": entry.entry_id,
+        "instance": "default",
         "device_id": device.id,
         "hash": info_hash,
         "name": name,

@@ -87,9 +87,9 @@ async def test_speed_sensors_write_at_most_every_interval(
 
     def push(dl_speed: int, torrents: int = 0) -> None:
         state = coordinator.data
-        state.transfer["dl_speed"] = dl_speed
-        state.transfer["up_speed"] = dl_speed
-        state.torrents = {f"{n:040x}": {"hash": f"{n:040x}", "phase": "paused"}
+        state.primary.transfer["dl_speed"] = dl_speed
+        state.primary.transfer["up_speed"] = dl_speed
+        state.primary.torrents = {f"{n:040x}": {"hash": f"{n:040x}", "phase": "paused"}
                           for n in range(torrents)}
         coordinator.async_set_updated_data(state)
 
@@ -145,7 +145,7 @@ async def test_interval_zero_writes_every_change(
     speed = entity_id(hass, entry.entry_id, "sensor", "download_speed")
     speeds = StateRecorder(hass, speed)
     for value in (1024, 2048, 3072):
-        coordinator.data.transfer["dl_speed"] = value
+        coordinator.data.primary.transfer["dl_speed"] = value
         coordinator.async_set_updated_data(coordinator.data)
     await hass.async_block_till_done()
     assert [s.state for _, s in speeds.states if s is not None] == ["1.0", "2.0", "3.0"]

@@ -25,7 +25,7 @@ from quart_dl.lab.transfer import make_payload, make_torrent
 
 from custom_components.quart_dl.const import DOMAIN
 
-from .actions_helpers import in_qbittorrent, new_magnet, paused, until
+from .actions_helpers import in_qbittorrent, new_magnet, paused, settles, until
 from .conftest import READ_TOKEN, setup_actions_entry
 
 
@@ -78,9 +78,13 @@ async def test_add_torrent_with_options_and_get_torrents(
         "stopped, with category, tags and save path",
     )
 
-    answer = await call(hass, "get_torrents", entry, category="films", tag="ha", phase=["paused"])
-    hashes = [t["hash"] for t in answer["torrents"]]
-    assert info_hash in hashes
+    # Home Assistant sees it a poll and a push after qBittorrent does (a regression: asked at
+    # once, under load, the answer could still be empty).
+    answer = await settles(
+        lambda: call(hass, "get_torrents", entry, category="films", tag="ha", phase=["paused"]),
+        lambda a: info_hash in [t["hash"] for t in a["torrents"]],
+        "get_torrents to list the stopped torrent",
+    )
     torrent = next(t for t in answer["torrents"] if t["hash"] == info_hash)
     assert torrent["phase"] == "paused"
     assert torrent["category"] == "films"

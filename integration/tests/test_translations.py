@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import homeassistant
+import voluptuous as vol
 from homeassistant.helpers.entity import EntityDescription
 
 COMPONENT = Path(__file__).parents[2] / "custom_components" / "quart_dl"
@@ -86,13 +87,13 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
     from custom_components.quart_dl.button import BUTTONS
     from custom_components.quart_dl.event import DOWNLOAD_EVENT_TYPES, EVENTS
     from custom_components.quart_dl.number import NUMBERS
-    from custom_components.quart_dl.sensor import SENSORS
+    from custom_components.quart_dl.sensor import SENSORS, TOTAL_SENSORS
     from custom_components.quart_dl.switch import SWITCHES
 
     strings = resolve_strings()["entity"]
     icons = json.loads((COMPONENT / "icons.json").read_text("utf-8"))["entity"]
     platforms: dict[str, Sequence[EntityDescription]] = {
-        "sensor": SENSORS,
+        "sensor": (*SENSORS, *TOTAL_SENSORS),
         "binary_sensor": BINARY_SENSORS,
         "switch": SWITCHES,
         "button": BUTTONS,
@@ -134,9 +135,11 @@ def test_every_service_and_field_has_strings_and_an_icon() -> None:
             field = strings[service]["fields"][name]
             assert field["name"], (service, name)
             assert field["description"], (service, name)
-        schema_fields = {str(key) for key in next(
-            schema for name, _, schema, _ in _SERVICES if name == service
-        ).schema}
+        schema = next(schema for name, _, schema, _ in _SERVICES if name == service)
+        if isinstance(schema, vol.All):
+            # An entry or a device: the fields' schema, then the at-least-one check.
+            schema = schema.validators[0]
+        schema_fields = {str(key) for key in schema.schema}
         assert fields == schema_fields, service
     selector = resolve_strings()["selector"]["phase"]["options"]
     from custom_components.quart_dl.services import PHASES

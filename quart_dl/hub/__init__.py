@@ -2,7 +2,8 @@
 
 Three parts, one module each: the published view (``view.py``), the event log (``log.py``:
 ids and replay behind a small interface) and the fan-out (``fanout.py``: every stream's sink,
-``sinks.py``, one delivery loop, one heartbeat tick). ``hub.py`` puts them together. Nothing
+``sinks.py``, one delivery loop, one heartbeat tick; ``selector_transport.py``: what that loop
+relies on of asyncio's TCP transport to send on the socket itself). ``hub.py`` puts them together. Nothing
 here talks to qBittorrent or to HTTP: instances publish in, carriers take sinks out.
 """
 

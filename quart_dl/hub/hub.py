@@ -356,15 +356,18 @@ class Hub:
         """The sequence number of an id from this log, or None (other epoch, garbage)."""
         return self.log.parse(value)
 
-    async def resume(self, last_event_id: str | None, v2: bool = False) -> Resume | None:
+    async def resume(
+        self, last_event_id: str | None, v2: bool = False, instance: str | None = None
+    ) -> Resume | None:
         """Read what the durable log holds for ``last_event_id`` beyond memory, before
         ``subscribe`` (which must not await: see the module docstring). None when memory
-        answers alone, or there is no id."""
+        answers alone, or there is no id. ``v2`` and ``instance`` say which snapshot the
+        stream would open with instead (its size bounds the replay)."""
         if not last_event_id or self.log.replay(last_event_id) is not None:
             return None
         # A replay bigger than the snapshot (cached per seq, so a storm of resumes after a
         # restart builds it once) is sent as the snapshot and the late lifecycle events.
-        snapshot = self.snapshot_v2() if v2 else self.snapshot_frame()
+        snapshot = self.snapshot_v2(instance) if v2 else self.snapshot_frame(None, instance)
         reading = self.log.resume(last_event_id, max_bytes=len(snapshot))
         try:
             # Bounded: a database that hangs (rather than refusing) must not hold the stream,

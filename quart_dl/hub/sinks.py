@@ -27,9 +27,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .frames import LAST_CHUNK, Event, chunk
+from .selector_transport import Send, direct_send
 
 if TYPE_CHECKING:
     from asyncio import Transport
+    from collections.abc import Sized
 
 log = logging.getLogger("quart_dl.hub")
 
@@ -118,9 +120,15 @@ class Sink(ABC):
 
 
 class TransportSink(Sink):
-    """A stream the socket layer holds: events are written straight to its transport."""
+    """A stream the socket layer holds: events are written straight to its transport.
 
-    __slots__ = ("backlog", "chunked", "transport")
+    A whole-library stream is delivered to by the fan-out's own loop (``FanOut.deliver``),
+    which sends on ``send`` itself while the transport's ``unsent`` is empty
+    (``selector_transport.py``); ``deliver`` here is the path for everything else (a
+    per-torrent stream, a paused or ending one) and what the fan-out's loop falls back to.
+    """
+
+    __slots__ = ("backlog", "chunked", "send", "transport", "unsent")
 
     def __init__(
         self,
@@ -144,6 +152,11 @@ class TransportSink(Sink):
         self.chunked = chunked
         #: Events written since the transport paused (it stopped draining).
         self.backlog = 0
+        direct = direct_send(transport)
+        #: The socket's own ``send``, and the bytes the transport still holds unsent; None
+        #: when the transport is not asyncio's plain TCP one (``write`` is used then).
+        self.send: Send | None = direct[0] if direct is not None else None
+        self.unsent: Sized | None = direct[1] if direct is not None else None
 
     def deliver(self, event: Event, now: float) -> None:
         if self.close_reason is not None:
@@ -166,12 +179,34 @@ class TransportSink(Sink):
             if self.backlog > self.queue_size:
                 self.close(OVERFLOW)
                 return
-        self.transport.write(data)
+        self.put(data)
         self.last_sent = now
 
     def write(self, data: bytes) -> None:
         """Put one or more frames on the socket, framed as this stream needs."""
-        self.transport.write(chunk(data) if self.chunked else data)
+        self.put(chunk(data) if self.chunked else data)
+
+    def put(self, data: bytes) -> None:
+        """Write ``data``: on the socket itself when nothing waits in the transport, and what
+        the socket does not take (or every byte, when something waits) through ``write``.
+
+        The fan-out's loop inlines this for whole-library streams; it is here for them all.
+        """
+        send = self.send
+        if send is None or self.unsent:
+            self.transport.write(data)
+            return
+        try:
+            sent = send(data)
+        except OSError:  # BlockingIOError included: ``write`` retries, buffers or fails it
+            sent = 0
+        if sent != len(data):
+            self.transport.write(data[sent:])
+
+    def lost(self) -> None:
+        """The client ended its side (EOF): nothing more is sent; ``connection_lost`` follows."""
+        if self.close_reason is None:
+            self.close_reason = CLIENT_CLOSED
 
     def paused(self, now: float) -> None:
         """asyncio paused writing: the client stopped draining."""

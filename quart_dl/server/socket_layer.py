@@ -293,6 +293,10 @@ class FrontProtocol(asyncio.Protocol):
         self._door.track(task)
 
     def eof_received(self) -> bool | None:
+        if self._sub is not None:
+            # asyncio closes the transport now and drops what is written to it; the fan-out,
+            # which may send on the socket itself, must stop too (``TransportSink.lost``).
+            self._sub.lost()
         return None  # close our side too; connection_lost follows
 
     def pause_writing(self) -> None:

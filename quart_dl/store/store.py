@@ -96,22 +96,28 @@ async def open_database(url: str) -> None:
     await Tortoise.generate_schemas(safe=True)
 
 
-#: Columns added after a table was first released: (table, column, SQL type). ``generate_schemas``
-#: creates missing tables only, so a database from an earlier release gets them here.
-ADDED_COLUMNS = (("event_log", "instance", "VARCHAR(32)"),)
+#: Columns added after a table was first released: (table, column, SQL type, the value the
+#: rows already there get). ``generate_schemas`` creates missing tables only, so a database
+#: from an earlier release gets them here. ``event_log.instance``: every event of a release
+#: before several instances was about its one instance, ``default`` (null would make them the
+#: whole server's: replayed to a stream of any instance, and to protocol 2 naming none).
+ADDED_COLUMNS = (("event_log", "instance", "VARCHAR(32)", "'default'"),)
 
 
 async def upgrade_schema() -> None:
     """Add the columns a database from an earlier release lacks (idempotent, both dialects)."""
     conn = Tortoise.get_connection("default")
-    for table, column, kind in ADDED_COLUMNS:
+    for table, column, kind, existing in ADDED_COLUMNS:
         # Our own constant names only. Asking for the table, then the column, tells whether
         # either is there (a new database has neither: the schema generation makes both).
         if not await _answers(conn, f'SELECT 1 FROM "{table}" LIMIT 0'):  # noqa: S608
             continue
         # Qualified: SQLite takes an unknown bare "name" for a string literal, not an error.
         if not await _answers(conn, f'SELECT "{table}"."{column}" FROM "{table}" LIMIT 0'):  # noqa: S608
-            await conn.execute_script(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+            # One script: on PostgreSQL one implicit transaction, so a column is never left
+            # added without the rows' value.
+            script = f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}; UPDATE "{table}" SET "{column}" = {existing}'  # noqa: E501, S608
+            await conn.execute_script(script)
             log.info("database upgraded: %s.%s added", table, column)
 
 

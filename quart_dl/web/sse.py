@@ -153,7 +153,7 @@ async def _stream_response(torrent_hash: str | None, instance: str | None, query
     remote = request.remote_addr or "-"
     # Read from the durable log what memory no longer holds (an id from before a restart),
     # here, before subscribing: ``subscribe`` itself must not await (hub.py).
-    resume = await rt.hub.resume(last_event_id, v2)
+    resume = await rt.hub.resume(last_event_id, v2, instance)
     ticket = admit_stream(remote)
     if isinstance(ticket, Response):
         return ticket
