@@ -146,6 +146,8 @@ async def test_an_action_is_announced_polled_at_once_counted_and_logged(
     metrics = await (await served.client.get("/metrics", headers=FULL)).get_data(as_text=True)
     assert 'quart_dl_actions_total{action="pause",result="accepted"} 1.0' in metrics
     (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    # The instance first: an operator following several sees where it acted.
+    assert line.startswith("default: action pause"), line
     for part in ("pause", H1[:8], "panel-1.x_y", "full token", "accepted"):
         assert part in line
     assert H1 not in line  # abbreviated
@@ -255,6 +257,7 @@ async def test_an_action_on_unknown_torrents_is_logged_with_who_asked(
     status, _ = await post(served, {"action": "delete", "hashes": [H1, UNKNOWN_HASH], "client": "script-9"})
     assert status == 404
     (line,) = [r.getMessage() for r in caplog.records if r.name == "quart_dl.web.actions"]
+    assert line.startswith("default: action delete"), line
     for part in ("delete", "script-9", "full token", "unknown torrents", UNKNOWN_HASH[:8]):
         assert part in line, line
     assert TOKEN not in caplog.text

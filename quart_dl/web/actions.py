@@ -160,7 +160,8 @@ def _finish(
     rt = runtime()
     rt.metrics.inc("actions_total", action=action, result=result)
     log.info(
-        "action %s on %s (%d) by %s from %s (%s token): %s%s",
+        "%s: action %s on %s (%d) by %s from %s (%s token): %s%s",
+        instance.id,
         action,
         _abbreviated(asked),
         len(hashes),
@@ -256,7 +257,8 @@ async def torrent_action() -> Response:
     except UnknownTorrents as exc:
         runtime().metrics.inc("actions_total", action=action, result="unknown_torrents")
         log.info(
-            "action %s on %s by %s from %s (%s token): refused, unknown torrents %s",
+            "%s: action %s on %s by %s from %s (%s token): refused, unknown torrents %s",
+            instance.id,
             action,
             _abbreviated(body.hashes),
             body.client or "-",
