@@ -11,7 +11,6 @@ panel as it was).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from playwright.sync_api import Page, expect
 
 from quart_dl.lab.qbittorrent_nox import QbtInstance, daemon_binary
 from quart_dl.lab.server_process import ServerProcess
-from quart_dl.lab.transfer import TransferPair, make_torrent
+from quart_dl.lab.transfer import TransferPair
 from quart_dl.lab.wait import wait_for
 
 HOME = "default"  # the flat settings' instance, first: the primary
@@ -59,34 +58,6 @@ def client5(leecher5: QbtInstance) -> Iterator[qbittorrentapi.Client]:
         leecher5.start()
         client = leecher5.client()
     client.torrents_delete(delete_files=True, torrent_hashes="all")
-
-
-def add_twin(
-    pair: TransferPair, leecher: QbtInstance, client: qbittorrentapi.Client, torrent_hash: str, rate: int
-) -> None:
-    """Have ``leecher`` download the same .torrent as the pair's leecher, from the pair's seeder.
-
-    The torrent is made again from the seeder's payload: no creation date, so the same bytes
-    and the same info-hash. With no tracker and no DHT, the seeder is introduced as a peer
-    until the leecher reports it connected (as TransferPair.reconnect_peer does).
-    """
-    data = make_torrent(pair.payload_path(torrent_hash))
-    client.torrents_add(
-        torrent_files=data,
-        save_path=str(leecher.downloads / torrent_hash[:12]),
-        download_limit=rate,
-        use_auto_torrent_management=False,
-    )
-    deadline = time.monotonic() + 25
-    while True:
-        (torrent,) = client.torrents_info(torrent_hashes=torrent_hash) or (None,)
-        if torrent is not None and torrent.num_seeds > 0:
-            return
-        if torrent is not None:
-            client.torrents_add_peers(peers=[pair.seeder_peer], torrent_hashes=torrent_hash)
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"the 5.1 leecher did not connect to the seeder for {torrent_hash}")
-        time.sleep(1.0)
 
 
 def two_instance_config(tmp_path: Path, leecher: QbtInstance) -> Path:
@@ -130,7 +101,7 @@ def test_two_instances_show_two_live_rows_and_one_down_instance_leaves_the_other
     artifacts: Path,
 ) -> None:
     torrent_hash = pair.add_transfer("twins.bin", size=12 * MiB, rate=128 * KiB)
-    add_twin(pair, leecher5, client5, torrent_hash, rate=128 * KiB)
+    pair.also_leech(leecher5, torrent_hash, rate=128 * KiB, timeout=25)
     server = make_server(heartbeat=15, extra_args=("--config", str(two_instance_config(tmp_path, leecher5))))
     page.goto(server.url)
     wait_live(page)
@@ -254,7 +225,7 @@ def test_an_action_on_a_row_goes_to_that_rows_instance(
     tmp_path: Path,
 ) -> None:
     torrent_hash = pair.add_transfer("act-twins.bin", size=8 * MiB, rate=64 * KiB)
-    add_twin(pair, leecher5, client5, torrent_hash, rate=64 * KiB)
+    pair.also_leech(leecher5, torrent_hash, rate=64 * KiB, timeout=25)
     config = two_instance_config(tmp_path, leecher5)
     server = make_server(
         heartbeat=15, extra_args=("--config", str(config)), env={"QUART_DL_OPEN_ACTIONS": "true"}

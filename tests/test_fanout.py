@@ -134,8 +134,10 @@ async def test_regression_an_event_waits_behind_the_bytes_its_transport_still_ho
     assert event is not None
     assert sink.sending_since is None
     stream = first
+    deadline = time.monotonic() + 5
     while len(stream) < len(opening) + len(event.chunk):
-        await asyncio.sleep(0)  # asyncio's writer sends what the transport holds
+        assert time.monotonic() < deadline, f"only {len(stream)} bytes arrived"
+        await asyncio.sleep(0)  # one loop turn: asyncio's writer sends what the transport holds
         stream += received(theirs)
     assert stream == opening + event.chunk
 

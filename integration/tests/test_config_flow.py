@@ -357,8 +357,7 @@ def server_ids() -> Iterator[dict[str, str]]:
 async def test_real_server_id_keys_the_entry(hass: HomeAssistant, server: ServerProcess) -> None:
     """The real server's ``server_id`` becomes the entry's unique id."""
     status = await hass.async_add_executor_job(server.status)
-    if "server_id" not in status:
-        pytest.skip("this server build sends no server_id yet (the server side of #16)")
+    assert status["server_id"], "the server sends a server_id (its database's id)"
     result = await _start_user_flow(hass, {CONF_URL: server.url})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == status["server_id"]

@@ -266,7 +266,7 @@ def old_server_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quart_dl package of :data:`OLD_SERVER_COMMIT`, taken from this repository."""
     git = shutil.which("git")
     if git is None:
-        pytest.skip("git is needed to take the older server from the repository's history")
+        pytest.fail("git is needed to take the older server from the repository's history", pytrace=False)
     try:
         archive = subprocess.run(
             [git, "-C", str(REPO), "archive", "--format=tar", OLD_SERVER_COMMIT, "quart_dl"],
@@ -275,7 +275,11 @@ def old_server_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             timeout=60,
         ).stdout
     except subprocess.CalledProcessError as err:
-        pytest.skip(f"commit {OLD_SERVER_COMMIT} is not in this checkout: {err.stderr!r}")
+        pytest.fail(
+            f"commit {OLD_SERVER_COMMIT} is not in this checkout (a shallow clone? fetch the history):"
+            f" {err.stderr!r}",
+            pytrace=False,
+        )
     tree = tmp_path_factory.mktemp("old-server")
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")
