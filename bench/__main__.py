@@ -47,6 +47,8 @@ COLUMNS = (
     ("publish_to_last_p99_ms", "pub→last p99 ms"),
     ("kb_per_idle_conn", "KB/idle conn"),
     ("cpu_ms_per_broadcast", "CPU ms/bcast"),
+    ("cpu_ms_per_broadcast_gross", "gross"),
+    ("clients_cpu_ms_per_broadcast", "clients' CPU ms/bcast"),
     ("cpu_ms_per_heartbeat_round", "CPU ms/hb round"),
     ("idle_cpu_pct", "idle CPU %"),
     ("connect_s", "connect s"),

@@ -164,6 +164,7 @@ def run_fanout(
         if profile is not None:
             server.control.ask("profile-start")
         published: list[tuple[str, float]] = []
+        clients_cpu0 = pool.cpu()
         cpu0, t0 = server.cpu(), time.monotonic()
         for _ in range(events):
             event_id, t = server.control.ask("pub").split()
@@ -171,6 +172,7 @@ def run_fanout(
             time.sleep(spacing)
         time.sleep(2.0)
         bcast_cpu, bcast_wall = server.cpu() - cpu0, time.monotonic() - t0
+        clients_cpu = pool.cpu() - clients_cpu0
         if profile is not None:
             server.control.ask("profile-stop")
         final = pool.status()
@@ -184,7 +186,10 @@ def run_fanout(
     for r in reports:
         for key, times in r["by_id"].items():
             by_id.setdefault(key, []).extend(times)
-    spreads, last_latency, all_latency, coverage = [], [], [], []
+    spreads: list[float] = []
+    last_latency: list[float] = []
+    all_latency: list[float] = []
+    coverage: list[int] = []
     for event_id, t_pub in published:
         times = by_id.get(event_id, [])
         coverage.append(len(times))
@@ -221,6 +226,7 @@ def run_fanout(
         "kb_per_idle_conn": round((rss1 - rss0) / max(1, live) / 1024, 2),
         "cpu_ms_per_broadcast": round(net_bcast / events * 1000, 1),
         "cpu_ms_per_broadcast_gross": round(bcast_cpu / events * 1000, 1),
+        "clients_cpu_ms_per_broadcast": round(clients_cpu / events * 1000, 1),
         "idle_cpu_pct": round(idle_rate * 100, 2),
         "heartbeat_s": heartbeat,
         "heartbeats_in_window": heartbeats,
