@@ -25,6 +25,7 @@ import pytest
 from fakes import H1, H2, H3, forget_sql_dialect, raw_torrent, seeding_torrent
 
 from quart_dl.record import FIELDS, fields_of_type
+from quart_dl.store import store as store_module
 from quart_dl.store.models import InstanceRow, Torrent
 from quart_dl.store.store import (
     _COLUMNS,
@@ -122,6 +123,31 @@ def added(records: dict[str, Record]) -> ChangeSet:
 async def reload(url: str = "") -> dict[str, Record]:
     """What a fresh Store (as after a restart) loads."""
     return await Store("default", QBT_URL).open_instance()
+
+
+async def test_regression_an_upgrade_that_failed_halfway_left_the_column_without_its_values(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a column was added and the rows given their value in one script, which on
+    SQLite is not one transaction. A failure between the two (here an UPDATE that cannot run;
+    in life a crash) left the column there and the rows unfilled, and the next start, seeing
+    the column, never filled them. Now the two are one transaction on both dialects."""
+    forget_sql_dialect()
+    await open_database(database.url)
+    await close_database()
+    event_log = database.table.replace("torrent", "event_log")
+    await database.execute(f"ALTER TABLE {event_log} DROP COLUMN instance")
+    broken = (("event_log", "instance", "VARCHAR(32)", "no_such_column"),)
+    monkeypatch.setattr(store_module, "ADDED_COLUMNS", broken)
+    with pytest.raises(store_module.DB_ERRORS):
+        await open_database(database.url)
+    await close_database()
+    with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedColumnError), match="instance"):
+        await database.execute(f"SELECT {event_log}.instance FROM {event_log}")
+    monkeypatch.undo()
+    await open_database(database.url)  # the real upgrade, whole, on the next start
+    await close_database()
+    await database.execute(f"SELECT {event_log}.instance FROM {event_log}")
 
 
 def test_tortoise_url_accepts_postgresql_scheme() -> None:

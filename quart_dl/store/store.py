@@ -114,10 +114,13 @@ async def upgrade_schema() -> None:
             continue
         # Qualified: SQLite takes an unknown bare "name" for a string literal, not an error.
         if not await _answers(conn, f'SELECT "{table}"."{column}" FROM "{table}" LIMIT 0'):  # noqa: S608
-            # One script: on PostgreSQL one implicit transaction, so a column is never left
-            # added without the rows' value.
-            script = f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}; UPDATE "{table}" SET "{column}" = {existing}'  # noqa: E501, S608
-            await conn.execute_script(script)
+            # One transaction (both dialects' DDL is transactional), so that a crash or an
+            # error between the two never leaves the column added without the rows' value:
+            # the next start would see the column and never fill it. Not ``execute_script``:
+            # SQLite's commits what is pending before it runs.
+            async with in_transaction() as tx:
+                await tx.execute_query(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+                await tx.execute_query(f'UPDATE "{table}" SET "{column}" = {existing}')  # noqa: S608
             log.info("database upgraded: %s.%s added", table, column)
 
 
