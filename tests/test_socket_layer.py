@@ -662,6 +662,7 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
     monkeypatch.setattr(socket_layer, "APP_SLOTS", 8)
     settings = settings_for(tmp_path)
     running = peak = 0
+    full = asyncio.Event()
     async with serving(settings) as app:
         inner = app.asgi_app
 
@@ -669,8 +670,12 @@ async def test_regression_a_connect_burst_runs_at_most_app_slots_requests_at_onc
             nonlocal running, peak
             running += 1
             peak = max(peak, running)
+            if running >= 8:
+                full.set()
             try:
-                await asyncio.sleep(0.02)  # a request that takes a while, so that they overlap
+                # Held until as many run as the cap allows, so that they surely overlap (and
+                # without the cap, the others would pile in meanwhile).
+                await asyncio.wait_for(full.wait(), 10)
                 await inner(scope, receive, send)
             finally:
                 running -= 1
@@ -692,6 +697,7 @@ async def test_regression_a_burst_of_browser_like_clients_runs_a_few_hypercorn_c
     monkeypatch.setattr(socket_layer, "HYPERCORN_SLOTS", 4)
     settings = settings_for(tmp_path)
     running = peak = 0
+    full = asyncio.Event()
     async with serving(settings) as app:
         inner = app.asgi_app
 
@@ -702,8 +708,10 @@ async def test_regression_a_burst_of_browser_like_clients_runs_a_few_hypercorn_c
                 return
             running += 1
             peak = max(peak, running)
+            if running >= 4:
+                full.set()
             try:
-                await asyncio.sleep(0.02)  # a request that takes a while (below SLOT_HOLD)
+                await asyncio.wait_for(full.wait(), 10)  # held until the cap's worth overlap
                 await inner(scope, receive, send)
             finally:
                 running -= 1
