@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from nginx import Nginx
+from other_site import Site
 
 from quart_dl.lab.chromium import CHROMIUM, CHROMIUM_ARGS
 from quart_dl.lab.qbittorrent_nox import free_port
@@ -155,6 +156,14 @@ def make_nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
     yield make
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """Another web site (other_site.py), for pages that attack or embed the server."""
+    running = Site()
+    yield running
+    running.close()
 
 
 @pytest.fixture

@@ -16,15 +16,13 @@ change it (the positive control: the cookie did work, the check is what stopped 
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
+from other_site import Site
 from playwright.sync_api import Page
 
 from quart_dl.lab.server_process import ServerProcess
@@ -33,45 +31,6 @@ from quart_dl.lab.wait import wait_for
 
 TOKEN = "e2e-csrf-Tok3n-8c1f3a9b2e77"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Site:
-    """Another origin's pages, served for real from loopback (see e2e/test_security.py's
-    ``Site`` for why not ``page.route``)."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        pages = self.pages
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(self.path.partition("?")[0])
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def page(self, name: str, path: str, body: str) -> str:
-        self.pages[path] = body
-        return f"http://{name}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def site() -> Iterator[Site]:
-    running = Site()
-    yield running
-    running.close()
 
 
 def bodies(info_hash: str, magnet: str) -> list[tuple[str, dict[str, Any]]]:

@@ -2,21 +2,21 @@
 lock-out, framing by other sites, the sign-in redirect, and the sign-in page under the CSP.
 
 Chromium maps ``rebind.test`` and ``evil.test`` to 127.0.0.1 (``--host-resolver-rules``,
-conftest.py). Other sites' pages are served by a small HTTP server of the test (``Site``); everything
-they make Chromium ask for goes over the network to the real quart-dl process.
+conftest.py). Other sites' pages are served by a small HTTP server of the tests (the ``site``
+fixture, other_site.py); everything they make Chromium ask for goes over the network to the
+real quart-dl process.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from other_site import Site
 from panel_driver import debug, wait_live
 from playwright.sync_api import Page
 
@@ -26,52 +26,6 @@ TOKEN = "e2e-Access-Tok3n-5b8e1d2c9a"
 HA_SANDBOX = (
     "allow-forms allow-popups allow-pointer-lock allow-same-origin allow-scripts allow-modals allow-downloads"
 )
-
-
-class Site:
-    """Another web site: pages served from loopback by a small HTTP server of the test.
-
-    Served for real rather than through ``page.route``: Chromium counts a routed page as a
-    public one, and its Private Network Access rules would then block every request to
-    127.0.0.1 before quart-dl saw it (a protection Firefox and Safari do not have, and that
-    never applies between two LAN addresses, the ``0.0.0.0`` bind's case).
-    """
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        pages = self.pages
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(self.path.partition("?")[0])
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def page(self, name: str, path: str, body: str) -> str:
-        """Serve ``body`` at ``path``; its URL under the host ``name``."""
-        self.pages[path] = body
-        return f"http://{name}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def site() -> Iterator[Site]:
-    running = Site()
-    yield running
-    running.close()
 
 
 def with_token(make_server: Callable[..., ServerProcess]) -> ServerProcess:
