@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from nginx import Nginx
 from panel_driver import debug, sample_for, wait_live
 from playwright.sync_api import Page
 
@@ -22,10 +23,12 @@ from quart_dl.lab.wait import wait_for
 LOADS = 8
 
 
-def metric(server: ServerProcess, name: str, carrier: str) -> float:
+def metric(server: ServerProcess, name: str, carrier: str | None = None) -> float:
+    """One sample of the server's ``/metrics`` (read directly, not through a proxy)."""
     with urllib.request.urlopen(server.url + "metrics", timeout=5) as reply:
         text = reply.read().decode()
-    found = re.search(rf'^quart_dl_{name}{{carrier="{carrier}"}} (\S+)$', text, re.M)
+    labels = re.escape(f'{{carrier="{carrier}"}}') if carrier else ""
+    found = re.search(rf"^quart_dl_{name}{labels} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -66,4 +69,31 @@ def test_regression_chromiums_eventsource_on_a_reused_connection_took_the_slow_p
     assert final["reconnects"] == 0, final
     assert final["heartbeats"] >= 2, final
     assert metric(server, "sse_streams", "socket") == 1
+    assert server.status()["clients"] == 1
+
+
+def test_the_panel_behind_nginx_with_an_upstream_keepalive_pool_gets_the_fast_path(
+    page: Page,
+    make_server: Callable[..., ServerProcess],
+    make_nginx: Callable[..., Nginx],
+    port: Callable[[], int],
+) -> None:
+    """An upstream ``keepalive`` pool, the usual advice for nginx, sends the panel's stream on
+    an upstream connection that has just served the panel's files: the socket layer takes it
+    back from Hypercorn (issue #12) rather than leaving it to Quart's path. (Without the pool,
+    nginx opens a new upstream connection per request and nothing is taken back.)"""
+    server = make_server(heartbeat=5)
+    listen = port()
+    upstream = f"upstream quart_dl {{ server 127.0.0.1:{server.port}; keepalive 32; }}"
+    location = (
+        "location / { proxy_pass http://quart_dl; proxy_http_version 1.1; "
+        'proxy_set_header Connection ""; proxy_set_header Host $http_host; }'
+    )
+    make_nginx([upstream, f"server {{ listen 127.0.0.1:{listen}; {location} }}"], [listen])
+    page.goto(f"http://127.0.0.1:{listen}/")
+    wait_live(page)
+    assert metric(server, "connections_taken_back_total") >= 1
+    assert metric(server, "sse_streams", "socket") == 1
+    assert metric(server, "sse_streams", "quart") == 0
+    assert metric(server, "sse_streams_opened_total", "quart") == 0
     assert server.status()["clients"] == 1
