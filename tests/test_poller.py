@@ -172,9 +172,7 @@ async def test_quiet_polls_publish_nothing(make_poller: MakePoller, store: Recor
 
 
 async def test_history_sampled_on_its_own_clock(make_poller: MakePoller, store: RecordingStore) -> None:
-    client = FakeSession(
-        [full_update({H1: raw_torrent(), H2: raw_torrent("idle", dlspeed=0)}, SERVER_STATE)]
-    )
+    client = FakeSession([full_update({H1: raw_torrent(), H2: raw_torrent("idle", dlspeed=0)}, SERVER_STATE)])
     poller = make_poller(client, sample_interval=60.0)
     await prepare(poller)
     await poller.poll_once()
@@ -337,9 +335,7 @@ async def test_regression_status_flaps_when_login_works_but_maindata_fails(make_
     # Every retry logs in again and login publishes "connected" before any data came back;
     # maindata then fails and "unreachable" follows: two status events per retry, the panel
     # blinks "connected", and "since" restarts every time.
-    client = FakeSession(
-        [Unreachable("sync failed"), Unreachable("sync failed"), Unreachable("sync failed")]
-    )
+    client = FakeSession([Unreachable("sync failed"), Unreachable("sync failed"), Unreachable("sync failed")])
     poller = make_poller(client)
     await prepare(poller)
     sub, _, _ = poller.hub.subscribe()

@@ -75,7 +75,7 @@ def test_a_field_without_colon_has_an_empty_value() -> None:
 
 
 def test_multi_line_data_keeps_inner_empty_lines_and_colons() -> None:
-    assert events(b"data: {\"a\":\ndata:\ndata: 1}\n\n") == [("message", '{"a":\n\n1}')]
+    assert events(b'data: {"a":\ndata:\ndata: 1}\n\n') == [("message", '{"a":\n\n1}')]
 
 
 def test_comments_do_not_dispatch_but_are_kept_for_the_test() -> None:

@@ -97,9 +97,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QuartDlConfigEntry) -> b
     async_migrate_device(hass, entry.entry_id, primary)
     _async_adopt_server_id(hass, entry, coordinator.data.server_id)
     # The parent of the instances' devices exists before they name it (via_device).
-    dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, **server_device_info(coordinator)
-    )
+    dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **server_device_info(coordinator))
     # Devices of instances the server no longer follows go (now, and on every update).
     coordinator.async_sync_devices()
     entry.async_on_unload(coordinator.async_add_listener(coordinator.async_sync_devices))
@@ -128,16 +126,12 @@ async def async_remove_config_entry_device(
     instance = instance_of(entry.entry_id, device)
     if instance is None:
         return False
-    data = (
-        entry.runtime_data.coordinator.data if entry.state is ConfigEntryState.LOADED else None
-    )
+    data = entry.runtime_data.coordinator.data if entry.state is ConfigEntryState.LOADED else None
     return data is None or instance not in data.instances
 
 
 @callback
-def _async_adopt_server_id(
-    hass: HomeAssistant, entry: QuartDlConfigEntry, server_id: str | None
-) -> None:
+def _async_adopt_server_id(hass: HomeAssistant, entry: QuartDlConfigEntry, server_id: str | None) -> None:
     """Key an entry made before server ids (on its URL) on its server's id from now on.
 
     So that a later change of address is a reconfigure of this entry, and adding the

@@ -377,9 +377,7 @@ class QuartDlClient:
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=REQUEST_TIMEOUT, sock_read=read_timeout
-        )
+        timeout = aiohttp.ClientTimeout(total=None, connect=REQUEST_TIMEOUT, sock_read=read_timeout)
         try:
             async with self._session.get(
                 self.url("/api/events?v=2" if version == 2 else "/api/events"),
@@ -391,9 +389,7 @@ class QuartDlClient:
                 await _check_status("/api/events", response)
                 content_type = response.headers.get("Content-Type", "")
                 if not content_type.startswith("text/event-stream"):
-                    raise QuartDlResponseError(
-                        f"/api/events: unexpected content type {content_type!r}"
-                    )
+                    raise QuartDlResponseError(f"/api/events: unexpected content type {content_type!r}")
                 if on_open is not None:
                     on_open()
                 async for chunk in response.content.iter_any():

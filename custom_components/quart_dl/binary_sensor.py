@@ -58,8 +58,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         lambda instance_id: (
-            QuartDlBinarySensorEntity(coordinator, description, instance_id)
-            for description in BINARY_SENSORS
+            QuartDlBinarySensorEntity(coordinator, description, instance_id) for description in BINARY_SENSORS
         ),
     )
 

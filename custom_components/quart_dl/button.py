@@ -68,7 +68,5 @@ class QuartDlButtonEntity(QuartDlEntity, ButtonEntity):
         """Send the verb for ``all`` torrents; the push shows the effect."""
         client = self.coordinator.client
         await self._async_act(
-            client.torrent_action(
-                self.entity_description.action, "all", instance=self.instance_param
-            )
+            client.torrent_action(self.entity_description.action, "all", instance=self.instance_param)
         )

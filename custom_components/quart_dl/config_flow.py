@@ -66,17 +66,11 @@ from .const import (
 SERVER_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
-        vol.Optional(CONF_ACCESS_TOKEN): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        ),
+        vol.Optional(CONF_ACCESS_TOKEN): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD)),
     }
 )
 TOKEN_SCHEMA = vol.Schema(
-    {
-        vol.Optional(CONF_ACCESS_TOKEN): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        )
-    }
+    {vol.Optional(CONF_ACCESS_TOKEN): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))}
 )
 
 
@@ -148,17 +142,13 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
         self._server_id = server_id if isinstance(server_id, str) and server_id else None
         return base_url, {}, {}
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the server's URL (and token), prove it, create the entry."""
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
             token = user_input.get(CONF_ACCESS_TOKEN) or None
-            base_url, errors, placeholders = await self._async_validate(
-                user_input[CONF_URL], token
-            )
+            base_url, errors, placeholders = await self._async_validate(user_input[CONF_URL], token)
             if base_url is not None:
                 # An entry at this address, whatever its unique id (one made before
                 # server ids is keyed on its URL).
@@ -179,18 +169,14 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders=placeholders,
         )
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Point an existing entry at another URL or token, keeping its entities."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
             token = user_input.get(CONF_ACCESS_TOKEN) or None
-            base_url, errors, placeholders = await self._async_validate(
-                user_input[CONF_URL], token
-            )
+            base_url, errors, placeholders = await self._async_validate(user_input[CONF_URL], token)
             if not errors and base_url is not None:
                 unique_id = self._reconfigured_unique_id(entry, base_url)
                 if any(
@@ -235,15 +221,11 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
             return entry.unique_id
         return base_url
 
-    async def async_step_reauth(
-        self, entry_data: Mapping[str, Any]
-    ) -> ConfigFlowResult:
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The server refused our token: ask for a new one."""
         return await self.async_step_reauth_confirm()
 
-    async def async_step_reauth_confirm(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Take a new token and prove it against the same URL."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
@@ -271,9 +253,7 @@ class QuartDlConfigFlow(ConfigFlow, domain=DOMAIN):
 class QuartDlOptionsFlow(OptionsFlow):
     """The sidebar panel (shown, title, icon) and how often the speed sensors write."""
 
-    async def async_step_init(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and take the panel options."""
         if user_input is not None:
             data = dict(user_input)

@@ -142,9 +142,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         self._wake = asyncio.Event()
         #: Monotonic time of the first failed poll of an outage (``None``: reachable).
         self._unreachable_since: float | None = None
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}"
-        )
+        self._store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{STORAGE_KEY}.{entry.entry_id}")
         #: (database, run, seq) of the newest event that fired bus events: nothing at or
         #: before it fires again.
         self._fired: tuple[str, int, int] | None = None
@@ -230,9 +228,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             torrents = await self.client.torrents()
         except QuartDlAuthError as err:
             async_raise(self.hass, self.config_entry, TOKEN_REJECTED)
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="invalid_auth"
-            ) from err
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
         except QuartDlHostNotAllowedError as err:
             # Not a reauth: the server refuses the host name, and a new token does not help
             # when it has allowed_hosts set. A failed update (at setup: not ready) retries
@@ -279,9 +275,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             self._unreachable_since = now
         minutes = (now - self._unreachable_since) / 60
         if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER:
-            async_raise(
-                self.hass, self.config_entry, UNREACHABLE, minutes=str(max(1, round(minutes)))
-            )
+            async_raise(self.hass, self.config_entry, UNREACHABLE, minutes=str(max(1, round(minutes))))
 
     @callback
     def _reachable(self) -> None:
@@ -483,11 +477,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
             return
         self._generation += 1
         self.async_set_updated_data(state)
-        if (
-            diff is not None
-            and (diff.added or diff.completed or diff.removed)
-            and self._first_time(event.id)
-        ):
+        if diff is not None and (diff.added or diff.completed or diff.removed) and self._first_time(event.id):
             happened = payload.get("t")
             instance = diff.instance_id
             for record in diff.added:
@@ -536,9 +526,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         return True
 
     @callback
-    def _fire(
-        self, event_type: str, record: TorrentRecord, instance_id: str, happened: Any = None
-    ) -> None:
+    def _fire(self, event_type: str, record: TorrentRecord, instance_id: str, happened: Any = None) -> None:
         """Put a download event on the bus and hand it to the event entity, with what an
         automation needs to act (once per download and moment: see ``_announced``).
 
@@ -551,9 +539,7 @@ class QuartDlCoordinator(DataUpdateCoordinator[ServerState]):
         if event_type == EVENT_DOWNLOAD_REMOVED:
             when = happened
         else:
-            when = record.get(
-                "completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at"
-            )
+            when = record.get("completed_at" if event_type == EVENT_DOWNLOAD_COMPLETED else "added_at")
         if when is not None:
             torrent = record.get("hash")
             if instance_id != DEFAULT_INSTANCE_ID:

@@ -74,17 +74,13 @@ def async_migrate_device(hass: HomeAssistant, entry_id: str, instance_id: str) -
     registry = dr.async_get(hass)
     old = registry.async_get_device(identifiers={(DOMAIN, entry_id)})
     if old is not None:
-        registry.async_update_device(
-            old.id, new_identifiers={device_identifier(entry_id, instance_id)}
-        )
+        registry.async_update_device(old.id, new_identifiers={device_identifier(entry_id, instance_id)})
 
 
 @callback
 def async_device_id(hass: HomeAssistant, entry_id: str, instance_id: str) -> str | None:
     """The device registry id of an instance's device (``None`` before it exists)."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={device_identifier(entry_id, instance_id)}
-    )
+    device = dr.async_get(hass).async_get_device(identifiers={device_identifier(entry_id, instance_id)})
     return device.id if device else None
 
 
@@ -100,9 +96,7 @@ def async_rename_devices(hass: HomeAssistant, entry_id: str, names: dict[str, st
 
 
 @callback
-def async_remove_stale_devices(
-    hass: HomeAssistant, entry_id: str, instance_ids: Iterable[str]
-) -> list[str]:
+def async_remove_stale_devices(hass: HomeAssistant, entry_id: str, instance_ids: Iterable[str]) -> list[str]:
     """Remove from the entry the devices of instances the server no longer follows.
 
     Their entities go with them (the entity registry drops a device's entities when the

@@ -34,9 +34,7 @@ async def async_get_config_entry_diagnostics(
         "coordinator": {
             "last_update_success": coordinator.last_update_success,
             "polling_interval": (
-                coordinator.update_interval.total_seconds()
-                if coordinator.update_interval
-                else None
+                coordinator.update_interval.total_seconds() if coordinator.update_interval else None
             ),
         },
         "stream": {
@@ -65,8 +63,7 @@ async def async_get_config_entry_diagnostics(
                     "status": instance.status,
                     "transfer": instance.transfer,
                     "torrents": [
-                        async_redact_data(record, TO_REDACT_TORRENT)
-                        for record in instance.torrents.values()
+                        async_redact_data(record, TO_REDACT_TORRENT) for record in instance.torrents.values()
                     ],
                 }
                 for instance in state.instances.values()

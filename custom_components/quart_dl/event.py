@@ -27,9 +27,7 @@ DOWNLOAD_EVENT_TYPES = ["download_added", "download_completed", "download_remove
 
 #: What an event carries to the entity's attributes (the bus event also has the entry id,
 #: which the entity already belongs to).
-EVENT_ATTRIBUTES = (
-    "hash", "name", "size", "save_path", "instance", "device_id", "late", "happened_at"
-)
+EVENT_ATTRIBUTES = ("hash", "name", "size", "save_path", "instance", "device_id", "late", "happened_at")
 
 EVENTS: tuple[EventEntityDescription, ...] = (
     EventEntityDescription(
@@ -80,7 +78,5 @@ class QuartDlEventEntity(QuartDlEntity, EventEntity):
     def _download(self, event_type: str, data: dict[str, Any]) -> None:
         if data.get("instance") != self.instance_id:
             return
-        self._trigger_event(
-            event_type, {key: data[key] for key in EVENT_ATTRIBUTES if key in data}
-        )
+        self._trigger_event(event_type, {key: data[key] for key in EVENT_ATTRIBUTES if key in data})
         self.async_write_ha_state()

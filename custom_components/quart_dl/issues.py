@@ -32,9 +32,7 @@ def issue_id(kind: str, entry_id: str) -> str:
 
 
 @callback
-def async_raise(
-    hass: HomeAssistant, entry: ConfigEntry, kind: str, **placeholders: str
-) -> None:
+def async_raise(hass: HomeAssistant, entry: ConfigEntry, kind: str, **placeholders: str) -> None:
     """Create (or refresh) an issue of ``kind`` for the entry."""
     ir.async_create_issue(
         hass,

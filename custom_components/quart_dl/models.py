@@ -28,7 +28,6 @@ SEEDING_PHASES = frozenset({"seeding"})
 PAUSED_PHASES = frozenset({"paused"})
 
 
-
 @dataclass(frozen=True, slots=True)
 class DiffResult:
     """What one applied diff means for automations: the downloads it added, completed and
@@ -116,9 +115,7 @@ class InstanceState:
         """Copies of the records of ``hashes`` (a bare ``{"hash": …}`` if unknown)."""
         if not isinstance(hashes, list):
             return ()
-        return tuple(
-            dict(self.torrents.get(str(key)) or {"hash": str(key)}) for key in hashes
-        )
+        return tuple(dict(self.torrents.get(str(key)) or {"hash": str(key)}) for key in hashes)
 
     def apply_status(self, status: Mapping[str, Any]) -> None:
         """Take a ``status`` event: the status object as a whole (v2's ``instance`` aside)."""
@@ -302,9 +299,7 @@ def _name(value: Any, fallback: str) -> str:
 def _torrents(records: Any) -> dict[str, TorrentRecord]:
     if not isinstance(records, Mapping):
         return {}
-    return {
-        str(key): dict(record) for key, record in records.items() if isinstance(record, Mapping)
-    }
+    return {str(key): dict(record) for key, record in records.items() if isinstance(record, Mapping)}
 
 
 def _listed_instances(answer: Mapping[str, Any] | None) -> list[InstanceState]:

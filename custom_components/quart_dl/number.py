@@ -104,9 +104,7 @@ class QuartDlNumberEntity(QuartDlEntity, NumberEntity):
     def available(self) -> bool:
         """Available while the server reaches qBittorrent."""
         return (
-            super().available
-            and (instance := self.instance) is not None
-            and instance.qbittorrent_connected
+            super().available and (instance := self.instance) is not None and instance.qbittorrent_connected
         )
 
     @property

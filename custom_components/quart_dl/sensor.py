@@ -121,9 +121,7 @@ SENSORS: tuple[QuartDlSensorEntityDescription, ...] = (
         options=QBITTORRENT_STATES,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: (
-            state.qbittorrent_state
-            if state.qbittorrent_state in QBITTORRENT_STATES
-            else None
+            state.qbittorrent_state if state.qbittorrent_state in QBITTORRENT_STATES else None
         ),
     ),
 )
@@ -173,15 +171,13 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     interval = float(entry.options.get(CONF_SPEED_INTERVAL, DEFAULT_SPEED_INTERVAL))
     async_add_entities(
-        QuartDlTotalSensorEntity(coordinator, description, interval)
-        for description in TOTAL_SENSORS
+        QuartDlTotalSensorEntity(coordinator, description, interval) for description in TOTAL_SENSORS
     )
     async_add_instance_entities(
         entry,
         async_add_entities,
         lambda instance_id: (
-            QuartDlSensorEntity(coordinator, description, instance_id, interval)
-            for description in SENSORS
+            QuartDlSensorEntity(coordinator, description, instance_id, interval) for description in SENSORS
         ),
     )
 
@@ -240,7 +236,6 @@ class ThrottledSensor(CoordinatorEntity[QuartDlCoordinator], SensorEntity):
             self._write_and_open_window()
 
 
-
 class QuartDlSensorEntity(QuartDlEntity, ThrottledSensor):
     """A sensor of one instance whose value is a function of that instance's state."""
 
@@ -263,11 +258,7 @@ class QuartDlSensorEntity(QuartDlEntity, ThrottledSensor):
         """Available while the server answers, follows the instance, and the value means
         something."""
         instance = self.instance
-        return (
-            super().available
-            and instance is not None
-            and self.entity_description.available_fn(instance)
-        )
+        return super().available and instance is not None and self.entity_description.available_fn(instance)
 
     @property
     def native_value(self) -> StateType:

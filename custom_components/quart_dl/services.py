@@ -312,9 +312,7 @@ async def _set_tags(hass: HomeAssistant, call: ServiceCall) -> None:
             client.torrent_action("remove_tags", hashes, instance=instance, tags=unwanted),
         )
     if wanted:
-        await _run(
-            client, client.torrent_action("add_tags", hashes, instance=instance, tags=wanted)
-        )
+        await _run(client, client.torrent_action("add_tags", hashes, instance=instance, tags=wanted))
 
 
 async def _get_torrents(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
@@ -356,6 +354,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
             )
             return await handler(hass, call)
 
-        hass.services.async_register(
-            DOMAIN, name, _call, schema=schema, supports_response=supports
-        )
+        hass.services.async_register(DOMAIN, name, _call, schema=schema, supports_response=supports)

@@ -93,9 +93,7 @@ class SseParser:
         if start < length:
             self._buffer += data[start:]
             if len(self._buffer) > self._max_line:
-                raise SseLineTooLong(
-                    f"event-stream line longer than {self._max_line} bytes"
-                )
+                raise SseLineTooLong(f"event-stream line longer than {self._max_line} bytes")
         return events
 
     def _process_line(self, raw: bytes, events: list[SseEvent]) -> None:

@@ -36,9 +36,7 @@ SWITCHES: tuple[QuartDlSwitchEntityDescription, ...] = (
     QuartDlSwitchEntityDescription(
         key="alt_speed",
         translation_key="alt_speed",
-        is_on_fn=lambda state: (
-            value if isinstance(value := state.transfer.get("alt_speed"), bool) else None
-        ),
+        is_on_fn=lambda state: value if isinstance(value := state.transfer.get("alt_speed"), bool) else None,
         transfer_key="alt_speed",
     ),
 )
@@ -79,9 +77,7 @@ class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
     def available(self) -> bool:
         """Available while the server reaches qBittorrent (else nothing can be switched)."""
         return (
-            super().available
-            and (instance := self.instance) is not None
-            and instance.qbittorrent_connected
+            super().available and (instance := self.instance) is not None and instance.qbittorrent_connected
         )
 
     @property
@@ -101,8 +97,6 @@ class QuartDlSwitchEntity(QuartDlEntity, SwitchEntity):
     async def _async_set(self, value: bool) -> None:
         client = self.coordinator.client
         answer = await self._async_act(
-            client.set_transfer(
-                instance=self.instance_param, **{self.entity_description.transfer_key: value}
-            )
+            client.set_transfer(instance=self.instance_param, **{self.entity_description.transfer_key: value})
         )
         self._apply_transfer(answer)

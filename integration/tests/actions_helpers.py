@@ -23,9 +23,7 @@ def paused(record: dict[str, Any] | None) -> bool:
     return record is not None and str(record["state"]).startswith(("paused", "stopped"))
 
 
-async def until[T](
-    hass: HomeAssistant, read: Callable[[], T], check: Callable[[T], bool], what: str
-) -> T:
+async def until[T](hass: HomeAssistant, read: Callable[[], T], check: Callable[[T], bool], what: str) -> T:
     """Read qBittorrent (blocking, so in the executor) until ``check`` holds, 10 s at most."""
     deadline = time.monotonic() + 10
     value = await hass.async_add_executor_job(read)

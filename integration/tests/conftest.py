@@ -150,15 +150,11 @@ def named_host(hass: HomeAssistant) -> Iterator[str]:
     """
     assert not hass.data.get(DATA_CONNECTOR), "the shared session exists already"
     resolver = FakeHostsResolver({TEST_HOST: "127.0.0.1"})
-    with patch(
-        "homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver
-    ):
+    with patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver):
         yield TEST_HOST
 
 
-def wait_for_sync_connected(
-    process: ServerProcess, timeout: float = 20.0, token: str | None = None
-) -> None:
+def wait_for_sync_connected(process: ServerProcess, timeout: float = 20.0, token: str | None = None) -> None:
     """Block until the server reports qBittorrent as connected (``token``: its token)."""
     from quart_dl.lab.wait import wait_for as wait_sync
 

@@ -50,9 +50,7 @@ class StateRecorder:
 
     def __post_init__(self) -> None:
         """Start listening at once."""
-        self._unsub = async_track_state_change_event(
-            self.hass, [self.entity_id], self._changed
-        )
+        self._unsub = async_track_state_change_event(self.hass, [self.entity_id], self._changed)
 
     @callback
     def _changed(self, event: Event[EventStateChangedData]) -> None:

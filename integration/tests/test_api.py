@@ -151,7 +151,6 @@ async def test_control_session_total_timeout_cuts_a_plain_stream(
 ) -> None:
     """Control: without the per-request override, the session's total timeout fires."""
 
-
     async def read_plainly() -> None:
         async with session.get(f"{normalize_url(server.url)}/api/events") as response:
             async for _chunk in response.content.iter_any():
@@ -161,9 +160,7 @@ async def test_control_session_total_timeout_cuts_a_plain_stream(
         await read_plainly()
 
 
-async def test_silent_stream_times_out(
-    session: aiohttp.ClientSession, silent_server: str
-) -> None:
+async def test_silent_stream_times_out(session: aiohttp.ClientSession, silent_server: str) -> None:
     """A stream with no heartbeat for ``read_timeout`` is a dead stream."""
     client = QuartDlClient(session, silent_server)
     events = client.events(last_event_id=None, read_timeout=0.5, parser=SseParser())

@@ -33,9 +33,7 @@ async def test_flow_proves_the_token(hass: HomeAssistant, auth_server: ServerPro
     (Bearer header) and panel (token in the frame's address) both get in."""
     result = await _user_flow(hass, {CONF_URL: auth_server.url})
     assert result.get("errors") == {"base": "invalid_auth"}, result
-    result = await _user_flow(
-        hass, {CONF_URL: auth_server.url, CONF_ACCESS_TOKEN: "wrong-token-0123456789"}
-    )
+    result = await _user_flow(hass, {CONF_URL: auth_server.url, CONF_ACCESS_TOKEN: "wrong-token-0123456789"})
     assert result.get("errors") == {"base": "invalid_auth"}, result
 
     result = await _user_flow(hass, {CONF_URL: auth_server.url, CONF_ACCESS_TOKEN: TOKEN})
@@ -83,9 +81,7 @@ async def test_changed_token_starts_reauth(
             flow_id, {CONF_ACCESS_TOKEN: "still-not-the-right-one-000"}
         )
         assert result.get("errors") == {"base": "invalid_auth"}, result
-        result = await hass.config_entries.flow.async_configure(
-            flow_id, {CONF_ACCESS_TOKEN: NEW_TOKEN}
-        )
+        result = await hass.config_entries.flow.async_configure(flow_id, {CONF_ACCESS_TOKEN: NEW_TOKEN})
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reauth_successful"
         await hass.async_block_till_done()

@@ -34,6 +34,4 @@ async def test_stop_all_and_start_all(
         await in_qbittorrent(hass, qbt, info_hash, paused, "stopped by stop all")
     await hass.services.async_call("button", "press", {ATTR_ENTITY_ID: start_all}, blocking=True)
     for info_hash in hashes:
-        await in_qbittorrent(
-            hass, qbt, info_hash, lambda r: r is not None and not paused(r), "started again"
-        )
+        await in_qbittorrent(hass, qbt, info_hash, lambda r: r is not None and not paused(r), "started again")

@@ -32,9 +32,7 @@ from custom_components.quart_dl.panel import panel_url_path
 from .conftest import make_server, mock_entry, setup_entry
 from .helpers import TcpProxy, entity_id
 
-TRANSLATIONS = (
-    Path(__file__).parents[2] / "custom_components" / "quart_dl" / "translations" / "en.json"
-)
+TRANSLATIONS = Path(__file__).parents[2] / "custom_components" / "quart_dl" / "translations" / "en.json"
 
 
 @pytest.fixture
@@ -63,9 +61,7 @@ async def answering_server() -> AsyncIterator[Callable[[int], Awaitable[str]]]:
         await runner.cleanup()
 
 
-async def _start_user_flow(
-    hass: HomeAssistant, user_input: dict[str, str]
-) -> ConfigFlowResult:
+async def _start_user_flow(hass: HomeAssistant, user_input: dict[str, str]) -> ConfigFlowResult:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
@@ -111,9 +107,7 @@ async def test_invalid_url_is_refused(hass: HomeAssistant) -> None:
     assert result["errors"] == {CONF_URL: "invalid_url"}
 
 
-async def test_qbittorrent_url_is_not_quart_dl(
-    hass: HomeAssistant, qbt_pair: TransferPair
-) -> None:
+async def test_qbittorrent_url_is_not_quart_dl(hass: HomeAssistant, qbt_pair: TransferPair) -> None:
     """Pointing the flow at qBittorrent itself (a common mistake) says so."""
     result = await _start_user_flow(hass, {CONF_URL: qbt_pair.leecher.url})
     assert result["errors"] == {"base": "not_quart_dl"}
@@ -179,9 +173,7 @@ async def test_reconfigure_onto_another_entrys_server_is_aborted(
     other = mock_entry(f"http://127.0.0.1:{free_port()}")
     other.add_to_hass(hass)
     result = await other.start_reconfigure_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: server.url}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_URL: server.url})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
 
@@ -192,9 +184,7 @@ async def test_reauth_takes_new_token(
     """Reauth asks for a token, proves it against the entry's URL, and reloads."""
     result = await entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_ACCESS_TOKEN: "fresh"}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_ACCESS_TOKEN: "fresh"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data[CONF_ACCESS_TOKEN] == "fresh"
@@ -247,9 +237,7 @@ async def test_regression_host_not_allowed_is_not_invalid_auth(
     assert "allowed_hosts" in text
     assert "QUART_DL_ALLOWED_HOSTS" in text
 
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: server.url}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_URL: server.url})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
 
@@ -313,9 +301,7 @@ async def test_options_speed_interval_defaults_to_ten_and_is_kept_whole(
 
     entry = await setup_entry(hass, server.url, options={})
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    defaults = {
-        str(key): key.default() for key in result["data_schema"].schema if hasattr(key, "default")
-    }
+    defaults = {str(key): key.default() for key in result["data_schema"].schema if hasattr(key, "default")}
     assert defaults[CONF_SPEED_INTERVAL] == 10
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],

@@ -61,9 +61,7 @@ def device(hass: HomeAssistant, entry: MockConfigEntry, suffix: str) -> dr.Devic
 
 
 @pytest.fixture
-def two_server(
-    actions_qbt: QbtInstance, second_qbt: QbtInstance, tmp_path: Path
-) -> Iterator[ServerProcess]:
+def two_server(actions_qbt: QbtInstance, second_qbt: QbtInstance, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server following ``actions_qbt`` (``default``) and ``second_qbt`` (``second``)."""
     config = instances_toml(tmp_path / "quart-dl.toml", ("second", "Second qBittorrent", second_qbt))
     process = make_instances_server(tmp_path / "server", actions_qbt, config)
@@ -167,13 +165,13 @@ async def test_actions_and_events_go_to_their_instance(
 
         # The second instance's buttons and switch act on the second qBittorrent only.
         await hass.services.async_call(
-            "button", "press", {ATTR_ENTITY_ID: "button.second_qbittorrent_stop_all_torrents"},
+            "button",
+            "press",
+            {ATTR_ENTITY_ID: "button.second_qbittorrent_stop_all_torrents"},
             blocking=True,
         )
         await in_qbittorrent(hass, other_qbt, there_hash, paused, "stopped by second's stop all")
-        record = await hass.async_add_executor_job(
-            partial(first_qbt.torrents_info, torrent_hashes=here_hash)
-        )
+        record = await hass.async_add_executor_job(partial(first_qbt.torrents_info, torrent_hashes=here_hash))
         assert not paused(dict(record[0]))
         switch = "switch.second_qbittorrent_alternative_speed_limits"
         await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True)
@@ -230,8 +228,10 @@ async def test_instances_come_and_go_across_server_restarts_without_a_reload(
             lambda: device(hass, entry, "_second") is None, 20, "the gone instance's device removed"
         )
         await wait_for_async(
-            lambda: (s := hass.states.get("sensor.third_download_speed")) is not None
-            and s.state != STATE_UNAVAILABLE,
+            lambda: (
+                (s := hass.states.get("sensor.third_download_speed")) is not None
+                and s.state != STATE_UNAVAILABLE
+            ),
             20,
             "the new instance's sensor",
         )
@@ -251,8 +251,10 @@ async def test_instances_come_and_go_across_server_restarts_without_a_reload(
             lambda: device(hass, entry, "_third") is None, 20, "the third instance's device removed"
         )
         await wait_for_async(
-            lambda: (s := hass.states.get("sensor.second_qbittorrent_download_speed")) is not None
-            and s.state != STATE_UNAVAILABLE,
+            lambda: (
+                (s := hass.states.get("sensor.second_qbittorrent_download_speed")) is not None
+                and s.state != STATE_UNAVAILABLE
+            ),
             20,
             "the second instance's sensor again",
         )

@@ -16,9 +16,7 @@ async def test_diagnostics_are_redacted(
     hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
 ) -> None:
     """No token, URL, torrent name, hash or path leaves; stream health does."""
-    hass.config_entries.async_update_entry(
-        entry, data={**entry.data, CONF_ACCESS_TOKEN: "very-secret"}
-    )
+    hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_ACCESS_TOKEN: "very-secret"})
     result = await async_get_config_entry_diagnostics(hass, entry)
     text = json.dumps(result)
     assert "very-secret" not in text

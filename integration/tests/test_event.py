@@ -55,9 +55,7 @@ async def test_event_entity_announces_each_download_once_across_a_server_restart
     recorder = StateRecorder(hass, events)
     removed_bus = EventRecorder(hass, EVENT_DOWNLOAD_REMOVED)
     name = f"event-{uuid.uuid4().hex[:8]}.bin"
-    info_hash = await hass.async_add_executor_job(
-        partial(qbt_pair.add_transfer, name, 1024 * KIB, 256 * KIB)
-    )
+    info_hash = await hass.async_add_executor_job(partial(qbt_pair.add_transfer, name, 1024 * KIB, 256 * KIB))
     await wait_for_async(
         lambda: _events(recorder, "download_added", info_hash), 15, "the entity's download_added"
     )
@@ -81,9 +79,7 @@ async def test_event_entity_announces_each_download_once_across_a_server_restart
         announced = _events(recorder, event_type, info_hash)
         assert len(announced) == 1, (event_type, announced)
         assert announced[0]["name"] == name
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
-    )
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_default")})
     assert device is not None
     [bus] = removed_bus.for_hash(info_hash)
     assert bus["device_id"] == device.id

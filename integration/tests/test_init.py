@@ -49,19 +49,14 @@ async def test_setup_registers_panel_and_unload_removes_it(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert panel_url_path(entry) not in hass.data[frontend.DATA_PANELS]
-    assert state_of(hass, entity_id(hass, entry.entry_id, "sensor", "total")).state == (
-        STATE_UNAVAILABLE
-    )
+    assert state_of(hass, entity_id(hass, entry.entry_id, "sensor", "total")).state == (STATE_UNAVAILABLE)
 
 
 async def test_entities_after_setup(
     hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
 ) -> None:
     """One device, the speed and count sensors and the connectivity sensor, all live."""
-    connected = state_of(
-        hass,
-        entity_id(hass, entry.entry_id, "binary_sensor", "qbittorrent_connected")
-    )
+    connected = state_of(hass, entity_id(hass, entry.entry_id, "binary_sensor", "qbittorrent_connected"))
     assert connected.state == STATE_ON
     assert connected.attributes["device_class"] == "connectivity"
     speed = state_of(hass, entity_id(hass, entry.entry_id, "sensor", "download_speed"))
@@ -71,9 +66,7 @@ async def test_entities_after_setup(
         assert state_of(hass, entity_id(hass, entry.entry_id, "sensor", key)).state.isdigit()
     status = await hass.async_add_executor_job(server.status)
     total = state_of(hass, entity_id(hass, entry.entry_id, "sensor", "total"))
-    assert total.state == str(
-        len((await hass.async_add_executor_job(_torrents, server))["torrents"])
-    )
+    assert total.state == str(len((await hass.async_add_executor_job(_torrents, server))["torrents"]))
     assert status["heartbeat"] == 1.0
     # The stream counts as dead after more than twice the server's heartbeat.
     coordinator = entry.runtime_data.coordinator
@@ -101,18 +94,14 @@ async def test_entity_ids_say_what_they_are(
     }
     for (platform, key), wanted in expected.items():
         assert entity_id(hass, entry.entry_id, platform, key) == wanted
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
-    )
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_default")})
     assert device is not None
     assert device.name == "qBittorrent"
     listed = await hass.async_add_executor_job(get_json, server.url + "api/instances")
     # The instance's device shows its qBittorrent's version; the server's device (its
     # parent, with the totals) quart-dl's.
     assert device.sw_version == listed["instances"][0]["version"]
-    parent = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"{entry.entry_id}/server")}
-    )
+    parent = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}/server")})
     assert parent is not None
     assert device.via_device_id == parent.id
     assert parent.sw_version == (await hass.async_add_executor_job(server.status))["version"]
@@ -123,9 +112,7 @@ async def test_entity_ids_say_what_they_are(
     assert len(entities) >= len(expected)
 
 
-async def test_device_of_an_older_entry_keeps_its_id(
-    hass: HomeAssistant, server: ServerProcess
-) -> None:
+async def test_device_of_an_older_entry_keeps_its_id(hass: HomeAssistant, server: ServerProcess) -> None:
     """An entry made before devices per instance had the device ``(quart_dl, <entry id>)``:
     setup moves that device to the instance's identifier instead of making a second one."""
     entry = mock_entry(server.url)
@@ -257,12 +244,12 @@ async def test_regression_server_refusing_host_name_at_runtime(
         await hass.async_add_executor_job(allowed.stop)
         current = make_server(allowed.root, qbt_pair, port=allowed.port)
         await hass.async_add_executor_job(current.start)
+        await wait_for_async(lambda: state_of(hass, total).state == STATE_UNAVAILABLE, 20, "unavailable")
         await wait_for_async(
-            lambda: state_of(hass, total).state == STATE_UNAVAILABLE, 20, "unavailable"
-        )
-        await wait_for_async(
-            lambda: isinstance(coordinator.last_exception, UpdateFailed)
-            and coordinator.last_exception.translation_key == "host_not_allowed",
+            lambda: (
+                isinstance(coordinator.last_exception, UpdateFailed)
+                and coordinator.last_exception.translation_key == "host_not_allowed"
+            ),
             20,
             "the poll to name the refused host",
         )
@@ -274,9 +261,7 @@ async def test_regression_server_refusing_host_name_at_runtime(
         current = make_server(allowed.root, qbt_pair, port=allowed.port, allowed_hosts=named_host)
         await hass.async_add_executor_job(current.start)
         await wait_for_async(lambda: coordinator.stream.connected, 90, "the stream back")
-        await wait_for_async(
-            lambda: state_of(hass, total).state != STATE_UNAVAILABLE, 20, "available again"
-        )
+        await wait_for_async(lambda: state_of(hass, total).state != STATE_UNAVAILABLE, 20, "available again")
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await hass.async_add_executor_job(current.stop)
@@ -313,18 +298,14 @@ async def test_polls_rest_while_the_stream_is_down(
         torrent_hash = seeding_hash
         client = qbt_pair.leecher_client
         try:
-            await hass.async_add_executor_job(
-                partial(client.torrents_pause, torrent_hashes=torrent_hash)
-            )
+            await hass.async_add_executor_job(partial(client.torrents_pause, torrent_hashes=torrent_hash))
             await wait_for_async(
                 lambda: state_of(hass, paused).state == str(before + 1),
                 10,
                 "a poll to bring the pause",
             )
         finally:
-            await hass.async_add_executor_job(
-                partial(client.torrents_resume, torrent_hashes=torrent_hash)
-            )
+            await hass.async_add_executor_job(partial(client.torrents_resume, torrent_hashes=torrent_hash))
         assert not coordinator.stream.connected
         assert coordinator.stream.snapshots == 0
         await wait_for_async(

@@ -44,9 +44,7 @@ async def test_refused_token_raises_an_issue_that_reauth_clears(
     assert "wrong-token" not in str(issue.to_json())
 
     result = await entry.start_reauth_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_ACCESS_TOKEN: TOKEN}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_ACCESS_TOKEN: TOKEN})
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
@@ -69,9 +67,7 @@ async def test_unreachable_for_long_raises_an_issue_cleared_when_back(
     assert _issue(hass, UNREACHABLE, entry) is None, "raised before the outage was long"
 
     monkeypatch.setattr(coordinator_module, "UNREACHABLE_ISSUE_AFTER", 0.0)
-    await wait_for_async(
-        lambda: _issue(hass, UNREACHABLE, entry) is not None, 15, "the unreachable issue"
-    )
+    await wait_for_async(lambda: _issue(hass, UNREACHABLE, entry) is not None, 15, "the unreachable issue")
     issue = _issue(hass, UNREACHABLE, entry)
     assert issue is not None
     assert issue.translation_placeholders is not None

@@ -80,8 +80,13 @@ def test_completed_and_removed_in_one_diff_keeps_the_name() -> None:
 def test_from_rest() -> None:
     """The REST answers of an older server build one instance, ``default``."""
     state = ServerState.from_rest(
-        {"status": {"qbittorrent": "unreachable"}, "transfer": {"up_speed": 3},
-         "heartbeat": 1.0, "version": "0.1.0", "protocol": 1},
+        {
+            "status": {"qbittorrent": "unreachable"},
+            "transfer": {"up_speed": 3},
+            "heartbeat": 1.0,
+            "version": "0.1.0",
+            "protocol": 1,
+        },
         {"torrents": [_record(A)], "count": 1, "event_id": "x-1"},
     )
     assert set(state.primary.torrents) == {A}
@@ -97,8 +102,12 @@ def test_from_rest() -> None:
 def test_from_rest_takes_the_server_id_and_the_primary_instance() -> None:
     """``server_id`` and the first of ``instances`` (the primary, in configured order)."""
     state = ServerState.from_rest(
-        {"status": {}, "protocol": 1, "server_id": "db1",
-         "instances": {"home": {"name": "Home"}, "seedbox": {"name": "Seedbox"}}},
+        {
+            "status": {},
+            "protocol": 1,
+            "server_id": "db1",
+            "instances": {"home": {"name": "Home"}, "seedbox": {"name": "Seedbox"}},
+        },
         {"torrents": []},
     )
     assert state.server_id == "db1"
@@ -113,8 +122,13 @@ def test_from_rest_takes_the_server_id_and_the_primary_instance() -> None:
 def _instances(*described: tuple[str, str]) -> dict[str, object]:
     return {
         "instances": [
-            {"id": key, "name": name, "version": "v4.5.2",
-             "status": {"qbittorrent": "connected"}, "transfer": {"dl_speed": 1}}
+            {
+                "id": key,
+                "name": name,
+                "version": "v4.5.2",
+                "status": {"qbittorrent": "connected"},
+                "transfer": {"dl_speed": 1},
+            }
             for key, name in described
         ]
     }
@@ -125,8 +139,14 @@ def test_from_rest_with_instances_keeps_each_instances_torrents() -> None:
     same hash in two instances (cross-seeding) twice."""
     state = ServerState.from_rest(
         {"status": {}, "protocol": 1, "server_id": "db1"},
-        {"torrents": [_record(A, instance="home"), _record(A, instance="nas"),
-                      _record(B, instance="nas"), _record(B, instance="gone")]},
+        {
+            "torrents": [
+                _record(A, instance="home"),
+                _record(A, instance="nas"),
+                _record(B, instance="nas"),
+                _record(B, instance="gone"),
+            ]
+        },
         _instances(("home", "Home"), ("nas", "NAS")),
     )
     assert state.protocol == 2
@@ -140,18 +160,26 @@ def test_from_rest_with_instances_keeps_each_instances_torrents() -> None:
 
 def test_v2_snapshot_replaces_the_instance_set() -> None:
     """A v2 snapshot names every instance: one it lacks is gone, a new one comes."""
-    state = ServerState.from_rest({"status": {}}, {"torrents": []},
-                                  _instances(("home", "Home"), ("old", "Old")))
-    state.apply_snapshot({
-        "v": 2, "heartbeat": 3,
-        "instances": {
-            "home": {"id": "home", "name": "Home", "status": {"qbittorrent": "connected"},
-                     "transfer": {"dl_speed": 7}},
-            "new": {"id": "new", "name": "New", "status": {}, "transfer": {"dl_speed": 5}},
-        },
-        "torrents": {"home": {A: _record(A, instance="home")}, "new": {}},
-        "transfer": {"dl_speed": 12},
-    })
+    state = ServerState.from_rest(
+        {"status": {}}, {"torrents": []}, _instances(("home", "Home"), ("old", "Old"))
+    )
+    state.apply_snapshot(
+        {
+            "v": 2,
+            "heartbeat": 3,
+            "instances": {
+                "home": {
+                    "id": "home",
+                    "name": "Home",
+                    "status": {"qbittorrent": "connected"},
+                    "transfer": {"dl_speed": 7},
+                },
+                "new": {"id": "new", "name": "New", "status": {}, "transfer": {"dl_speed": 5}},
+            },
+            "torrents": {"home": {A: _record(A, instance="home")}, "new": {}},
+            "transfer": {"dl_speed": 12},
+        }
+    )
     assert list(state.instances) == ["home", "new"]
     assert set(state.instances["home"].torrents) == {A}
     assert state.instances["home"].version == "v4.5.2"
@@ -162,10 +190,12 @@ def test_v2_snapshot_replaces_the_instance_set() -> None:
 
 def test_v2_diff_and_status_go_to_their_instance() -> None:
     """A v2 diff or status names its instance; an instance not known yet is added."""
-    state = ServerState.from_rest({"status": {}}, {"torrents": []},
-                                  _instances(("home", "Home"), ("nas", "NAS")))
-    result = state.apply_diff({"instance": "nas", "changed": {A: _record(A)}, "added": [A],
-                               "transfer": {"dl_speed": 9}})
+    state = ServerState.from_rest(
+        {"status": {}}, {"torrents": []}, _instances(("home", "Home"), ("nas", "NAS"))
+    )
+    result = state.apply_diff(
+        {"instance": "nas", "changed": {A: _record(A)}, "added": [A], "transfer": {"dl_speed": 9}}
+    )
     assert result.instance_id == "nas"
     assert set(state.instances["nas"].torrents) == {A}
     assert state.instances["home"].torrents == {}
@@ -179,8 +209,11 @@ def test_v2_diff_and_status_go_to_their_instance() -> None:
 
 def test_apply_instances_adds_drops_and_renames_but_keeps_pushed_state() -> None:
     """``/api/instances`` after a resumed stream: the set and names, not the torrents."""
-    state = ServerState.from_rest({"status": {}}, {"torrents": [_record(A, instance="home")]},
-                                  _instances(("home", "Home"), ("old", "Old")))
+    state = ServerState.from_rest(
+        {"status": {}},
+        {"torrents": [_record(A, instance="home")]},
+        _instances(("home", "Home"), ("old", "Old")),
+    )
     assert state.apply_instances(_instances(("home", "House"), ("new", "New")))
     assert list(state.instances) == ["home", "new"]
     assert state.instances["home"].name == "House"

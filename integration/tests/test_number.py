@@ -27,8 +27,9 @@ async def test_limits_are_disabled_by_default_and_set_qbittorrent(
 ) -> None:
     """Both numbers start disabled; enabled, setting one sets qBittorrent's global limit."""
     registry = er.async_get(hass)
-    numbers = {key: entity_id(hass, actions_entry.entry_id, "number", key)
-               for key in ("dl_limit", "up_limit")}
+    numbers = {
+        key: entity_id(hass, actions_entry.entry_id, "number", key) for key in ("dl_limit", "up_limit")
+    }
     for number in numbers.values():
         found = registry.async_get(number)
         assert found is not None

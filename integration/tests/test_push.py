@@ -46,9 +46,7 @@ def _seq(event_id: str | None) -> tuple[str, int]:
     return epoch, int(seq)
 
 
-async def wait_caught_up(
-    hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry
-) -> None:
+async def wait_caught_up(hass: HomeAssistant, server: ServerProcess, entry: MockConfigEntry) -> None:
     """Wait until the integration has applied every event the server has published so far.
 
     "Exactly once" can only be asserted once nothing more can arrive for the moment in
@@ -119,9 +117,7 @@ async def test_push_reaches_entity_within_one_second(
     client = qbt_pair.leecher_client
     try:
         started = time.monotonic()
-        await hass.async_add_executor_job(
-            partial(client.torrents_pause, torrent_hashes=seeding_hash)
-        )
+        await hass.async_add_executor_job(partial(client.torrents_pause, torrent_hashes=seeding_hash))
         await wait_for_async(
             lambda: recorder.first(lambda s: s.state == str(before + 1)),
             5,
@@ -150,9 +146,7 @@ async def test_push_reaches_entity_within_one_second(
     finally:
         recorder.stop()
         await tap.stop()
-        await hass.async_add_executor_job(
-            partial(client.torrents_resume, torrent_hashes=seeding_hash)
-        )
+        await hass.async_add_executor_job(partial(client.torrents_resume, torrent_hashes=seeding_hash))
     await wait_for_async(
         lambda: hass.states.get(paused).state == str(before),
         5,
@@ -186,9 +180,7 @@ async def test_completion_event_fires_once(
     assert len(added.for_hash(info_hash)) == 1
     assert len(completed.for_hash(info_hash)) == 1
     event = completed.for_hash(info_hash)[0]
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"{entry.entry_id}_default")}
-    )
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_default")})
     assert device is not None
     assert event == {
         "config_entry_id": entry.entry_id,
@@ -293,8 +285,7 @@ async def test_stream_recovers_after_server_restart(
     await hass.async_add_executor_job(server.start)
     await hass.async_add_executor_job(wait_for_sync_connected, server)
     await wait_for_async(
-        lambda: coordinator.stream.connected
-        and _seq(coordinator.stream.last_event_id)[0] != old_epoch,
+        lambda: coordinator.stream.connected and _seq(coordinator.stream.last_event_id)[0] != old_epoch,
         30,
         "the stream to reconnect to the restarted server",
     )
@@ -304,18 +295,14 @@ async def test_stream_recovers_after_server_restart(
     before = int(hass.states.get(paused).state)
     client = qbt_pair.leecher_client
     try:
-        await hass.async_add_executor_job(
-            partial(client.torrents_pause, torrent_hashes=seeding_hash)
-        )
+        await hass.async_add_executor_job(partial(client.torrents_pause, torrent_hashes=seeding_hash))
         await wait_for_async(
             lambda: hass.states.get(paused).state == str(before + 1),
             5,
             "a push after the restart",
         )
     finally:
-        await hass.async_add_executor_job(
-            partial(client.torrents_resume, torrent_hashes=seeding_hash)
-        )
+        await hass.async_add_executor_job(partial(client.torrents_resume, torrent_hashes=seeding_hash))
     await wait_for_async(lambda: hass.states.get(paused).state == str(before), 5, "the resume")
     assert not completed.for_hash(seeding_hash), "a snapshot fired a completion event"
     completed.stop()
@@ -406,8 +393,13 @@ async def test_completion_while_home_assistant_was_down_fires_once_after_it_rest
 def _late(event_id: str, torrent_hash: str, completed_at: int) -> SseEvent:
     """A ``late`` completion as the server sends it (docs/protocol.md), for the coordinator."""
     torrent = {"hash": torrent_hash, "name": f"{torrent_hash[:6]}.bin", "completed_at": completed_at}
-    data = {"id": event_id, "t": completed_at, "kind": "diff", "completed": [torrent_hash],
-            "torrents": {torrent_hash: torrent}}
+    data = {
+        "id": event_id,
+        "t": completed_at,
+        "kind": "diff",
+        "completed": [torrent_hash],
+        "torrents": {torrent_hash: torrent},
+    }
     return SseEvent(event="late", data=json.dumps(data), id=event_id)
 
 

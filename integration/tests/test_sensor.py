@@ -36,9 +36,7 @@ def later(seconds: float) -> datetime:
     return dt_util.utcnow() + timedelta(seconds=seconds)
 
 
-async def test_default_interval_is_ten_seconds(
-    hass: HomeAssistant, actions_server: ServerProcess
-) -> None:
+async def test_default_interval_is_ten_seconds(hass: HomeAssistant, actions_server: ServerProcess) -> None:
     """An entry without the option throttles its speed sensors to 10 s (#16's default)."""
     assert DEFAULT_SPEED_INTERVAL == 10
     entry = await setup_entry(
@@ -89,8 +87,9 @@ async def test_speed_sensors_write_at_most_every_interval(
         state = coordinator.data
         state.primary.transfer["dl_speed"] = dl_speed
         state.primary.transfer["up_speed"] = dl_speed
-        state.primary.torrents = {f"{n:040x}": {"hash": f"{n:040x}", "phase": "paused"}
-                          for n in range(torrents)}
+        state.primary.torrents = {
+            f"{n:040x}": {"hash": f"{n:040x}", "phase": "paused"} for n in range(torrents)
+        }
         coordinator.async_set_updated_data(state)
 
     def shown(recorder: StateRecorder) -> list[str]:
@@ -131,9 +130,7 @@ async def test_speed_sensors_write_at_most_every_interval(
         recorder.stop()
 
 
-async def test_interval_zero_writes_every_change(
-    hass: HomeAssistant, actions_server: ServerProcess
-) -> None:
+async def test_interval_zero_writes_every_change(hass: HomeAssistant, actions_server: ServerProcess) -> None:
     """The option at 0: every change is written, as before the throttle."""
     entry = await setup_entry(
         hass,

@@ -35,9 +35,7 @@ def entry(actions_entry: MockConfigEntry) -> MockConfigEntry:
     return actions_entry
 
 
-async def call(
-    hass: HomeAssistant, service: str, entry: MockConfigEntry, **data: Any
-) -> Any:
+async def call(hass: HomeAssistant, service: str, entry: MockConfigEntry, **data: Any) -> Any:
     """Call one of our actions for ``entry`` and wait for it."""
     return await hass.services.async_call(
         DOMAIN,
@@ -48,9 +46,7 @@ async def call(
     )
 
 
-async def add(
-    hass: HomeAssistant, qbt: qbittorrentapi.Client, entry: MockConfigEntry, **options: Any
-) -> str:
+async def add(hass: HomeAssistant, qbt: qbittorrentapi.Client, entry: MockConfigEntry, **options: Any) -> str:
     """Add a fresh magnet through the action; return its hash once qBittorrent holds it."""
     magnet, info_hash = new_magnet()
     await call(hass, "add_torrent", entry, urls=[magnet], **options)
@@ -70,11 +66,13 @@ async def test_add_torrent_with_options_and_get_torrents(
         hass,
         qbt,
         info_hash,
-        lambda r: r is not None
-        and paused(r)
-        and r["category"] == "films"
-        and set(r["tags"].split(", ")) == {"ha", "x"}
-        and r["save_path"].rstrip("/") == save_path,
+        lambda r: (
+            r is not None
+            and paused(r)
+            and r["category"] == "films"
+            and set(r["tags"].split(", ")) == {"ha", "x"}
+            and r["save_path"].rstrip("/") == save_path
+        ),
         "stopped, with category, tags and save path",
     )
 
@@ -94,8 +92,20 @@ async def test_add_torrent_with_options_and_get_torrents(
     assert torrent["added"].endswith("+00:00")
     assert torrent["completed"] is None
     assert set(torrent) >= {
-        "name", "hash", "progress", "state", "phase", "eta", "ratio", "size",
-        "downloaded", "amount_left", "dl_speed", "up_speed", "save_path", "added",
+        "name",
+        "hash",
+        "progress",
+        "state",
+        "phase",
+        "eta",
+        "ratio",
+        "size",
+        "downloaded",
+        "amount_left",
+        "dl_speed",
+        "up_speed",
+        "save_path",
+        "added",
         "completed",
     }
     assert answer["count"] == len(answer["torrents"])
@@ -138,13 +148,9 @@ async def test_set_category_and_set_tags(
         "tags exactly keep and new",
     )
     await call(hass, "set_tags", entry, hashes=[info_hash], tags=[])
-    await in_qbittorrent(
-        hass, qbt, info_hash, lambda r: r is not None and r["tags"] == "", "no tags"
-    )
+    await in_qbittorrent(hass, qbt, info_hash, lambda r: r is not None and r["tags"] == "", "no tags")
     await call(hass, "set_category", entry, hashes=[info_hash], category="")
-    await in_qbittorrent(
-        hass, qbt, info_hash, lambda r: r is not None and r["category"] == "", "no category"
-    )
+    await in_qbittorrent(hass, qbt, info_hash, lambda r: r is not None and r["category"] == "", "no category")
 
 
 async def seeded(
@@ -154,9 +160,7 @@ async def seeded(
     payload = await hass.async_add_executor_job(make_payload, folder, name, 64 * 1024)
     data = await hass.async_add_executor_job(make_torrent, payload)
     info_hash = str(torf.Torrent.read_stream(io.BytesIO(data)).infohash)
-    await hass.async_add_executor_job(
-        partial(qbt.torrents_add, torrent_files=data, save_path=str(folder))
-    )
+    await hass.async_add_executor_job(partial(qbt.torrents_add, torrent_files=data, save_path=str(folder)))
     await in_qbittorrent(
         hass, qbt, info_hash, lambda r: r is not None and r["progress"] == 1, "checked complete"
     )
@@ -214,22 +218,25 @@ async def test_errors_are_translated(
     assert not paused(dict(record[0]))
 
 
-async def test_descriptions_load_with_every_field(
-    hass: HomeAssistant, entry: MockConfigEntry
-) -> None:
+async def test_descriptions_load_with_every_field(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """services.yaml loads as Home Assistant reads it for the action editor (anchors and
     all), with each field and its selector, and the English names from strings.json."""
     from homeassistant.helpers.service import async_get_all_descriptions
 
     descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
     assert set(descriptions) == {
-        "add_torrent", "remove_torrent", "start_torrent", "stop_torrent",
-        "set_category", "set_tags", "get_torrents",
+        "add_torrent",
+        "remove_torrent",
+        "start_torrent",
+        "stop_torrent",
+        "set_category",
+        "set_tags",
+        "get_torrents",
     }
     for service, description in descriptions.items():
-        assert description["fields"]["entry_id"]["selector"] == {
-            "config_entry": {"integration": DOMAIN}
-        }, service
+        assert description["fields"]["entry_id"]["selector"] == {"config_entry": {"integration": DOMAIN}}, (
+            service
+        )
         assert description["name"], service
     assert descriptions["remove_torrent"]["fields"]["hashes"]["required"] is True
     assert descriptions["get_torrents"]["response"] == {"optional": False}

@@ -8,9 +8,9 @@ from custom_components.quart_dl.sse import SseEvent, SseLineTooLong, SseParser
 
 STREAM = (
     b"retry: 3000\n\n"
-    b"id: e-1\nevent: snapshot\ndata: {\"v\":1}\n\n"
+    b'id: e-1\nevent: snapshot\ndata: {"v":1}\n\n'
     b": heartbeat\n\n"
-    b"id: e-2\nevent: diff\ndata: {\"changed\":{}}\n\n"
+    b'id: e-2\nevent: diff\ndata: {"changed":{}}\n\n'
 )
 EXPECTED = [
     SseEvent(event="snapshot", data='{"v":1}', id="e-1"),
@@ -90,10 +90,8 @@ def test_cut_inside_a_block_does_not_advance_the_id() -> None:
     Last-Event-ID, or the server would not replay that event after the reconnect."""
     parser = SseParser()
     parser.feed(b"id: e-1\nevent: diff\ndata: {}\n\n")
-    assert parser.feed(b"id: e-2\nevent: diff\ndata: {\"cha") == []
+    assert parser.feed(b'id: e-2\nevent: diff\ndata: {"cha') == []
     assert parser.last_event_id == "e-1"
     parser.reset()
     # The next connection starts clean: no half line is glued onto its first line.
-    assert parser.feed(b"id: e-2\nevent: diff\ndata: {}\n\n") == [
-        SseEvent(event="diff", data="{}", id="e-2")
-    ]
+    assert parser.feed(b"id: e-2\nevent: diff\ndata: {}\n\n") == [SseEvent(event="diff", data="{}", id="e-2")]

@@ -20,9 +20,7 @@ async def test_alt_speed_switch_sets_qbittorrent_and_follows_it(
     switch = entity_id(hass, actions_entry.entry_id, "switch", "alt_speed")
     assert state_of(hass, switch).state == STATE_OFF
     try:
-        await hass.services.async_call(
-            "switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True
-        )
+        await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True)
         await until(hass, qbt.transfer_speed_limits_mode, lambda mode: str(mode) == "1", "alt on")
         # The answer's read-back shows at once, before any push.
         assert state_of(hass, switch).state == STATE_ON
@@ -33,12 +31,8 @@ async def test_alt_speed_switch_sets_qbittorrent_and_follows_it(
             10,
             "the switch to follow qBittorrent's own change",
         )
-        await hass.services.async_call(
-            "switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True
-        )
-        await hass.services.async_call(
-            "switch", "turn_off", {ATTR_ENTITY_ID: switch}, blocking=True
-        )
+        await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True)
+        await hass.services.async_call("switch", "turn_off", {ATTR_ENTITY_ID: switch}, blocking=True)
         await until(hass, qbt.transfer_speed_limits_mode, lambda mode: str(mode) == "0", "alt off")
         # Waited for, not looked at once: the push of the turn-on (the server polls after
         # each action) can arrive after the turn-off's read-back, and the push after it

@@ -32,9 +32,7 @@ def _lookup(tree: dict[str, Any], dotted: str) -> str:
 
 def resolve_strings() -> dict[str, Any]:
     """strings.json with every ``[%key:common::…%]`` reference replaced by its text."""
-    common = json.loads(
-        (Path(homeassistant.__file__).parent / "strings.json").read_text("utf-8")
-    )
+    common = json.loads((Path(homeassistant.__file__).parent / "strings.json").read_text("utf-8"))
     own = json.loads((COMPONENT / "strings.json").read_text("utf-8"))
 
     def resolve(node: Any) -> Any:
@@ -161,8 +159,14 @@ def test_every_action_error_has_a_sentence_with_its_placeholders() -> None:
 
     exceptions = resolve_strings()["exceptions"]
     codes = (
-        "read_only", "actions_disabled", "unknown_torrents", "invalid_parameter",
-        "invalid_body", "qbittorrent_refused", "qbittorrent_unavailable", "too_large",
+        "read_only",
+        "actions_disabled",
+        "unknown_torrents",
+        "invalid_parameter",
+        "invalid_body",
+        "qbittorrent_refused",
+        "qbittorrent_unavailable",
+        "too_large",
     )
     errors = [
         *(QuartDlActionError("/p", 400, code, "m", "f", ("h",)) for code in codes),

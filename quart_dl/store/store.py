@@ -48,6 +48,7 @@ class Journal(Protocol):
 
     def failed(self, exc: BaseException) -> None: ...
 
+
 #: The record's fields beside its key, in record order: the torrent row's columns.
 _RECORD_FIELDS = tuple(f for f in FIELDS if f != "hash")
 
