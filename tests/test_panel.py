@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fakes import RunningApp, running_app
 
-from quart_dl.web.panel import panel_dir
+from quart_dl.web.panel import PanelFiles, panel_dir
 
 FRAME_ANCESTORS = "'self' https://ha.lan:8123"
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +121,62 @@ async def test_api_answers_have_nosniff_but_no_csp(served: RunningApp, path: str
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in response.headers
     assert "X-Frame-Options" not in response.headers
+
+
+def test_a_panel_file_is_read_once_while_unchanged_and_again_once_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "app.js").write_text("export const a = 1;\n")
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    files = PanelFiles()
+    first = files.get(tmp_path, "app.js")
+    assert first is not None
+    assert files.get(tmp_path, "app.js") is first
+    assert len(reads) == 1
+    assert first.mimetype in ("text/javascript", "application/javascript")
+    (tmp_path / "app.js").write_text("export const a = 22;\n")  # an edit in a checkout
+    changed = files.get(tmp_path, "app.js")
+    assert changed is not None
+    assert changed.body == b"export const a = 22;\n"
+    assert changed.etag != first.etag
+    assert len(reads) == 2
+
+
+def test_panel_files_are_only_regular_files_inside_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "panel").mkdir()
+    (tmp_path / "panel" / "modules").mkdir()
+    (tmp_path / "secret.txt").write_text("no")
+    files = PanelFiles()
+    assert files.get(tmp_path / "panel", "modules") is None
+    assert files.get(tmp_path / "panel", "../secret.txt") is None
+    assert files.get(tmp_path / "panel", "missing.js") is None
+    assert files.get(tmp_path / "panel", "a\x00b.js") is None
+
+
+async def test_a_revalidated_panel_file_is_a_304_tagged_by_its_contents(served: RunningApp) -> None:
+    # The panel is sent with no-cache: the browser asks again on every load, and what it
+    # already has costs a 304. The tag is the contents' hash, the same after a restart.
+    first = await served.client.get("/detail.js")
+    tag = first.headers["ETag"]
+    stored = PanelFiles().get(panel_dir(), "detail.js")
+    assert stored is not None
+    assert tag.strip('"') == stored.etag
+    again = await served.client.get("/detail.js", headers={"If-None-Match": tag})
+    assert again.status_code == 304
+    assert await again.get_data() == b""
+    modified = first.headers["Last-Modified"]
+    since = await served.client.get("/detail.js", headers={"If-Modified-Since": modified})
+    assert since.status_code == 304
+    part = await served.client.get("/detail.js", headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206
+    assert await part.get_data() == (panel_dir() / "detail.js").read_bytes()[:10]
 
 
 async def test_missing_panel_file_is_a_json_404(served: RunningApp) -> None:

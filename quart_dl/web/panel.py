@@ -2,16 +2,23 @@
 
 The panel lives in ``panel/`` in the source tree and ships inside the wheel as
 ``quart_dl/panel`` (a top-level ``panel`` package would clash with a PyPI project). Files are
-served only from that folder (``send_from_directory`` refuses paths outside it).
+served only from that folder (``safe_join`` refuses paths outside it), from memory
+(``PanelFiles``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from quart import Blueprint, Quart, Response, g, request, send_from_directory
+from quart import Blueprint, Quart, Response, g, request
 from quart_schema import hide
-from werkzeug.exceptions import NotFound
+from werkzeug.security import safe_join
 
 from .errors import api_error
 
@@ -43,13 +50,78 @@ async def static_file(filename: str) -> Response:
     return await _send(filename)
 
 
+@dataclass(frozen=True, slots=True)
+class PanelFile:
+    """One file's bytes and what its answers say of it."""
+
+    body: bytes
+    mimetype: str
+    #: A hash of the bytes: the same file gets the same tag after a restart or a reinstall.
+    etag: str
+    #: ``(st_ino, st_mtime_ns, st_size)`` when it was read: a change on disk (an edit, or a
+    #: file replaced by an upgrade) reads it again.
+    stamp: tuple[int, int, int]
+    modified: datetime
+
+
+class PanelFiles:
+    """The panel's files, read once and kept in memory while they are unchanged on disk.
+
+    Why: ``send_from_directory`` stats a file four times and sends it through a file body
+    read in a worker thread, for every request: 3.3 ms of CPU for a 10 KB module on a
+    keep-alive connection, against 0.8 ms for ``/healthz``. A page load fetches about twenty of
+    them (Home Assistant's sidebar loads the panel each time it is opened), and a reload storm
+    thousands. One ``stat`` per request still notices a file edited in a checkout or replaced
+    by an upgrade. What is kept is bounded by the folder: only files that exist are read.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, PanelFile] = {}
+
+    def get(self, root: Path, name: str) -> PanelFile | None:
+        """The file ``name`` under ``root``, or None if there is none (or it is outside)."""
+        path = safe_join(str(root), name)
+        if path is None:
+            return None
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):  # ValueError: a NUL in the name
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._files.get(path)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        try:
+            body = Path(path).read_bytes()  # small files, once per change: not worth a thread
+        except OSError:
+            return None
+        found = PanelFile(
+            body=body,
+            mimetype=mimetypes.guess_type(path)[0] or "application/octet-stream",
+            etag=hashlib.blake2b(body, digest_size=12).hexdigest(),
+            stamp=stamp,
+            modified=datetime.fromtimestamp(info.st_mtime, UTC),
+        )
+        self._files[path] = found
+        return found
+
+
+_files = PanelFiles()
+
+
 async def _send(filename: str) -> Response:
-    try:
-        response = await send_from_directory(panel_dir(), filename)
-    except NotFound:
+    found = _files.get(panel_dir(), filename)
+    if found is None:
         return api_error(404, "not_found", f"no panel file {filename!r}")
+    response = Response(found.body, mimetype=found.mimetype)
+    response.set_etag(found.etag)
+    response.last_modified = found.modified
     # Revalidate every time: after an upgrade the browser must not mix old and new modules.
+    # A 304 for what it has (If-None-Match, If-Modified-Since), and ranges, as before.
     response.headers["Cache-Control"] = "no-cache"
+    await response.make_conditional(request, accept_ranges=True, complete_length=len(found.body))
     return response
 
 
