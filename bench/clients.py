@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .common import cpu_ns, raise_fd_limit
+from .common import content_length, cpu_ns, raise_fd_limit
 
 BATCH = 250
 #: One recv per readable socket per wakeup: an event frame is ~2.3 KB, a snapshot more (read on).
@@ -164,11 +164,7 @@ def worker(
         head, sep, body = c.headers.partition(b"\r\n\r\n")
         if not sep:
             return None
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+        length = content_length(head)
         if len(body) < length:
             return None
         c.warming = False

@@ -82,6 +82,15 @@ def now() -> float:
     return time.monotonic()
 
 
+def content_length(head: bytes) -> int:
+    """The Content-Length of a response head (its status line first), 0 if it has none."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.getcwd())  # the checkout run from, as the server's ``-m`` would
 
-from bench.common import cpu_ns, free_port
+from bench.common import content_length, cpu_ns, free_port
 
 PATHS = ("/healthz", "/", "/detail.js", "/style.css")
 #: Requests per connection: a page load makes a few dozen on each of its connections.
@@ -53,11 +53,7 @@ def get_all(port: int, path: str, n: int) -> int:
                 while b"\r\n\r\n" not in data:
                     data += read_some(s)
                 head, _, body = data.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
+                length = content_length(head)
                 while len(body) < length:
                     body += read_some(s)
                 status = int(head.split(b" ", 2)[1])

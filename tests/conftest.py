@@ -7,6 +7,8 @@ qbittorrent-nox processes on loopback with a throttled transfer between them, an
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,19 @@ import pytest
 
 from quart_dl.lab.server_process import ServerFactory
 from quart_dl.lab.transfer import TransferPair
+
+if importlib.util.find_spec("bench") is None:
+    # For the tests of the benchmark's own logic (test_bench_*.py). Under tox the checkout is
+    # not on sys.path (the tests import the installed wheel's quart_dl), and the bench is not
+    # packaged: load it, and only it, from where it lives.
+    _bench = Path(__file__).resolve().parent.parent / "bench"
+    _spec = importlib.util.spec_from_file_location(
+        "bench", _bench / "__init__.py", submodule_search_locations=[str(_bench)]
+    )
+    assert _spec is not None
+    assert _spec.loader is not None
+    sys.modules["bench"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["bench"])
 
 
 @pytest.fixture(scope="module")

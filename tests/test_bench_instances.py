@@ -7,25 +7,10 @@ mode, against a real server process and the synthetic qBittorrents, produces eve
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if importlib.util.find_spec("bench") is None:
-    # Under tox the checkout is not on sys.path (the tests import the installed wheel's
-    # quart_dl). The bench is not packaged: load it, and only it, from where it lives.
-    spec = importlib.util.spec_from_file_location(
-        "bench", ROOT / "bench" / "__init__.py", submodule_search_locations=[str(ROOT / "bench")]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    sys.modules["bench"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["bench"])
-
-from bench.instances import (  # noqa: E402
+from bench.instances import (
     Params,
     frame_torrents,
     one_per_interval_bounds,
