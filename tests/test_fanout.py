@@ -18,6 +18,7 @@ from fakes import H1, parse_frames, raw_torrent
 
 from quart_dl.hub import CLIENT_CLOSED, OVERFLOW, Hub, TransportSink
 from quart_dl.hub.frames import HEARTBEAT_COMMENT, chunk
+from quart_dl.lab.wait import wait_for_async
 from quart_dl.torrents import ChangeSet, project
 
 EPOCH = "f00d0001"
@@ -133,12 +134,13 @@ async def test_regression_an_event_waits_behind_the_bytes_its_transport_still_ho
     event = hub.publish_changes(progress(0.7))
     assert event is not None
     assert sink.sending_since is None
-    stream = first
-    deadline = time.monotonic() + 5
-    while len(stream) < len(opening) + len(event.chunk):
-        assert time.monotonic() < deadline, f"only {len(stream)} bytes arrived"
-        await asyncio.sleep(0)  # one loop turn: asyncio's writer sends what the transport holds
-        stream += received(theirs)
+    stream = bytearray(first)
+
+    def all_arrived() -> bool:  # asyncio's writer sends what the transport holds as the loop runs
+        stream.extend(received(theirs))
+        return len(stream) >= len(opening) + len(event.chunk)
+
+    await wait_for_async(all_arrived, 5, "the opening and the event to arrive")
     assert stream == opening + event.chunk
 
 
