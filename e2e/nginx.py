@@ -22,16 +22,18 @@ from quart_dl.lab.wait import wait_for
 NGINX = "/usr/sbin/nginx"
 
 
-def proxy_location(prefix: str, upstream_port: int, *, read_timeout: str = "5s", extra: str = "") -> str:
+def proxy_location(prefix: str, upstream: int | str, *, read_timeout: str = "5s", extra: str = "") -> str:
     """A ``location`` that proxies ``prefix`` to quart-dl, stripping the prefix.
 
-    HTTP/1.1 with keep-alive to the upstream, as the README's example has it, but with
-    nginx's default buffering (``proxy_buffering on``): quart-dl's ``X-Accel-Buffering: no``
-    header is what must turn buffering off for the streams.
+    ``upstream``: quart-dl's port on loopback, or the name of an ``upstream`` block
+    (``keepalive_upstream``). HTTP/1.1 with keep-alive to the upstream, as the README's example
+    has it, but with nginx's default buffering (``proxy_buffering on``): quart-dl's
+    ``X-Accel-Buffering: no`` header is what must turn buffering off for the streams.
     """
+    target = f"127.0.0.1:{upstream}" if isinstance(upstream, int) else upstream
     return f"""
         location {prefix} {{
-            proxy_pass http://127.0.0.1:{upstream_port}/;
+            proxy_pass http://{target}/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
@@ -39,6 +41,12 @@ def proxy_location(prefix: str, upstream_port: int, *, read_timeout: str = "5s",
             {extra}
         }}
     """
+
+
+def keepalive_upstream(name: str, port: int, keepalive: int = 32) -> str:
+    """An ``upstream`` block keeping up to ``keepalive`` idle connections to quart-dl open, so
+    that nginx sends later requests (a stream among them) on connections that served others."""
+    return f"upstream {name} {{ server 127.0.0.1:{port}; keepalive {keepalive}; }}"
 
 
 class Nginx:

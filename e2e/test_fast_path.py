@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from nginx import Nginx
+from nginx import Nginx, keepalive_upstream, proxy_location
 from panel_driver import debug, sample_for, wait_live
 from playwright.sync_api import Page
 
@@ -84,12 +84,11 @@ def test_the_panel_behind_nginx_with_an_upstream_keepalive_pool_gets_the_fast_pa
     nginx opens a new upstream connection per request and nothing is taken back.)"""
     server = make_server(heartbeat=5)
     listen = port()
-    upstream = f"upstream quart_dl {{ server 127.0.0.1:{server.port}; keepalive 32; }}"
-    location = (
-        "location / { proxy_pass http://quart_dl; proxy_http_version 1.1; "
-        'proxy_set_header Connection ""; proxy_set_header Host $http_host; }'
+    location = proxy_location("/", "quart_dl", read_timeout="60s")
+    make_nginx(
+        [keepalive_upstream("quart_dl", server.port), f"server {{ listen 127.0.0.1:{listen}; {location} }}"],
+        [listen],
     )
-    make_nginx([upstream, f"server {{ listen 127.0.0.1:{listen}; {location} }}"], [listen])
     page.goto(f"http://127.0.0.1:{listen}/")
     wait_live(page)
     assert metric(server, "connections_taken_back_total") >= 1
