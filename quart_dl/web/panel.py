@@ -8,6 +8,7 @@ served only from that folder (``safe_join`` refuses paths outside it), from memo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -25,8 +26,11 @@ from .errors import api_error
 bp = Blueprint("panel", __name__)
 
 
+@functools.cache
 def panel_dir() -> Path:
-    """The installed panel, or the source tree's when running from a checkout."""
+    """The installed panel, or the source tree's when running from a checkout (found once:
+    the layout does not change while the server runs, and this was a path resolution and
+    up to two stats on every request for a panel file)."""
     package = Path(__file__).resolve().parent.parent  # quart_dl/
     for candidate in (package / "panel", package.parent / "panel"):
         if (candidate / "index.html").is_file():
